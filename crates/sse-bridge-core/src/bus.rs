@@ -1,0 +1,317 @@
+//! The event bus: how worker events reach the session that owns them.
+//!
+//! A backend ([`crate::embedded::EmbeddedBus`], Redis Pub/Sub in
+//! `sse-bridge-redis`) implements [`EventBus`]. Every backend routes incoming
+//! messages through one [`Router`]: a map from channel name to the bounded
+//! queues of the [`Subscription`]s on it. The router never blocks its caller
+//! (the backend's read loop): a subscriber whose queue is full is cut off and
+//! told so ([`Delivery::Overflowed`]) instead of stalling every other session.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::BrokerError;
+
+/// Publish/subscribe on named channels (`sse_session:{id}`, `sse_control:{id}`).
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Subscribes to `channel`; returns only once the broker confirmed the
+    /// subscription, so nothing published afterwards can be missed.
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, BrokerError>;
+
+    /// Publishes one message; returns the number of subscribers that got it
+    /// where the broker reports it.
+    async fn publish(&self, channel: &str, message: Bytes) -> Result<u64, BrokerError>;
+
+    /// `Ok` while the broker is reachable (drives `/readyz`).
+    async fn check_ready(&self) -> Result<(), BrokerError>;
+
+    /// Channels with at least one live subscription in this process.
+    fn routed_channels(&self) -> usize;
+}
+
+/// What a subscriber receives next.
+#[derive(Debug, PartialEq)]
+pub enum Delivery {
+    Message(Bytes),
+    /// The subscriber fell behind: its queue filled and it was cut off.
+    Overflowed,
+    /// The bus dropped this subscription (shut down).
+    Closed,
+}
+
+/// A confirmed subscription to one channel; dropping it unsubscribes.
+pub struct Subscription {
+    messages: mpsc::Receiver<Bytes>,
+    overflowed: Arc<AtomicBool>,
+    link: watch::Receiver<bool>,
+    _route: RouteGuard,
+}
+
+impl Subscription {
+    /// Waits for the next message (cancel-safe).
+    pub async fn recv(&mut self) -> Delivery {
+        match self.messages.recv().await {
+            Some(message) => Delivery::Message(message),
+            None => self.closed_reason(),
+        }
+    }
+
+    /// The next message if one is already queued.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        match self.messages.try_recv() {
+            Ok(message) => Some(Delivery::Message(message)),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(self.closed_reason()),
+        }
+    }
+
+    fn closed_reason(&self) -> Delivery {
+        if self.overflowed.load(Ordering::Acquire) {
+            Delivery::Overflowed
+        } else {
+            Delivery::Closed
+        }
+    }
+
+    /// Broker link state: `true` while this subscription is live at the
+    /// broker, `false` while the bus is reconnecting (messages may be lost).
+    pub fn link(&self) -> watch::Receiver<bool> {
+        self.link.clone()
+    }
+
+    pub fn channel(&self) -> &str {
+        &self._route.channel
+    }
+}
+
+/// Routes messages from a backend's read loop to the subscriptions in this process.
+pub struct Router {
+    routes: Mutex<HashMap<Box<str>, Vec<Route>>>,
+    next_id: AtomicU64,
+    capacity: usize,
+    link: watch::Sender<bool>,
+    on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+struct Route {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Removes its route from the router on drop.
+struct RouteGuard {
+    router: Arc<Router>,
+    channel: Box<str>,
+    id: u64,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        self.router.remove(&self.channel, self.id);
+    }
+}
+
+/// What [`Router::deliver`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    pub delivered: usize,
+    /// Subscribers cut off because their queue was full.
+    pub overflowed: usize,
+}
+
+impl Router {
+    /// A router whose subscriptions queue up to `capacity` messages each.
+    /// `on_last_unsubscribe` runs (under no lock) when a channel loses its
+    /// last subscription, so the backend can UNSUBSCRIBE at the broker.
+    pub fn new(
+        capacity: usize,
+        on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Router {
+            routes: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            capacity: capacity.max(1),
+            link: watch::Sender::new(true),
+            on_last_unsubscribe: Box::new(on_last_unsubscribe),
+        })
+    }
+
+    /// Registers a subscription; returns it and whether it is the channel's
+    /// first (the backend must then SUBSCRIBE at the broker before handing it out).
+    pub fn add(self: &Arc<Self>, channel: &str) -> (Subscription, bool) {
+        let (tx, messages) = mpsc::channel(self.capacity);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut routes = self.lock();
+            let list = routes.entry(channel.into()).or_default();
+            list.push(Route {
+                id,
+                tx,
+                overflowed: overflowed.clone(),
+            });
+            list.len() == 1
+        };
+        let subscription = Subscription {
+            messages,
+            overflowed,
+            link: self.link.subscribe(),
+            _route: RouteGuard {
+                router: self.clone(),
+                channel: channel.into(),
+                id,
+            },
+        };
+        (subscription, first)
+    }
+
+    /// Hands `message` to every subscription of `channel` without waiting.
+    pub fn deliver(&self, channel: &str, message: Bytes) -> Routed {
+        let mut routed = Routed {
+            delivered: 0,
+            overflowed: 0,
+        };
+        let mut routes = self.lock();
+        let Some(list) = routes.get_mut(channel) else {
+            return routed;
+        };
+        list.retain(|route| match route.tx.try_send(message.clone()) {
+            Ok(()) => {
+                routed.delivered += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                route.overflowed.store(true, Ordering::Release);
+                routed.overflowed += 1;
+                false
+            }
+            // The subscription is being dropped; its guard removes the route.
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        });
+        // An emptied list stays until the cut-off subscriptions are dropped,
+        // whose guards then unsubscribe at the broker.
+        routed
+    }
+
+    /// Channels with at least one subscription.
+    pub fn channels(&self) -> Vec<String> {
+        self.lock().keys().map(|c| c.to_string()).collect()
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Marks the broker link up or down for every subscription.
+    pub fn set_link(&self, up: bool) {
+        self.link.send_replace(up);
+    }
+
+    pub fn link_up(&self) -> bool {
+        *self.link.borrow()
+    }
+
+    fn remove(&self, channel: &str, id: u64) {
+        let now_empty = {
+            let mut routes = self.lock();
+            let Some(list) = routes.get_mut(channel) else {
+                return;
+            };
+            list.retain(|route| route.id != id);
+            let empty = list.is_empty();
+            if empty {
+                routes.remove(channel);
+            }
+            empty
+        };
+        if now_empty {
+            (self.on_last_unsubscribe)(channel);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Route>>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every mutation is a single call), so poisoning is ignored.
+        self.routes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn counting_router(capacity: usize) -> (Arc<Router>, Arc<AtomicUsize>) {
+        let unsubscribed = Arc::new(AtomicUsize::new(0));
+        let counter = unsubscribed.clone();
+        let router = Router::new(capacity, move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        (router, unsubscribed)
+    }
+
+    #[tokio::test]
+    async fn delivers_to_every_subscriber_and_unsubscribes_after_the_last() {
+        let (router, unsubscribed) = counting_router(8);
+        let (mut a, first_a) = router.add("c");
+        let (mut b, first_b) = router.add("c");
+        assert!(first_a && !first_b);
+        assert_eq!(router.deliver("c", Bytes::from_static(b"m")).delivered, 2);
+        assert_eq!(a.recv().await, Delivery::Message(Bytes::from_static(b"m")));
+        assert_eq!(b.recv().await, Delivery::Message(Bytes::from_static(b"m")));
+        drop(a);
+        assert_eq!(unsubscribed.load(Ordering::SeqCst), 0);
+        drop(b);
+        assert_eq!(unsubscribed.load(Ordering::SeqCst), 1);
+        assert_eq!(router.channel_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn message_for_nobody_is_dropped_quietly() {
+        let (router, _) = counting_router(8);
+        assert_eq!(
+            router.deliver("nobody", Bytes::new()),
+            Routed {
+                delivered: 0,
+                overflowed: 0
+            }
+        );
+        assert_eq!(router.channel_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn full_subscriber_is_cut_off_and_told_after_draining() {
+        let (router, unsubscribed) = counting_router(2);
+        let (mut slow, _) = router.add("c");
+        for _ in 0..2 {
+            assert_eq!(router.deliver("c", Bytes::from_static(b"x")).delivered, 1);
+        }
+        assert_eq!(router.deliver("c", Bytes::from_static(b"x")).overflowed, 1);
+        assert_eq!(router.deliver("c", Bytes::from_static(b"x")).delivered, 0);
+        assert!(matches!(slow.recv().await, Delivery::Message(_)));
+        assert!(matches!(slow.recv().await, Delivery::Message(_)));
+        assert_eq!(slow.recv().await, Delivery::Overflowed);
+        drop(slow);
+        assert_eq!(unsubscribed.load(Ordering::SeqCst), 1);
+        assert_eq!(router.channel_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn link_state_reaches_subscriptions() {
+        let (router, _) = counting_router(2);
+        let (sub, _) = router.add("c");
+        let mut link = sub.link();
+        router.set_link(false);
+        link.changed().await.unwrap();
+        assert!(!*link.borrow());
+    }
+}

@@ -1,0 +1,152 @@
+//! The embedded backends: event bus and job queue inside one process.
+//!
+//! They give `sse-bridge serve` a working default with no Redis and no Kafka,
+//! and the session tests a real bus to run against. Both honour the same
+//! contracts as the networked backends: subscribe is confirmed before it
+//! returns, a full subscriber is cut off rather than blocking the publisher,
+//! a full job queue refuses the job.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::bus::{EventBus, Router, Subscription};
+use crate::error::BrokerError;
+use crate::protocol::Job;
+use crate::queue::{JobDispatcher, JobSource, NoAck, ReceivedJob};
+
+/// In-process Pub/Sub.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    router: Arc<Router>,
+}
+
+impl EmbeddedBus {
+    /// `capacity`: messages queued per subscription before it is cut off.
+    pub fn new(capacity: usize) -> Self {
+        EmbeddedBus {
+            router: Router::new(capacity, |_| {}),
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for EmbeddedBus {
+    async fn subscribe(&self, channel: &str) -> Result<Subscription, BrokerError> {
+        Ok(self.router.add(channel).0)
+    }
+
+    async fn publish(&self, channel: &str, message: Bytes) -> Result<u64, BrokerError> {
+        Ok(self.router.deliver(channel, message).delivered as u64)
+    }
+
+    async fn check_ready(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    fn routed_channels(&self) -> usize {
+        self.router.channel_count()
+    }
+}
+
+/// In-process job queue: many producers, many competing consumers.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    tx: async_channel::Sender<Job>,
+    rx: async_channel::Receiver<Job>,
+}
+
+impl EmbeddedQueue {
+    /// `capacity`: jobs waiting for a worker before dispatch is refused.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = async_channel::bounded(capacity.max(1));
+        EmbeddedQueue { tx, rx }
+    }
+
+    /// Stops accepting jobs; consumers drain what is queued, then get `None`.
+    pub fn close(&self) {
+        self.tx.close();
+    }
+}
+
+#[async_trait]
+impl JobDispatcher for EmbeddedQueue {
+    async fn dispatch(&self, job: &Job) -> Result<(), BrokerError> {
+        self.tx.try_send(job.clone()).map_err(|e| match e {
+            async_channel::TrySendError::Full(_) => {
+                BrokerError::Overloaded(format!("{} jobs are waiting for a worker", self.tx.len()))
+            }
+            async_channel::TrySendError::Closed(_) => BrokerError::Closed,
+        })
+    }
+
+    async fn check_ready(&self) -> Result<(), BrokerError> {
+        if self.tx.is_closed() {
+            return Err(BrokerError::Closed);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobSource for EmbeddedQueue {
+    async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError> {
+        Ok(self.rx.recv().await.ok().map(|job| ReceivedJob {
+            job,
+            ack: Box::new(NoAck),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Delivery;
+    use crate::protocol::{SessionId, SessionRequest};
+
+    #[tokio::test]
+    async fn bus_delivers_published_messages_in_order() {
+        let bus = EmbeddedBus::new(16);
+        let mut sub = bus.subscribe("c").await.unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                bus.publish("c", Bytes::from(i.to_string())).await.unwrap(),
+                1
+            );
+        }
+        for i in 0..10 {
+            assert_eq!(
+                sub.recv().await,
+                Delivery::Message(Bytes::from(i.to_string()))
+            );
+        }
+        assert_eq!(bus.routed_channels(), 1);
+        drop(sub);
+        assert_eq!(bus.routed_channels(), 0);
+        assert_eq!(bus.publish("c", Bytes::new()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn queue_refuses_when_full_and_hands_each_job_to_one_consumer() {
+        let queue = EmbeddedQueue::new(2);
+        let request = SessionRequest::parse(br#"{"user_query":"q"}"#).unwrap();
+        let jobs: Vec<Job> = (0..3)
+            .map(|_| Job::new(SessionId::new(), request.clone()))
+            .collect();
+        queue.dispatch(&jobs[0]).await.unwrap();
+        queue.dispatch(&jobs[1]).await.unwrap();
+        assert!(matches!(
+            queue.dispatch(&jobs[2]).await,
+            Err(BrokerError::Overloaded(_))
+        ));
+        let other_consumer = queue.clone();
+        assert_eq!(queue.next_job().await.unwrap().unwrap().job, jobs[0]);
+        assert_eq!(
+            other_consumer.next_job().await.unwrap().unwrap().job,
+            jobs[1]
+        );
+        queue.close();
+        assert!(queue.next_job().await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,35 @@
+//! sse-bridge core: everything between "a session was requested" and "its
+//! events were framed for the client", independent of HTTP and of any broker.
+//!
+//! # Layout
+//!
+//! The data path, in order:
+//!
+//! * [`protocol`] — the wire contract parsed once: [`SessionId`],
+//!   [`SessionRequest`] (the POST body), [`Job`] (dispatched), [`Event`]
+//!   (published by workers), error codes.
+//! * [`queue`] — [`JobDispatcher`] (gateway → workers) and [`JobSource`]
+//!   (workers pull) traits: the job goes out here.
+//! * [`bus`] — the [`EventBus`] trait and the [`bus::Router`] every backend
+//!   uses to hand channel messages to [`Subscription`]s: events come in here.
+//! * [`session`] — [`session::start`] (subscribe, then dispatch) and the
+//!   lifecycle state machine ([`session::SessionMachine`]: ack handshake,
+//!   timeouts, tolerant parsing) driven over a subscription into a body stream.
+//! * [`sse`] — `data: <json>\n\n` framing: events go out to the client here.
+//! * [`embedded`] — in-process bus and queue, the single-binary default.
+//!   Redis and Kafka backends live in their own crates behind the same traits.
+//! * [`metrics`] — metric names; [`error`] — [`BrokerError`].
+
+pub mod bus;
+pub mod embedded;
+pub mod error;
+pub mod metrics;
+pub mod protocol;
+pub mod queue;
+pub mod session;
+pub mod sse;
+
+pub use bus::{Delivery, EventBus, Subscription};
+pub use error::BrokerError;
+pub use protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
+pub use queue::{JobAck, JobDispatcher, JobSource, ReceivedJob};

@@ -1,0 +1,50 @@
+//! The job queue: how a session's job reaches exactly one worker.
+//!
+//! The gateway holds a [`JobDispatcher`]; workers pull from a [`JobSource`].
+//! Backends: [`crate::embedded::EmbeddedQueue`] (in-process), Redis Streams
+//! and Kafka (in their own crates). A worker acknowledges a job only when the
+//! session it drives has ended, so a crashed worker's job can be redelivered.
+
+use async_trait::async_trait;
+
+use crate::error::BrokerError;
+use crate::protocol::Job;
+
+/// Gateway side: hands a job to the workers.
+#[async_trait]
+pub trait JobDispatcher: Send + Sync + 'static {
+    /// Returns once the broker has accepted the job.
+    async fn dispatch(&self, job: &Job) -> Result<(), BrokerError>;
+
+    /// `Ok` while the broker is reachable (drives `/readyz`).
+    async fn check_ready(&self) -> Result<(), BrokerError>;
+}
+
+/// Worker side: yields jobs to run.
+#[async_trait]
+pub trait JobSource: Send + Sync + 'static {
+    /// Waits for the next job; `Ok(None)` once the source is closed for good.
+    async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError>;
+}
+
+/// A job taken from a [`JobSource`], to be acknowledged once its session ended.
+pub struct ReceivedJob {
+    pub job: Job,
+    pub ack: Box<dyn JobAck>,
+}
+
+/// Tells the queue a job is done, so it is not delivered again.
+#[async_trait]
+pub trait JobAck: Send + 'static {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+}
+
+/// For queues with nothing to acknowledge.
+pub struct NoAck;
+
+#[async_trait]
+impl JobAck for NoAck {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
