@@ -1,0 +1,1 @@
+//! Redis backends (work in progress).
