@@ -1,0 +1,23 @@
+//! The worker side of sse-bridge: what runs a session's job and publishes
+//! its events.
+//!
+//! # Layout
+//!
+//! * [`publish`] — [`publish_event`], the one call a worker needs, over any
+//!   [`EventBus`](sse_bridge_core::EventBus) (embedded, Redis).
+//! * [`runner`] — [`run_worker`]: pulls jobs from a
+//!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
+//!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle
+//!   timer fed with `worker_heartbeat`, acks the job when the session ended.
+//! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
+//!   (a calculator and a UTC clock), used by `sse-bridge serve` and
+//!   `sse-bridge worker`.
+//!   [`demo::calculator`] is its arithmetic tool.
+
+pub mod demo;
+pub mod publish;
+pub mod runner;
+
+pub use demo::DemoAgent;
+pub use publish::{PublishError, publish_event};
+pub use runner::{JobHandler, SessionHandle, WorkerOptions, run_worker};

@@ -1,0 +1,265 @@
+//! The worker loop: jobs in, one handler run per job, events out.
+//!
+//! For every job [`run_worker`] takes, in order: subscribe to the session's
+//! control channel (so a `cancel` cannot be missed), publish `worker_ack`
+//! (if nobody receives it, the gateway already gave up: the job is skipped),
+//! run the [`JobHandler`] while watching for `cancel` and sending
+//! `worker_heartbeat` whenever the handler has been silent for a heartbeat
+//! interval, turn a handler error into an `error`/`worker_error` event, and
+//! finally acknowledge the job to its queue. A job whose ack could not be
+//! published is left unacknowledged, so the queue redelivers it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sse_bridge_core::protocol::event_type;
+use sse_bridge_core::{
+    Delivery, ErrorCode, Event, EventBus, Job, JobSource, ReceivedJob, SessionId, Subscription,
+};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::publish::{PublishError, publish_event};
+
+/// What a handler may fail with; the message reaches the client in an `error` event.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one session's job. Return `Ok` after publishing a terminal event
+/// (`FinalAnswerStreamEnd`); an `Err` is published as `error`/`worker_error`.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError>;
+}
+
+/// Tuning of [`run_worker`].
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Jobs run at once at most.
+    pub concurrency: usize,
+    /// Send `worker_heartbeat` after this long without publishing; `None`: never.
+    pub heartbeat: Option<Duration>,
+    /// At shutdown, jobs in flight get this long to finish; the rest are
+    /// dropped unacknowledged, so their queue redelivers them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 64,
+            heartbeat: Some(Duration::from_secs(5)),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A handler's view of its session.
+pub struct SessionHandle {
+    job: Job,
+    bus: Arc<dyn EventBus>,
+    cancel: CancellationToken,
+    born: Instant,
+    /// Milliseconds after `born` of the last publish, for the heartbeat.
+    last_publish_ms: AtomicU64,
+}
+
+impl SessionHandle {
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.job.session_id
+    }
+
+    /// Publishes one event of this session.
+    pub async fn publish(&self, event_type: &str, payload: Value) -> Result<u64, PublishError> {
+        self.last_publish_ms
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        publish_event(self.bus.as_ref(), self.job.session_id, event_type, payload).await
+    }
+
+    /// True once the gateway asked to stop (client gone).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the gateway asks to stop. The runner also drops the
+    /// handler's future at that moment; this is for work the handler spawned.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_publish_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+}
+
+/// Takes jobs from `source` until it closes or `shutdown` fires, then waits
+/// up to `options.shutdown_grace` for the jobs in flight.
+pub async fn run_worker(
+    source: Arc<dyn JobSource>,
+    bus: Arc<dyn EventBus>,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let tracker = TaskTracker::new();
+    let abandon = CancellationToken::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = source.next_job() => next,
+        };
+        match received {
+            Ok(Some(received)) => {
+                let span = tracing::info_span!("job", session_id = %received.job.session_id);
+                let (bus, handler, abandon) = (bus.clone(), handler.clone(), abandon.clone());
+                tracker.spawn(
+                    async move {
+                        tokio::select! {
+                            () = run_job(received, bus, handler, options) => {}
+                            () = abandon.cancelled() => tracing::warn!("job abandoned at shutdown; it will be redelivered"),
+                        }
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!("cannot take jobs: {error}; retrying in 1s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    tracker.close();
+    if tokio::time::timeout(options.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        abandon.cancel();
+        tracker.wait().await;
+    }
+}
+
+/// How a job's handler run ended.
+enum Ended {
+    Returned(Result<(), HandlerError>),
+    Cancelled,
+}
+
+async fn run_job(
+    received: ReceivedJob,
+    bus: Arc<dyn EventBus>,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+) {
+    let ReceivedJob { job, ack } = received;
+    let id = job.session_id;
+    let control = match bus.subscribe(&id.control_channel()).await {
+        Ok(control) => control,
+        Err(error) => {
+            return tracing::warn!(
+                "cannot subscribe to control channel, leaving the job for redelivery: {error}"
+            );
+        }
+    };
+    let session = SessionHandle {
+        job,
+        bus,
+        cancel: CancellationToken::new(),
+        born: Instant::now(),
+        last_publish_ms: AtomicU64::new(0),
+    };
+    match session.publish(event_type::WORKER_ACK, json!({})).await {
+        Ok(0) => tracing::info!("no gateway listens to this session any more; skipping the job"),
+        Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
+        Err(error) => {
+            return tracing::warn!(
+                "cannot publish worker_ack, leaving the job for redelivery: {error}"
+            );
+        }
+    }
+    if let Err(error) = ack.ack().await {
+        tracing::warn!("cannot acknowledge the job: {error}");
+    }
+}
+
+async fn run_handler(
+    session: &SessionHandle,
+    control: Subscription,
+    handler: &dyn JobHandler,
+    heartbeat: Option<Duration>,
+) {
+    let ended = tokio::select! {
+        result = handler.handle(session) => Ended::Returned(result),
+        () = wait_for_cancel(control, &session.cancel) => Ended::Cancelled,
+        () = send_heartbeats(session, heartbeat) => unreachable!("heartbeats never end"),
+    };
+    match ended {
+        Ended::Returned(Ok(())) => tracing::info!("job done"),
+        Ended::Cancelled => tracing::info!("job cancelled by the gateway"),
+        Ended::Returned(Err(error)) => {
+            tracing::warn!("handler failed: {error}");
+            let payload =
+                json!({ "error": error.to_string(), "code": ErrorCode::WorkerError.as_str() });
+            if let Err(error) = session.publish(event_type::ERROR, payload).await {
+                tracing::warn!("cannot publish the error event: {error}");
+            }
+        }
+    }
+}
+
+/// Resolves when a `cancel` control message arrives; never otherwise.
+async fn wait_for_cancel(mut control: Subscription, token: &CancellationToken) {
+    loop {
+        match control.recv().await {
+            Delivery::Message(raw) => match Event::parse(&raw, 64 * 1024) {
+                Ok(event) if event.event_type() == event_type::CANCEL => {
+                    token.cancel();
+                    return;
+                }
+                _ => tracing::debug!("ignoring a control message that is not cancel"),
+            },
+            // Without a control channel a cancel can no longer arrive; the
+            // handler runs to its end.
+            Delivery::Overflowed | Delivery::Closed => std::future::pending().await,
+        }
+    }
+}
+
+async fn send_heartbeats(session: &SessionHandle, every: Option<Duration>) {
+    let Some(every) = every else {
+        return std::future::pending().await;
+    };
+    loop {
+        let silent = session.silent_for();
+        if silent >= every {
+            if let Err(error) = session
+                .publish(event_type::WORKER_HEARTBEAT, json!({}))
+                .await
+            {
+                tracing::warn!("cannot publish worker_heartbeat: {error}");
+            }
+            tokio::time::sleep(every).await;
+        } else {
+            tokio::time::sleep(every - silent).await;
+        }
+    }
+}

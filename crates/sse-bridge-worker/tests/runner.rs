@@ -1,0 +1,293 @@
+//! The worker loop against the embedded bus and queue: ack first, demo agent
+//! end to end, cancel, handler errors, skipped jobs, heartbeats.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
+use sse_bridge_core::protocol::cancel_message;
+use sse_bridge_core::{
+    Delivery, EventBus, Job, JobDispatcher, SessionId, SessionRequest, Subscription,
+};
+use sse_bridge_worker::runner::HandlerError;
+use sse_bridge_worker::{DemoAgent, JobHandler, SessionHandle, WorkerOptions, run_worker};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    bus: EmbeddedBus,
+    queue: EmbeddedQueue,
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    fn start(handler: impl JobHandler, options: WorkerOptions) -> Self {
+        let options = WorkerOptions {
+            shutdown_grace: Duration::from_millis(100),
+            ..options
+        };
+        let bus = EmbeddedBus::new(1024);
+        let queue = EmbeddedQueue::new(16);
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run_worker(
+            Arc::new(queue.clone()),
+            Arc::new(bus.clone()),
+            Arc::new(handler),
+            options,
+            shutdown.clone(),
+        ));
+        Harness {
+            bus,
+            queue,
+            shutdown,
+            worker,
+        }
+    }
+
+    /// Subscribes like a gateway, then dispatches a job for `query`.
+    async fn session(&self, query: &str) -> (SessionId, Subscription) {
+        let id = SessionId::new();
+        let events = self.bus.subscribe(&id.event_channel()).await.unwrap();
+        let body = serde_json::json!({ "user_query": query });
+        let job = Job::new(id, SessionRequest::from_value(body).unwrap());
+        self.queue.dispatch(&job).await.unwrap();
+        (id, events)
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.worker)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn next_event(events: &mut Subscription) -> Value {
+    match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+        Ok(Delivery::Message(raw)) => serde_json::from_slice(&raw).unwrap(),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Events until (and including) a terminal one.
+async fn until_terminal(events: &mut Subscription) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let event = next_event(events).await;
+        let terminal = matches!(
+            event["event_type"].as_str(),
+            Some("FinalAnswerStreamEnd" | "error")
+        );
+        seen.push(event);
+        if terminal {
+            return seen;
+        }
+    }
+}
+
+fn text_of(events: &[Value], kind: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["event_type"] == kind)
+        .map(|e| e["payload"]["char"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_agent_acks_thinks_calls_the_calculator_and_answers() {
+    let harness = Harness::start(
+        DemoAgent {
+            piece_delay: Duration::ZERO,
+        },
+        WorkerOptions::default(),
+    );
+    let (_, mut events) = harness.session("What is (2+3)*4?").await;
+    let seen = until_terminal(&mut events).await;
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "worker_ack");
+    let start = kinds
+        .iter()
+        .position(|k| *k == "AgentToolCallStart")
+        .unwrap();
+    assert!(kinds[1..start].iter().all(|k| *k == "AgentThoughtStream"));
+    assert_eq!(kinds[start + 1], "AgentToolCallEnd");
+    assert_eq!(*kinds.last().unwrap(), "FinalAnswerStreamEnd");
+    assert_eq!(
+        seen[start]["payload"]["tool_input"]["expression"],
+        "(2+3)*4"
+    );
+    assert_eq!(seen[start + 1]["payload"]["output"], "20");
+    assert!(text_of(&seen, "AgentThoughtStream").contains("calculator"));
+    assert_eq!(text_of(&seen, "FinalAnswerStream"), "(2+3)*4 = 20");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn demo_agent_without_arithmetic_reads_the_clock() {
+    let harness = Harness::start(
+        DemoAgent {
+            piece_delay: Duration::ZERO,
+        },
+        WorkerOptions::default(),
+    );
+    let (_, mut events) = harness.session("What time is it?").await;
+    let seen = until_terminal(&mut events).await;
+    let end = seen
+        .iter()
+        .find(|e| e["event_type"] == "AgentToolCallEnd")
+        .unwrap();
+    assert_eq!(end["payload"]["tool_name"], "utc_clock");
+    let now = end["payload"]["output"].as_str().unwrap();
+    assert!(now.ends_with('Z') && now.len() == 20, "{now}");
+    assert!(text_of(&seen, "FinalAnswerStream").contains(now));
+    harness.stop().await;
+}
+
+/// Blocks until cancelled; counts starts and completed drops.
+struct Stuck {
+    started: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+}
+
+struct DropFlag(Arc<AtomicUsize>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl JobHandler for Stuck {
+    async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+        let _flag = DropFlag(self.dropped.clone());
+        self.started.fetch_add(1, Ordering::SeqCst);
+        session
+            .publish("AgentThoughtStream", serde_json::json!({"char": "."}))
+            .await?;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn cancel_on_the_control_channel_stops_the_handler() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let handler = Stuck {
+        started: started.clone(),
+        dropped: dropped.clone(),
+    };
+    let harness = Harness::start(
+        handler,
+        WorkerOptions {
+            heartbeat: None,
+            ..WorkerOptions::default()
+        },
+    );
+    let (id, mut events) = harness.session("q").await;
+    assert_eq!(next_event(&mut events).await["event_type"], "worker_ack");
+    assert_eq!(
+        next_event(&mut events).await["event_type"],
+        "AgentThoughtStream"
+    );
+    harness
+        .bus
+        .publish(
+            &id.control_channel(),
+            Bytes::from(cancel_message("client_disconnected")),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the handler was not stopped");
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // Its control subscription is gone too.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while harness.bus.routed_channels() != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("control subscription leaked");
+    harness.stop().await;
+}
+
+struct Failing;
+
+#[async_trait]
+impl JobHandler for Failing {
+    async fn handle(&self, _: &SessionHandle) -> Result<(), HandlerError> {
+        Err("the model provider refused".into())
+    }
+}
+
+#[tokio::test]
+async fn handler_error_becomes_a_worker_error_event() {
+    let harness = Harness::start(Failing, WorkerOptions::default());
+    let (_, mut events) = harness.session("q").await;
+    let seen = until_terminal(&mut events).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1]["payload"]["code"], "worker_error");
+    assert_eq!(seen[1]["payload"]["error"], "the model provider refused");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn job_whose_gateway_left_is_skipped_without_running_the_handler() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let handler = Stuck {
+        started: started.clone(),
+        dropped: Arc::new(AtomicUsize::new(0)),
+    };
+    let harness = Harness::start(handler, WorkerOptions::default());
+    let (_, events) = harness.session("q").await;
+    drop(events);
+    // A live session after it proves the first job was taken and skipped.
+    let (_, mut live) = harness.session("q").await;
+    assert_eq!(next_event(&mut live).await["event_type"], "worker_ack");
+    assert_eq!(
+        next_event(&mut live).await["event_type"],
+        "AgentThoughtStream"
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn silent_handler_sends_heartbeats() {
+    let handler = Stuck {
+        started: Arc::default(),
+        dropped: Arc::default(),
+    };
+    let options = WorkerOptions {
+        heartbeat: Some(Duration::from_millis(20)),
+        ..WorkerOptions::default()
+    };
+    let harness = Harness::start(handler, options);
+    let (_, mut events) = harness.session("q").await;
+    assert_eq!(next_event(&mut events).await["event_type"], "worker_ack");
+    assert_eq!(
+        next_event(&mut events).await["event_type"],
+        "AgentThoughtStream"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            next_event(&mut events).await["event_type"],
+            "worker_heartbeat"
+        );
+    }
+    harness.stop().await;
+}
