@@ -64,6 +64,15 @@ impl EmbeddedQueue {
         EmbeddedQueue { tx, rx }
     }
 
+    /// Jobs waiting for a worker.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Stops accepting jobs; consumers drain what is queued, then get `None`.
     pub fn close(&self) {
         self.tx.close();

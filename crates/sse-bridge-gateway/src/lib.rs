@@ -1,0 +1,84 @@
+//! The HTTP face of sse-bridge.
+//!
+//! # Layout
+//!
+//! * [`extract`] — `SessionBody`: content type, size limit and validation of
+//!   `POST /v1/react/sessions` (→ 415 / 413 / 422).
+//! * [`routes`] — thin handlers: the session endpoint hands the request to
+//!   [`sse_bridge_core::session::start`] and returns its stream as the body
+//!   (SSE headers, `x-session-id`); `/healthz`, `/readyz`, `/metrics`.
+//! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
+//!
+//! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sse_bridge_core::session::SessionContext;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use extract::BodyLimit;
+
+/// Default largest session request body (64 KiB).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub sessions: SessionContext,
+    pub body_limit: BodyLimit,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        state.body_limit
+    }
+}
+
+/// The gateway's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/react/sessions", post(routes::create_session))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app` until `state.sessions.shutdown` is cancelled.
+///
+/// Cancelling ends every live session with `error`/`server_shutdown`, so the
+/// bodies finish and graceful shutdown completes; `drain` bounds the wait for
+/// clients that do not read their last bytes.
+pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
+    let shutdown = state.sessions.shutdown.clone();
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = server.into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(drain, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("connections still open after {drain:?}; closing them");
+            Ok(())
+        }
+    }
+}

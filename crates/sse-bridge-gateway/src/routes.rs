@@ -1,0 +1,97 @@
+//! The handlers: thin shells over [`sse_bridge_core::session`].
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use sse_bridge_core::BrokerError;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::SessionBody;
+
+/// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
+pub async fn create_session(
+    State(state): State<AppState>,
+    SessionBody(request): SessionBody,
+) -> Result<Response, ApiError> {
+    let session = sse_bridge_core::session::start(&state.sessions, request).await?;
+    let id =
+        HeaderValue::from_str(&session.id().to_string()).expect("a UUID is a valid header value");
+    let mut response = Response::new(Body::from_stream(session.into_stream()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert("x-session-id", id);
+    Ok(response)
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: every backend answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let (bus, queue) = tokio::join!(
+        check(state.sessions.bus.check_ready()),
+        check(state.sessions.dispatcher.check_ready()),
+    );
+    let ready = bus.is_ok() && queue.is_ok();
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": { "event_bus": describe(&bus), "job_queue": describe(&queue) },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+fn describe(check: &Result<(), String>) -> &str {
+    match check {
+        Ok(()) => "ok",
+        Err(error) => error,
+    }
+}
+
+/// One readiness probe, bounded in time.
+async fn check(probe: impl Future<Output = Result<(), BrokerError>>) -> Result<(), String> {
+    const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::NotFound.into_response(),
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

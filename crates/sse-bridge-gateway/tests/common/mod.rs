@@ -1,0 +1,236 @@
+//! A gateway on an ephemeral loopback port with the embedded backends, and a
+//! client that reads SSE the way the seed's browser client does.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::Value;
+use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
+use sse_bridge_core::session::{SessionConfig, SessionContext};
+use sse_bridge_core::{EventBus, Job, JobSource};
+use sse_bridge_gateway::{AppState, BodyLimit, DEFAULT_BODY_LIMIT};
+use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestGateway {
+    pub url: String,
+    pub bus: EmbeddedBus,
+    pub queue: EmbeddedQueue,
+    pub shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// One recorder per test process (it is global).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("install recorder")
+        })
+        .clone()
+}
+
+impl TestGateway {
+    pub async fn start(config: SessionConfig) -> Self {
+        let bus = EmbeddedBus::new(4096);
+        let queue = EmbeddedQueue::new(1024);
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            sessions: SessionContext {
+                bus: Arc::new(bus.clone()),
+                dispatcher: Arc::new(queue.clone()),
+                config,
+                start_timeout: Duration::from_secs(5),
+                shutdown: shutdown.clone(),
+            },
+            body_limit: BodyLimit(DEFAULT_BODY_LIMIT),
+            metrics: Some(metrics_handle()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(sse_bridge_gateway::serve(
+            listener,
+            state,
+            Duration::from_secs(5),
+        ));
+        TestGateway {
+            url,
+            bus,
+            queue,
+            shutdown,
+            server,
+        }
+    }
+
+    /// Runs the demo agent (no delay) against this gateway's queue.
+    pub fn spawn_demo_worker(&self) {
+        tokio::spawn(run_worker(
+            Arc::new(self.queue.clone()),
+            Arc::new(self.bus.clone()),
+            Arc::new(DemoAgent {
+                piece_delay: Duration::ZERO,
+            }),
+            WorkerOptions {
+                concurrency: 512,
+                ..WorkerOptions::default()
+            },
+            self.shutdown.clone(),
+        ));
+    }
+
+    /// Takes the next dispatched job, as a worker would.
+    pub async fn take_job(&self) -> Job {
+        let received = tokio::time::timeout(Duration::from_secs(5), self.queue.next_job())
+            .await
+            .expect("no job dispatched")
+            .unwrap()
+            .unwrap();
+        received.job
+    }
+
+    /// Publishes a raw message on a session's event channel.
+    pub async fn publish_raw(&self, job: &Job, raw: impl Into<Bytes>) {
+        self.bus
+            .publish(&job.session_id.event_channel(), raw.into())
+            .await
+            .unwrap();
+    }
+
+    pub async fn publish(&self, job: &Job, event_type: &str, payload: Value) {
+        let raw = serde_json::to_vec(
+            &serde_json::json!({ "event_type": event_type, "payload": payload }),
+        )
+        .unwrap();
+        self.publish_raw(job, raw).await;
+    }
+
+    /// Waits until no subscription is left on the bus.
+    pub async fn wait_for_no_subscriptions(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.bus.routed_channels() != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} subscriptions left",
+                self.bus.routed_channels()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+pub async fn post_session(client: &reqwest::Client, url: &str, body: Value) -> reqwest::Response {
+    client
+        .post(format!("{url}/v1/react/sessions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads a whole SSE body the simple way: split on `\n\n`, keep parts that
+/// start with `data: `, JSON-parse the rest. Comments are returned too.
+pub struct SseRead {
+    pub events: Vec<Value>,
+    pub comments: Vec<String>,
+}
+
+pub async fn read_all(response: reqwest::Response) -> SseRead {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut read = SseRead {
+        events: Vec::new(),
+        comments: Vec::new(),
+    };
+    let deadline = Duration::from_secs(20);
+    tokio::time::timeout(deadline, async {
+        while let Some(chunk) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let part: String = buffer.drain(..end + 2).collect();
+                let part = &part[..part.len() - 2];
+                if let Some(json) = part.strip_prefix("data: ") {
+                    read.events
+                        .push(serde_json::from_str(json).expect("every data part is JSON"));
+                } else {
+                    read.comments.push(part.to_owned());
+                }
+            }
+        }
+    })
+    .await
+    .expect("the body did not end");
+    assert!(
+        buffer.is_empty(),
+        "trailing bytes after the last frame: {buffer:?}"
+    );
+    read
+}
+
+/// Reads frames until `n` events arrived; returns them and the still-open body.
+pub async fn read_events(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    n: usize,
+) -> Vec<Value> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while events.len() < n {
+            let chunk = body.next().await.expect("body ended early").unwrap();
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let part: String = buffer.drain(..end + 2).collect();
+                if let Some(json) = part.strip_prefix("data: ") {
+                    events.push(serde_json::from_str(json.trim_end()).unwrap());
+                }
+            }
+        }
+    })
+    .await
+    .expect("events did not arrive");
+    events
+}
+
+pub fn kinds(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect()
+}
+
+/// The value of one Prometheus sample line, 0 when absent.
+pub fn metric(name_and_labels: &str) -> f64 {
+    metrics_handle()
+        .render()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name_and_labels)?
+                .strip_prefix(' ')?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}

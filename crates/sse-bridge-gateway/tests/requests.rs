@@ -1,0 +1,170 @@
+//! Every refused request: exact status, a `detail` string, no session created.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use sse_bridge_core::EventBus;
+use sse_bridge_core::session::SessionConfig;
+
+async fn expect_refused(
+    gw: &TestGateway,
+    response: reqwest::Response,
+    status: u16,
+    detail_contains: &str,
+) {
+    assert_eq!(response.status(), status);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    let detail = body["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail string in {body}"));
+    assert!(
+        detail.contains(detail_contains),
+        "{detail:?} does not mention {detail_contains:?}"
+    );
+    assert_eq!(gw.queue.len(), 0, "a job was dispatched");
+    assert_eq!(gw.bus.routed_channels(), 0, "a subscription was left");
+}
+
+async fn post_raw(
+    gw: &TestGateway,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{}/v1/react/sessions", gw.url))
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn invalid_bodies_are_422_with_detail() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    let cases: [(&str, &str); 9] = [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ("\"text\"", "JSON object"),
+        ("{}", "user_query is required"),
+        (r#"{"user_query": null}"#, "user_query is required"),
+        (r#"{"user_query": ""}"#, "must not be empty"),
+        (r#"{"user_query": 5}"#, "must be a string"),
+        (
+            r#"{"user_query": "q", "on_disconnect": "later"}"#,
+            "on_disconnect",
+        ),
+    ];
+    for (body, detail) in cases {
+        let response = post_raw(&gw, Some("application/json"), body).await;
+        expect_refused(&gw, response, 422, detail).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_is_415() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let response = post_raw(&gw, content_type, r#"{"user_query": "q"}"#).await;
+        expect_refused(&gw, response, 415, "application/json").await;
+    }
+    // Parameters and +json types are fine.
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        let response = post_raw(&gw, Some(content_type), r#"{"user_query": ""}"#).await;
+        expect_refused(&gw, response, 422, "empty").await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_declared_or_streamed() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    let big = json!({ "user_query": "x".repeat(70 * 1024) }).to_string();
+    let response = post_raw(&gw, Some("application/json"), big.clone()).await;
+    expect_refused(&gw, response, 413, "65536 bytes").await;
+    // Chunked, with no Content-Length to trust.
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(8192)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = post_raw(
+        &gw,
+        Some("application/json"),
+        reqwest::Body::wrap_stream(chunks),
+    )
+    .await;
+    expect_refused(&gw, response, 413, "65536 bytes").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn dispatch_failure_is_503_and_leaves_no_subscription() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    gw.queue.close();
+    let response = post_raw(&gw, Some("application/json"), r#"{"user_query": "q"}"#).await;
+    expect_refused(&gw, response, 503, "could not dispatch").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_detail() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    let response = client()
+        .get(format!("{}/nope", gw.url))
+        .send()
+        .await
+        .unwrap();
+    expect_refused(&gw, response, 404, "not found").await;
+    let response = client()
+        .get(format!("{}/v1/react/sessions", gw.url))
+        .send()
+        .await
+        .unwrap();
+    expect_refused(&gw, response, 405, "method not allowed").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    let get = |path: &str| client().get(format!("{}{path}", gw.url)).send();
+    let health = get("/healthz").await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["checks"],
+        json!({"event_bus": "ok", "job_queue": "ok"})
+    );
+    gw.queue.close();
+    let not_ready = get("/readyz").await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body = not_ready.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["event_bus"], "ok");
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    gw.stop().await;
+}
