@@ -1,1 +1,30 @@
-//! Redis backends (work in progress).
+//! Redis backends of sse-bridge.
+//!
+//! * [`RedisBus`] — the [`sse_bridge_core::EventBus`] on Redis Pub/Sub: one
+//!   subscriber connection per process multiplexes every session's channel
+//!   and survives Redis restarts (reconnect, resubscribe, link signalled to
+//!   the sessions).
+//! * [`RedisJobQueue`] — [`sse_bridge_core::JobDispatcher`] and
+//!   [`sse_bridge_core::JobSource`] on a Redis Stream read through a consumer
+//!   group, with abandoned jobs reclaimed from crashed workers.
+//!
+//! # Layout
+//!
+//! * [`config`] — [`RedisConfig`], [`RedisQueueConfig`] and their defaults.
+//! * `bus` — [`RedisBus`]; `subscriber` — the task owning its subscriber
+//!   connection (the reconnect logic lives there).
+//! * `queue` — [`RedisJobQueue`].
+//! * `conn` — URL/TLS handling, named self-healing connections, backoff;
+//!   `error` — redis errors as [`sse_bridge_core::BrokerError`].
+//!
+//! `rediss://` URLs use rustls with the ring provider (cargo feature `tls`,
+//! on by default). The subscriber connection speaks RESP3: Redis 6 or newer.
+
+mod bus;
+pub mod config;
+mod conn;
+mod error;
+mod subscriber;
+
+pub use bus::RedisBus;
+pub use config::{RedisConfig, RedisQueueConfig};

@@ -1,0 +1,79 @@
+//! Configuration of the Redis backends: where Redis is and how patient to be.
+//!
+//! Every field is public and has a default via the `new(url)` constructors,
+//! so callers set only what they need. Durations are tuned for a gateway on
+//! the same network as Redis; raise them for a distant managed instance.
+
+use std::time::Duration;
+
+/// Connection settings shared by [`crate::RedisBus`] and [`crate::RedisJobQueue`].
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prefix of the connection names set with `CLIENT SETNAME`:
+    /// `{client_name}:sub`, `{client_name}:pub`, ... (default `sse-bridge`).
+    pub client_name: String,
+    /// Messages queued per subscription before the subscriber is cut off
+    /// as too slow (default 1024).
+    pub subscription_capacity: usize,
+    /// Bound on establishing one connection (default 2 s).
+    pub connect_timeout: Duration,
+    /// Bound on one command's answer: PUBLISH, SUBSCRIBE, PING, XADD...
+    /// (default 2 s).
+    pub command_timeout: Duration,
+    /// First delay between reconnect attempts, doubled up to `reconnect_max`
+    /// (default 50 ms).
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnect attempts (default 2 s).
+    pub reconnect_max: Duration,
+    /// How often the subscriber connection is PINGed, so a peer that vanished
+    /// without closing the socket is noticed (default 5 s).
+    pub health_check_interval: Duration,
+}
+
+impl RedisConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            client_name: "sse-bridge".into(),
+            subscription_capacity: 1024,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_secs(2),
+            health_check_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Settings of the Redis Streams job queue.
+#[derive(Debug, Clone)]
+pub struct RedisQueueConfig {
+    pub redis: RedisConfig,
+    /// Stream the jobs are appended to (default `sse_jobs`).
+    pub stream: String,
+    /// Consumer group the workers read through (default `sse_workers`).
+    pub group: String,
+    /// Approximate cap on the stream's length, `XADD MAXLEN ~` (default 100 000).
+    pub max_len: usize,
+    /// A job delivered but neither acknowledged nor kept alive for this long
+    /// is taken over by another worker (default 60 s).
+    pub claim_idle: Duration,
+    /// Longest single blocking read of `next_job` (default 2 s); bounds how
+    /// late the check for abandoned jobs can run.
+    pub block: Duration,
+}
+
+impl RedisQueueConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisQueueConfig {
+            redis: RedisConfig::new(url),
+            stream: "sse_jobs".into(),
+            group: "sse_workers".into(),
+            max_len: 100_000,
+            claim_idle: Duration::from_secs(60),
+            block: Duration::from_secs(2),
+        }
+    }
+}

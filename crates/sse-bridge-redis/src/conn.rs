@@ -1,0 +1,197 @@
+//! Connections: opening a client from a URL, named connections that
+//! reconnect on demand, and the reconnect backoff.
+//!
+//! Every connection is named with `CLIENT SETNAME` (`sse-bridge:sub`,
+//! `sse-bridge:pub`, ...; the prefix is [`RedisConfig::client_name`]) so operators can tell them apart in `CLIENT LIST`.
+//! redis-rs's `ConnectionManager` cannot re-apply a name after it reconnects,
+//! hence [`NamedConnection`], a small lazily-reconnecting wrapper around a
+//! multiplexed connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
+};
+use sse_bridge_core::BrokerError;
+use tokio::sync::Mutex;
+
+use crate::config::RedisConfig;
+use crate::error::{bounded, broker_error};
+
+/// Opens a client for `url`, forcing RESP3 when `resp3` (needed for Pub/Sub
+/// pushes on a multiplexed connection; Redis >= 6).
+pub(crate) fn open_client(url: &str, resp3: bool) -> Result<Client, BrokerError> {
+    #[cfg(feature = "tls")]
+    install_crypto_provider();
+    // The URL may hold a password: never echo it in the error.
+    let info = url
+        .into_connection_info()
+        .map_err(|e| BrokerError::Rejected(format!("invalid Redis URL ({:?})", e.kind())))?;
+    let info = if resp3 {
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        info.set_redis_settings(settings)
+    } else {
+        info
+    };
+    Client::open(info).map_err(broker_error)
+}
+
+/// redis-rs builds its rustls config from the process-wide crypto provider;
+/// install ring unless the binary already chose one (then this is a no-op).
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Per-connection settings: connect and answer deadlines.
+pub(crate) fn connection_config(
+    config: &RedisConfig,
+    response_timeout: Duration,
+) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+}
+
+/// Connects and names the connection.
+pub(crate) async fn connect_named(
+    client: &Client,
+    settings: &AsyncConnectionConfig,
+    name: &str,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, BrokerError> {
+    let mut conn = bounded(
+        timeout,
+        client.get_multiplexed_async_connection_with_config(settings),
+    )
+    .await?;
+    let setname = redis::cmd("CLIENT").arg("SETNAME").arg(name).to_owned();
+    bounded(timeout, setname.exec_async(&mut conn)).await?;
+    Ok(conn)
+}
+
+/// A named multiplexed connection, re-established by the first command after
+/// it broke. Commands are pipelined on it, so it suits many concurrent callers.
+pub(crate) struct NamedConnection {
+    client: Client,
+    settings: AsyncConnectionConfig,
+    name: String,
+    connect_timeout: Duration,
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    generation: AtomicU64,
+}
+
+impl NamedConnection {
+    pub(crate) fn new(
+        client: Client,
+        settings: AsyncConnectionConfig,
+        name: String,
+        connect_timeout: Duration,
+    ) -> Self {
+        NamedConnection {
+            client,
+            settings,
+            name,
+            connect_timeout,
+            current: Mutex::new(None),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The live connection, connecting first if there is none.
+    pub(crate) async fn get(&self) -> Result<(u64, MultiplexedConnection), BrokerError> {
+        // Held across the connect so concurrent callers share one attempt.
+        let mut current = self.current.lock().await;
+        if let Some((generation, conn)) = &*current {
+            return Ok((*generation, conn.clone()));
+        }
+        // Connect plus SETNAME: two round trips.
+        let conn = connect_named(
+            &self.client,
+            &self.settings,
+            &self.name,
+            self.connect_timeout * 2,
+        )
+        .await?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *current = Some((generation, conn.clone()));
+        Ok((generation, conn))
+    }
+
+    /// Runs `cmd`; a broken connection is discarded so the next call reconnects.
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BrokerError> {
+        let (generation, mut conn) = self.get().await?;
+        match cmd.query_async(&mut conn).await {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                if err.is_unrecoverable_error() || err.is_timeout() || err.is_io_error() {
+                    self.discard(generation).await;
+                }
+                Err(broker_error(err))
+            }
+        }
+    }
+
+    /// Forgets the connection of `generation`, unless it was already replaced.
+    async fn discard(&self, generation: u64) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *current = None;
+        }
+    }
+}
+
+/// Exponential reconnect delays with jitter, so a fleet of gateways does not
+/// reconnect to a restarted Redis in lockstep.
+pub(crate) struct Backoff {
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        let max = max.max(min);
+        Backoff { max, next: min }
+    }
+
+    /// The next delay: between half and all of the current step.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (step * 2).min(self.max);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
+        step / 2 + step / 2 * jitter / 1000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(300));
+        let delays: Vec<Duration> = (0..6).map(|_| backoff.next_delay()).collect();
+        let steps = [50, 100, 200, 300, 300, 300];
+        for (delay, step) in delays.iter().zip(steps) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *delay >= step / 2 && *delay <= step,
+                "{delay:?} for step {step:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_url_is_rejected_without_echoing_it() {
+        let err = open_client("http://user:secret@host", false).err();
+        let Some(BrokerError::Rejected(message)) = err else {
+            panic!("expected Rejected, got {err:?}");
+        };
+        assert!(!message.contains("secret"));
+    }
+}
