@@ -50,11 +50,10 @@ struct Cleanup {
 impl LiveSession {
     pub(super) fn new(ctx: &SessionContext, job: Job, subscription: Subscription) -> Self {
         let id = job.session_id;
-        let span = tracing::info_span!(
-            "session",
-            session_id = %id,
-            model_alias = job.request.model_alias().unwrap_or_default(),
-        );
+        let span = tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
+        if let Some(model_alias) = job.request.model_alias() {
+            span.record("model_alias", model_alias);
+        }
         metrics::counter!(m::SESSIONS_STARTED).increment(1);
         metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
         span.in_scope(|| tracing::info!("session started"));
