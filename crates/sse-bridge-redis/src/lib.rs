@@ -24,7 +24,9 @@ mod bus;
 pub mod config;
 mod conn;
 mod error;
+mod queue;
 mod subscriber;
 
 pub use bus::RedisBus;
 pub use config::{RedisConfig, RedisQueueConfig};
+pub use queue::RedisJobQueue;

@@ -1,0 +1,355 @@
+//! [`RedisJobQueue`]: the job queue on a Redis Stream and a consumer group.
+//!
+//! * Dispatch: `XADD <stream> MAXLEN ~ <max_len> * job <json>`.
+//! * Workers: `XREADGROUP GROUP <group> <consumer> COUNT 1 BLOCK .. STREAMS
+//!   <stream> >` on a dedicated connection (a blocking read would stall every
+//!   other command pipelined behind it).
+//! * A taken job stays in the group's pending list until its session ended
+//!   and [`JobAck::ack`] sent `XACK`. Meanwhile a keepalive re-claims it for
+//!   its owner every `claim_idle / 3`, so only jobs of a *dead* worker ever
+//!   look idle. `next_job` sweeps the pending list with `XAUTOCLAIM` every
+//!   `claim_idle / 2` and takes over entries idle for `claim_idle`.
+//! * An entry that is not a valid job is logged, acknowledged and skipped.
+//!
+//! A `next_job` cancelled during its blocking read may lose the entry Redis
+//! just handed out; it is then reclaimed like a crashed worker's job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{Cmd, Value};
+use sse_bridge_core::queue::{JobAck, JobDispatcher, JobSource, ReceivedJob};
+use sse_bridge_core::{BrokerError, Job};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::RedisQueueConfig;
+use crate::conn::{NamedConnection, connection_config, open_client};
+
+/// The stream entry field holding the job's JSON.
+const JOB_FIELD: &str = "job";
+/// Shortest blocking read: `BLOCK 0` would mean "forever".
+const MIN_BLOCK: Duration = Duration::from_millis(10);
+
+/// Refreshes an entry's idle time only while `consumer` still owns it, so a
+/// worker that was presumed dead never steals its job back.
+const KEEPALIVE_SCRIPT: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #pending == 0 then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+";
+
+/// Job queue on Redis Streams. Cheap to clone; clones share one consumer name.
+#[derive(Clone)]
+pub struct RedisJobQueue {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: RedisQueueConfig,
+    /// XADD, XACK, XAUTOCLAIM, keepalives, PING.
+    commands: Arc<NamedConnection>,
+    /// Blocking reads only.
+    reader: NamedConnection,
+    consumer: String,
+    /// Serialises reads (one blocking read per connection at a time) and
+    /// holds the sweep's progress.
+    sweep: Mutex<Sweep>,
+}
+
+struct Sweep {
+    cursor: String,
+    next_at: Instant,
+}
+
+impl RedisJobQueue {
+    /// Connects and creates the consumer group (and the stream) if missing.
+    pub async fn connect(config: RedisQueueConfig) -> Result<RedisJobQueue, BrokerError> {
+        let redis = &config.redis;
+        let client = open_client(&redis.url, false)?;
+        let commands = NamedConnection::new(
+            client.clone(),
+            connection_config(redis, redis.command_timeout),
+            format!("{}:jobs", redis.client_name),
+            redis.connect_timeout,
+        );
+        // The read blocks for up to `block` before Redis answers.
+        let reader = NamedConnection::new(
+            client,
+            connection_config(redis, config.block + redis.command_timeout),
+            format!("{}:jobs-read", redis.client_name),
+            redis.connect_timeout,
+        );
+        let queue = RedisJobQueue {
+            shared: Arc::new(Shared {
+                consumer: consumer_name(),
+                commands: Arc::new(commands),
+                reader,
+                sweep: Mutex::new(Sweep {
+                    cursor: "0-0".into(),
+                    next_at: Instant::now(),
+                }),
+                config,
+            }),
+        };
+        queue.create_group().await?;
+        Ok(queue)
+    }
+
+    /// This process's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.shared.consumer
+    }
+
+    /// Creates the group reading from the stream's start, so jobs dispatched
+    /// before the first worker started are not skipped. Idempotent.
+    async fn create_group(&self) -> Result<(), BrokerError> {
+        let config = &self.shared.config;
+        let create = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&config.stream)
+            .arg(&config.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .to_owned();
+        match self.shared.commands.query::<()>(&create).await {
+            Err(BrokerError::Rejected(message)) if message.contains("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// One XAUTOCLAIM step if a sweep is due; `None` when nothing was taken.
+    async fn sweep_step(&self, sweep: &mut Sweep) -> Result<Option<StreamId>, BrokerError> {
+        let config = &self.shared.config;
+        if Instant::now() < sweep.next_at {
+            return Ok(None);
+        }
+        let autoclaim = redis::cmd("XAUTOCLAIM")
+            .arg(&config.stream)
+            .arg(&config.group)
+            .arg(&self.shared.consumer)
+            .arg(millis(config.claim_idle))
+            .arg(&sweep.cursor)
+            .arg("COUNT")
+            .arg(1)
+            .to_owned();
+        let reply: StreamAutoClaimReply =
+            self.query_group(&self.shared.commands, &autoclaim).await?;
+        if reply.next_stream_id == "0-0" {
+            sweep.next_at = Instant::now() + config.claim_idle / 2;
+        }
+        sweep.cursor = reply.next_stream_id;
+        let claimed = reply.claimed.into_iter().next();
+        if let Some(entry) = &claimed {
+            tracing::info!(id = %entry.id, "reclaimed a job abandoned by another worker");
+        }
+        Ok(claimed)
+    }
+
+    /// One blocking read of a new entry, waking in time for the next sweep.
+    async fn read_new(&self, sweep: &Sweep) -> Result<Option<StreamId>, BrokerError> {
+        let config = &self.shared.config;
+        let until_sweep = sweep.next_at.saturating_duration_since(Instant::now());
+        let block = config.block.min(until_sweep).max(MIN_BLOCK);
+        let read = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&config.group)
+            .arg(&self.shared.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(millis(block))
+            .arg("STREAMS")
+            .arg(&config.stream)
+            .arg(">")
+            .to_owned();
+        let reply: Option<StreamReadReply> = self.query_group(&self.shared.reader, &read).await?;
+        Ok(reply.and_then(|r| r.keys.into_iter().flat_map(|k| k.ids).next()))
+    }
+
+    /// Runs a group command; recreates the group once if it vanished (stream
+    /// deleted, or a Redis without persistence restarted).
+    async fn query_group<T: redis::FromRedisValue>(
+        &self,
+        conn: &NamedConnection,
+        cmd: &Cmd,
+    ) -> Result<T, BrokerError> {
+        match conn.query(cmd).await {
+            Err(BrokerError::Rejected(message)) if message.contains("NOGROUP") => {
+                tracing::warn!("consumer group missing, recreating it");
+                self.create_group().await?;
+                conn.query(cmd).await
+            }
+            other => other,
+        }
+    }
+
+    /// Turns an entry into a job, or acknowledges and skips it if malformed.
+    async fn accept(&self, entry: StreamId) -> Result<Option<ReceivedJob>, BrokerError> {
+        let config = &self.shared.config;
+        let job = match entry.map.get(JOB_FIELD) {
+            Some(Value::BulkString(raw)) => Job::from_json(raw).map_err(|e| e.to_string()),
+            Some(_) => Err(format!("field `{JOB_FIELD}` is not a string")),
+            None => Err(format!("no field `{JOB_FIELD}`")),
+        };
+        match job {
+            Ok(job) => Ok(Some(ReceivedJob {
+                job,
+                ack: Box::new(RedisAck::new(&self.shared, entry.id)),
+            })),
+            Err(reason) => {
+                tracing::warn!(stream = %config.stream, id = %entry.id, %reason, "skipping malformed job entry");
+                xack(&self.shared.commands, config, &entry.id).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobDispatcher for RedisJobQueue {
+    async fn dispatch(&self, job: &Job) -> Result<(), BrokerError> {
+        let config = &self.shared.config;
+        let xadd = redis::cmd("XADD")
+            .arg(&config.stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(config.max_len)
+            .arg("*")
+            .arg(JOB_FIELD)
+            .arg(job.to_json())
+            .to_owned();
+        self.shared.commands.query::<String>(&xadd).await.map(drop)
+    }
+
+    async fn check_ready(&self) -> Result<(), BrokerError> {
+        let limit = self.shared.config.redis.command_timeout;
+        let ping = redis::cmd("PING");
+        tokio::time::timeout(limit, self.shared.commands.query::<()>(&ping))
+            .await
+            .map_err(|_| BrokerError::Timeout(limit))?
+    }
+}
+
+#[async_trait]
+impl JobSource for RedisJobQueue {
+    async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError> {
+        loop {
+            let mut sweep = self.shared.sweep.lock().await;
+            let entry = match self.sweep_step(&mut sweep).await? {
+                Some(entry) => Some(entry),
+                None => self.read_new(&sweep).await?,
+            };
+            drop(sweep);
+            if let Some(entry) = entry
+                && let Some(job) = self.accept(entry).await?
+            {
+                return Ok(Some(job));
+            }
+        }
+    }
+}
+
+/// Acknowledges one entry; keeps it claimed until then.
+struct RedisAck {
+    commands: Arc<NamedConnection>,
+    config: RedisQueueConfig,
+    id: String,
+    keepalive: JoinHandle<()>,
+}
+
+impl RedisAck {
+    fn new(shared: &Shared, id: String) -> Self {
+        let keepalive = tokio::spawn(keep_claimed(
+            shared.commands.clone(),
+            shared.config.clone(),
+            shared.consumer.clone(),
+            id.clone(),
+        ));
+        RedisAck {
+            commands: shared.commands.clone(),
+            config: shared.config.clone(),
+            id,
+            keepalive,
+        }
+    }
+}
+
+impl Drop for RedisAck {
+    fn drop(&mut self) {
+        // Dropped unacknowledged: let the job become reclaimable.
+        self.keepalive.abort();
+    }
+}
+
+#[async_trait]
+impl JobAck for RedisAck {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
+        self.keepalive.abort();
+        xack(&self.commands, &self.config, &self.id).await
+    }
+}
+
+/// Refreshes the entry's idle time until aborted or until it changed owner.
+async fn keep_claimed(
+    commands: Arc<NamedConnection>,
+    config: RedisQueueConfig,
+    consumer: String,
+    id: String,
+) {
+    let period = (config.claim_idle / 3).max(MIN_BLOCK);
+    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    let script = redis::cmd("EVAL")
+        .arg(KEEPALIVE_SCRIPT)
+        .arg(1)
+        .arg(&config.stream)
+        .arg(&config.group)
+        .arg(&consumer)
+        .arg(&id)
+        .to_owned();
+    loop {
+        ticks.tick().await;
+        match commands.query::<i64>(&script).await {
+            Ok(1) => {}
+            Ok(_) => {
+                tracing::warn!(%id, "job was taken over by another worker");
+                return;
+            }
+            // Redis unreachable: try again next tick, the job is still ours.
+            Err(err) => tracing::debug!(%id, %err, "job keepalive failed"),
+        }
+    }
+}
+
+async fn xack(
+    commands: &NamedConnection,
+    config: &RedisQueueConfig,
+    id: &str,
+) -> Result<(), BrokerError> {
+    let xack = redis::cmd("XACK")
+        .arg(&config.stream)
+        .arg(&config.group)
+        .arg(id)
+        .to_owned();
+    commands.query::<u64>(&xack).await.map(drop)
+}
+
+/// `hostname-pid-random`: unique per queue instance, readable in XINFO.
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
