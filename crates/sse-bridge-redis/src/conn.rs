@@ -187,6 +187,11 @@ mod tests {
     }
 
     #[test]
+    fn tls_url_with_password_opens_a_client() {
+        assert!(open_client("rediss://user:pw@redis.example:6380/1", true).is_ok());
+    }
+
+    #[test]
     fn invalid_url_is_rejected_without_echoing_it() {
         let err = open_client("http://user:secret@host", false).err();
         let Some(BrokerError::Rejected(message)) = err else {

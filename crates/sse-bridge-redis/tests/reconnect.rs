@@ -1,5 +1,5 @@
-//! RedisBus across a Redis crash: a private redis-server is SIGKILLed and
-//! restarted on the same port while a subscription is held.
+//! RedisBus on a private redis-server: across a crash (SIGKILL, restart on
+//! the same port while a subscription is held) and with a password.
 
 mod common;
 
@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{RedisServer, eventually, plain, unique};
 use redis::AsyncTypedCommands;
+use sse_bridge_core::BrokerError;
 use sse_bridge_core::bus::{Delivery, EventBus};
-use sse_bridge_redis::{RedisBus, RedisConfig};
+use sse_bridge_redis::{RedisBus, RedisConfig, RedisJobQueue, RedisQueueConfig};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -58,4 +59,32 @@ async fn subscriber_survives_a_redis_restart() {
         1
     );
     assert_eq!(bus.routed_channels(), 1);
+}
+
+#[tokio::test]
+async fn password_in_the_url_is_used_and_a_wrong_one_rejected() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@127.0.0.1:{}", server.port);
+    let bus = RedisBus::connect(RedisConfig::new(&url))
+        .await
+        .expect("connect");
+    let channel = unique("sse_session");
+    let mut sub = bus.subscribe(&channel).await.unwrap();
+    assert_eq!(
+        bus.publish(&channel, Bytes::from_static(b"m"))
+            .await
+            .unwrap(),
+        1
+    );
+    let delivery = tokio::time::timeout(WAIT, sub.recv())
+        .await
+        .expect("message in time");
+    assert_eq!(delivery, Delivery::Message(Bytes::from_static(b"m")));
+    RedisJobQueue::connect(RedisQueueConfig::new(&url))
+        .await
+        .expect("queue connect");
+
+    let wrong = format!("redis://:wrong@127.0.0.1:{}", server.port);
+    let err = RedisBus::connect(RedisConfig::new(wrong)).await.err();
+    assert!(matches!(err, Some(BrokerError::Rejected(_))), "{err:?}");
 }

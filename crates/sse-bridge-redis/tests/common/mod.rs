@@ -78,16 +78,26 @@ pub async fn numsub(conn: &mut MultiplexedConnection, channel: &str) -> u64 {
 /// A private `redis-server` on a free port, killed on drop.
 pub struct RedisServer {
     pub port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments, e.g. `--requirepass`.
+    pub fn start_with(extra_args: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        };
         server.restart();
         server
     }
@@ -102,6 +112,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
