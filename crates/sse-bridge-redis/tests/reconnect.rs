@@ -1,5 +1,6 @@
 //! RedisBus on a private redis-server: across a crash (SIGKILL, restart on
-//! the same port while a subscription is held) and with a password.
+//! the same port while a subscription is held), a hung server, and with a
+//! password.
 
 mod common;
 
@@ -87,4 +88,40 @@ async fn password_in_the_url_is_used_and_a_wrong_one_rejected() {
     let wrong = format!("redis://:wrong@127.0.0.1:{}", server.port);
     let err = RedisBus::connect(RedisConfig::new(wrong)).await.err();
     assert!(matches!(err, Some(BrokerError::Rejected(_))), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_hung_server_is_detected_by_the_health_check() {
+    let server = RedisServer::start();
+    let mut config = RedisConfig::new(server.url());
+    config.health_check_interval = Duration::from_millis(100);
+    config.command_timeout = Duration::from_millis(300);
+    config.connect_timeout = Duration::from_millis(300);
+    let bus = RedisBus::connect(config).await.expect("connect");
+    let channel = unique("sse_session");
+    let mut sub = bus.subscribe(&channel).await.unwrap();
+    let mut link = sub.link();
+
+    server.pause(true);
+    tokio::time::timeout(WAIT, link.wait_for(|up| !*up))
+        .await
+        .expect("link down in time")
+        .unwrap();
+    server.pause(false);
+    tokio::time::timeout(WAIT, link.wait_for(|up| *up))
+        .await
+        .expect("link up in time")
+        .unwrap();
+
+    let mut conn = plain(&server.url()).await;
+    eventually(WAIT, "one live subscriber", || {
+        let (mut conn, channel) = (conn.clone(), channel.clone());
+        async move { common::numsub(&mut conn, &channel).await == 1 }
+    })
+    .await;
+    assert_eq!(conn.publish(&channel, "after").await.unwrap(), 1);
+    let delivery = tokio::time::timeout(WAIT, sub.recv())
+        .await
+        .expect("message in time");
+    assert_eq!(delivery, Delivery::Message(Bytes::from_static(b"after")));
 }

@@ -128,9 +128,25 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP / SIGCONT: the server hangs with its sockets open, like a
+    /// peer lost without a FIN.
+    pub fn pause(&self, paused: bool) {
+        let child = self.child.as_ref().expect("running");
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill on PATH");
+        assert!(status.success());
+    }
+
     /// SIGKILL: no goodbye to the clients.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A stopped process cannot act on SIGKILL's cleanup otherwise.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
