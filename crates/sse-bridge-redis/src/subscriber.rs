@@ -140,7 +140,9 @@ impl SubscriberTask {
     pub(crate) async fn run(mut self, mut live: Live) {
         loop {
             self.router.set_link(true);
-            let reason = self.serve(&mut live).await;
+            let Some(reason) = self.serve(&mut live).await else {
+                return;
+            };
             self.router.set_link(false);
             tracing::warn!(reason, "Redis subscriber connection lost, reconnecting");
             live = self.reconnect().await;
@@ -162,22 +164,22 @@ impl SubscriberTask {
         }
     }
 
-    /// Applies commands and health-checks until the connection is lost.
-    async fn serve(&mut self, live: &mut Live) -> &'static str {
+    /// Applies commands and health-checks until the connection is lost (and
+    /// says why), or until the bus is gone (`None`).
+    async fn serve(&mut self, live: &mut Live) -> Option<&'static str> {
         let period = self.config.health_check_interval;
         let mut health = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut batch = Vec::with_capacity(COMMANDS_PER_BATCH);
         loop {
             tokio::select! {
-                _ = live.lost.notified() => return "disconnected",
+                _ = live.lost.notified() => return Some("disconnected"),
                 received = self.commands.recv_many(&mut batch, COMMANDS_PER_BATCH) => {
                     if received == 0 {
-                        // Unreachable while the bus (which owns the sender) lives.
-                        return "bus dropped";
+                        return None;
                     }
                     if let Err(err) = self.apply(&mut live.conn, &mut batch).await {
                         tracing::warn!(%err, "SUBSCRIBE/UNSUBSCRIBE failed");
-                        return "command failed";
+                        return Some("command failed");
                     }
                 }
                 _ = health.tick() => {
@@ -185,7 +187,7 @@ impl SubscriberTask {
                     let pong = bounded(self.config.command_timeout, ping.exec_async(&mut live.conn));
                     if let Err(err) = pong.await {
                         tracing::warn!(%err, "health-check PING failed");
-                        return "health check failed";
+                        return Some("health check failed");
                     }
                 }
             }
