@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sse_bridge_core::protocol::event_type;
 use sse_bridge_core::{
-    Delivery, ErrorCode, Event, EventBus, Job, JobSource, ReceivedJob, SessionId, Subscription,
+    BrokerError, Delivery, ErrorCode, Event, EventBus, Job, JobSource, ReceivedJob, SessionId,
+    Subscription,
 };
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -47,6 +48,9 @@ pub struct WorkerOptions {
     /// At shutdown, jobs in flight get this long to finish; the rest are
     /// dropped unacknowledged, so their queue redelivers them.
     pub shutdown_grace: Duration,
+    /// Keep retrying a publish that failed because the broker is
+    /// unreachable for this long (a Redis restart), then give up.
+    pub publish_retry: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -55,6 +59,7 @@ impl Default for WorkerOptions {
             concurrency: 64,
             heartbeat: Some(Duration::from_secs(5)),
             shutdown_grace: Duration::from_secs(30),
+            publish_retry: Duration::from_secs(10),
         }
     }
 }
@@ -64,6 +69,7 @@ pub struct SessionHandle {
     job: Job,
     bus: Arc<dyn EventBus>,
     cancel: CancellationToken,
+    publish_retry: Duration,
     born: Instant,
     /// Milliseconds after `born` of the last publish, for the heartbeat.
     last_publish_ms: AtomicU64,
@@ -78,11 +84,31 @@ impl SessionHandle {
         self.job.session_id
     }
 
-    /// Publishes one event of this session.
+    /// Publishes one event of this session, riding out a short broker
+    /// outage (see [`WorkerOptions::publish_retry`]).
     pub async fn publish(&self, event_type: &str, payload: Value) -> Result<u64, PublishError> {
         self.last_publish_ms
             .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
-        publish_event(self.bus.as_ref(), self.job.session_id, event_type, payload).await
+        let give_up = Instant::now() + self.publish_retry;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match publish_event(
+                self.bus.as_ref(),
+                self.job.session_id,
+                event_type,
+                payload.clone(),
+            )
+            .await
+            {
+                Err(PublishError::Broker(
+                    BrokerError::Unavailable(_) | BrokerError::Timeout(_),
+                )) if Instant::now() + pause < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// True once the gateway asked to stop (client gone).
@@ -184,6 +210,7 @@ async fn run_job(
         job,
         bus,
         cancel: CancellationToken::new(),
+        publish_retry: options.publish_retry,
         born: Instant::now(),
         last_publish_ms: AtomicU64::new(0),
     };

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use sse_bridge_core::session::SessionConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "sse-bridge", version, about = "Streams AI-worker events to HTTP clients as Server-Sent Events")]
+#[command(
+    name = "sse-bridge",
+    version,
+    about = "Streams AI-worker events to HTTP clients as Server-Sent Events"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,6 +21,118 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (with the in-process broker and demo worker by default).
     Serve(ServeArgs),
+    /// Run the demo agent as a worker against Redis (and Redis or Kafka jobs).
+    Worker(WorkerCommandArgs),
+    /// Publish one event on a session's channel (for scripts and debugging).
+    Publish(PublishArgs),
+}
+
+/// Which job queue carries jobs from gateways to workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueKind {
+    /// In-process queue: gateway and worker in one process.
+    Embedded,
+    /// Redis Stream read through a consumer group.
+    Redis,
+    /// Kafka topic read through a consumer group.
+    Kafka,
+}
+
+/// Where events and jobs travel.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Redis for events (Pub/Sub) and, by default, jobs (Streams).
+    /// Without it everything stays in this process.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Name of this process's Redis connections in CLIENT LIST (suffixed
+    /// `:sub`, `:pub`, `:jobs`, ...); default `sse-bridge-gateway` / `sse-bridge-worker`.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_CLIENT_NAME")]
+    pub redis_client_name: Option<String>,
+
+    /// Job queue; default `redis` when --redis-url is set, else `embedded`.
+    #[arg(long, env = "SSE_BRIDGE_QUEUE", value_enum)]
+    pub queue: Option<QueueKind>,
+
+    /// Redis Stream of jobs.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_STREAM", default_value = "sse_jobs")]
+    pub redis_stream: String,
+
+    /// Consumer group of the workers (Redis Stream and Kafka).
+    #[arg(long, env = "SSE_BRIDGE_GROUP", default_value = "sse_workers")]
+    pub group: String,
+
+    /// Approximate cap of the Redis job stream (XADD MAXLEN ~).
+    #[arg(
+        long,
+        env = "SSE_BRIDGE_REDIS_STREAM_MAX_LEN",
+        default_value_t = 100_000
+    )]
+    pub redis_stream_max_len: usize,
+
+    /// Reclaim a Redis job from a worker silent this long (crashed).
+    #[arg(long, env = "SSE_BRIDGE_REDIS_CLAIM_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub redis_claim_idle: Duration,
+
+    /// Kafka bootstrap servers, `host:port,...`.
+    #[arg(long, env = "SSE_BRIDGE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Kafka topic of jobs.
+    #[arg(long, env = "SSE_BRIDGE_KAFKA_TOPIC", default_value = "react_sessions")]
+    pub kafka_topic: String,
+
+    /// A job not acknowledged by Kafka within this time fails the request (503).
+    #[arg(long, env = "SSE_BRIDGE_KAFKA_DELIVERY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub kafka_delivery_timeout: Duration,
+
+    /// librdkafka property `key=value`, repeatable (acks, compression.type,
+    /// linger.ms, security.protocol, sasl.*, ssl.*). Env: comma-separated.
+    #[arg(
+        long = "kafka-property",
+        env = "SSE_BRIDGE_KAFKA_PROPERTIES",
+        value_delimiter = ','
+    )]
+    pub kafka_properties: Vec<String>,
+}
+
+impl BrokerArgs {
+    pub fn queue_kind(&self) -> QueueKind {
+        self.queue.unwrap_or(if self.redis_url.is_some() {
+            QueueKind::Redis
+        } else {
+            QueueKind::Embedded
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerCommandArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Redis the gateways listen on.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
+    pub redis_url: String,
+
+    /// Session id (from the `x-session-id` response header or the job).
+    #[arg(long)]
+    pub session: sse_bridge_core::SessionId,
+
+    /// Event type, e.g. `AgentThoughtStream`.
+    #[arg(long = "type")]
+    pub event_type: String,
+
+    /// Payload as JSON.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
 }
 
 #[derive(Debug, Args)]
@@ -38,7 +154,11 @@ pub struct ServeArgs {
     pub shutdown_drain: Duration,
 
     /// Jobs the in-process queue holds for the worker before refusing (→ 503).
-    #[arg(long, env = "SSE_BRIDGE_EMBEDDED_QUEUE_CAPACITY", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "SSE_BRIDGE_EMBEDDED_QUEUE_CAPACITY",
+        default_value_t = 10_000
+    )]
     pub embedded_queue_capacity: usize,
 
     /// Messages buffered per session before a slow client is cut off (`slow_consumer`).
@@ -47,6 +167,14 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub session: SessionArgs,
+
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+
+    /// Also run the demo worker in this process when the queue is external
+    /// (with the embedded queue it always runs: nothing else can take jobs).
+    #[arg(long, env = "SSE_BRIDGE_WITH_WORKER")]
+    pub with_worker: bool,
 
     #[command(flatten)]
     pub worker: WorkerArgs,
@@ -98,7 +226,7 @@ impl SessionArgs {
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Pause after each streamed character of the demo agent (0 for none).
-    #[arg(long, env = "SSE_BRIDGE_DEMO_DELAY", default_value = "15ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SSE_BRIDGE_DEMO_DELAY", default_value = "10ms", value_parser = humantime::parse_duration)]
     pub demo_delay: Duration,
 
     /// Jobs the worker runs at once.

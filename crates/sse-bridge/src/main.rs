@@ -1,8 +1,11 @@
 //! `sse-bridge`: a thin shell over the libraries — parse the command line,
 //! set up logging and signals, run the subcommand.
 
+mod backends;
 mod cli;
+mod publish;
 mod serve;
+mod worker;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -11,13 +14,21 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
+    // Every client holds a socket: lift the soft file limit to the hard one.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("warning: cannot raise the open-file limit: {error}");
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     match cli.command {
         cli::Command::Serve(args) => serve::run(args, shutdown).await,
+        cli::Command::Worker(args) => worker::run(args, shutdown).await,
+        cli::Command::Publish(args) => publish::run(args).await,
     }
 }
 

@@ -1,35 +1,60 @@
-//! `sse-bridge serve`: wires backends, the gateway and the in-process worker.
+//! `sse-bridge serve`: wires backends, the gateway and, where it is the
+//! only consumer or was asked for, the in-process demo worker.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
 use sse_bridge_core::session::SessionContext;
 use sse_bridge_gateway::{AppState, BodyLimit};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ServeArgs;
+use crate::backends;
+use crate::cli::{QueueKind, ServeArgs};
 
 pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     sse_bridge_core::metrics::describe();
 
-    let bus = EmbeddedBus::new(args.subscriber_buffer);
-    let queue = EmbeddedQueue::new(args.embedded_queue_capacity);
-    let worker = tokio::spawn(run_worker(
-        Arc::new(queue.clone()),
-        Arc::new(bus.clone()),
-        Arc::new(DemoAgent { piece_delay: args.worker.demo_delay }),
-        WorkerOptions { concurrency: args.worker.concurrency, ..WorkerOptions::default() },
-        shutdown.clone(),
-    ));
+    let queue_kind = args.broker.queue_kind();
+    if queue_kind != QueueKind::Embedded && args.broker.redis_url.is_none() {
+        anyhow::bail!(
+            "an external job queue needs an event bus the workers can reach: set --redis-url"
+        );
+    }
+    let bus =
+        backends::event_bus(&args.broker, "sse-bridge-gateway", args.subscriber_buffer).await?;
+    let queue = backends::job_queue(
+        &args.broker,
+        "sse-bridge-gateway",
+        args.embedded_queue_capacity,
+    )
+    .await?;
+
+    // With an external queue the workers live elsewhere; a second consumer
+    // here would only compete with them unless explicitly wanted.
+    let worker = (queue_kind == QueueKind::Embedded || args.with_worker).then(|| {
+        tokio::spawn(run_worker(
+            queue.source.clone(),
+            bus.clone(),
+            Arc::new(DemoAgent {
+                piece_delay: args.worker.demo_delay,
+            }),
+            WorkerOptions {
+                concurrency: args.worker.concurrency,
+                ..WorkerOptions::default()
+            },
+            shutdown.clone(),
+        ))
+    });
 
     let state = AppState {
         sessions: SessionContext {
-            bus: Arc::new(bus),
-            dispatcher: Arc::new(queue),
+            bus,
+            dispatcher: queue.dispatcher,
             config: args.session.config(),
             start_timeout: args.start_timeout,
             shutdown: shutdown.clone(),
@@ -41,10 +66,15 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(
-        "sse-bridge listening on http://{} (embedded broker, in-process demo worker)",
+        queue = ?queue_kind,
+        event_bus = if args.broker.redis_url.is_some() { "redis" } else { "embedded" },
+        in_process_worker = worker.is_some(),
+        "sse-bridge listening on http://{}",
         listener.local_addr()?
     );
     sse_bridge_gateway::serve(listener, state, args.shutdown_drain).await?;
-    worker.await.context("the in-process worker panicked")?;
+    if let Some(worker) = worker {
+        worker.await.context("the in-process worker panicked")?;
+    }
     Ok(())
 }

@@ -3,11 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub use sse_bridge_testkit::sse::*;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
@@ -132,93 +133,6 @@ impl TestGateway {
             .unwrap()
             .unwrap();
     }
-}
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-pub async fn post_session(client: &reqwest::Client, url: &str, body: Value) -> reqwest::Response {
-    client
-        .post(format!("{url}/v1/react/sessions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Reads a whole SSE body the simple way: split on `\n\n`, keep parts that
-/// start with `data: `, JSON-parse the rest. Comments are returned too.
-pub struct SseRead {
-    pub events: Vec<Value>,
-    pub comments: Vec<String>,
-}
-
-pub async fn read_all(response: reqwest::Response) -> SseRead {
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut read = SseRead {
-        events: Vec::new(),
-        comments: Vec::new(),
-    };
-    let deadline = Duration::from_secs(20);
-    tokio::time::timeout(deadline, async {
-        while let Some(chunk) = body.next().await {
-            buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-            while let Some(end) = buffer.find("\n\n") {
-                let part: String = buffer.drain(..end + 2).collect();
-                let part = &part[..part.len() - 2];
-                if let Some(json) = part.strip_prefix("data: ") {
-                    read.events
-                        .push(serde_json::from_str(json).expect("every data part is JSON"));
-                } else {
-                    read.comments.push(part.to_owned());
-                }
-            }
-        }
-    })
-    .await
-    .expect("the body did not end");
-    assert!(
-        buffer.is_empty(),
-        "trailing bytes after the last frame: {buffer:?}"
-    );
-    read
-}
-
-/// Reads frames until `n` events arrived; returns them and the still-open body.
-pub async fn read_events(
-    body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
-    n: usize,
-) -> Vec<Value> {
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while events.len() < n {
-            let chunk = body.next().await.expect("body ended early").unwrap();
-            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-            while let Some(end) = buffer.find("\n\n") {
-                let part: String = buffer.drain(..end + 2).collect();
-                if let Some(json) = part.strip_prefix("data: ") {
-                    events.push(serde_json::from_str(json.trim_end()).unwrap());
-                }
-            }
-        }
-    })
-    .await
-    .expect("events did not arrive");
-    events
-}
-
-pub fn kinds(events: &[Value]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect()
 }
 
 /// The value of one Prometheus sample line, 0 when absent.

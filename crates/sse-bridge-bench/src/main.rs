@@ -1,0 +1,169 @@
+//! `sse-bridge-bench`: a load generator for any gateway that honours
+//! PROTOCOL.md in its Redis mode (ours and the Python reference alike).
+//!
+//! It plays both ends: many HTTP clients that verify every session, and the
+//! worker side (its own consumer group on the job stream, events published
+//! on Redis Pub/Sub with their publish time). Each run appends one JSON line
+//! per scenario to `--out`.
+//!
+//! # Layout
+//! * `client` — POST, incremental SSE parsing, per-session verification.
+//! * `worker` — jobs in from the Redis Stream, events out on Pub/Sub.
+//! * `scenarios` — throughput, latency, hold, setup.
+//! * `probe` — gateway RSS from `/proc`, Redis `CLIENT LIST`.
+//! * `clock` — the shared monotonic clock behind latencies.
+
+mod client;
+mod clock;
+mod probe;
+mod scenarios;
+mod worker;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use scenarios::{Report, Target};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sse-bridge-bench",
+    about = "Load generator for sse-bridge-compatible gateways"
+)]
+struct Cli {
+    /// Gateway under test.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// The Redis the gateway uses.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// The job stream the gateway dispatches to.
+    #[arg(long, default_value = "sse_jobs")]
+    stream: String,
+    /// Gateway process id (hold: RSS per stream).
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Name of the gateway in the report.
+    #[arg(long, default_value = "ours")]
+    label: String,
+    /// Append each report as a JSON line to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// N sessions × K events at full speed, bounded concurrency.
+    Throughput {
+        #[arg(long, default_value_t = 2000)]
+        sessions: u64,
+        #[arg(long, default_value_t = 100)]
+        events: u64,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+    },
+    /// Paced publishing at RATE events/s in total; latency percentiles.
+    Latency {
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 400)]
+        sessions: u64,
+        #[arg(long, default_value_t = 100)]
+        events: u64,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+    },
+    /// Streams held open after the ack: RSS and Redis connections per stream.
+    Hold {
+        #[arg(long, default_value_t = 10_000)]
+        streams: u64,
+    },
+    /// POST → worker_ack received.
+    Setup {
+        #[arg(long, default_value_t = 1000)]
+        sessions: u64,
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Thousands of sockets: lift the soft file limit to the hard one.
+    rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    let target = Target {
+        url: cli.url,
+        redis_url: cli.redis_url,
+        stream: cli.stream,
+        gateway_pid: cli.gateway_pid,
+    };
+    let mut report = match cli.scenario {
+        Scenario::Throughput {
+            sessions,
+            events,
+            concurrency,
+        } => scenarios::throughput(&target, sessions, events, concurrency).await?,
+        Scenario::Latency {
+            rate,
+            sessions,
+            events,
+            concurrency,
+        } => scenarios::latency(&target, rate, sessions, events, concurrency).await?,
+        Scenario::Hold { streams } => scenarios::hold(&target, streams).await?,
+        Scenario::Setup {
+            sessions,
+            concurrency,
+        } => scenarios::setup(&target, sessions, concurrency).await?,
+    };
+    report.label = cli.label;
+    print_report(&report);
+    if let Some(path) = cli.out {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(file, "{}", serde_json::to_string(&report)?)?;
+    }
+    if report.failed > 0 {
+        anyhow::bail!(
+            "{} of {} sessions failed: {:?}",
+            report.failed,
+            report.sessions,
+            report.errors
+        );
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "{:<10} {:<10} sessions={} failed={} events={} elapsed={:.2}s events/s={:.0}",
+        r.label, r.scenario, r.sessions, r.failed, r.events, r.elapsed_s, r.events_per_s
+    );
+    let l = &r.latency;
+    if l.count > 0 {
+        println!(
+            "  latency µs: p50={} p90={} p99={} max={} (n={})",
+            l.p50_us, l.p90_us, l.p99_us, l.max_us, l.count
+        );
+    }
+    let s = &r.setup;
+    println!(
+        "  setup µs:   p50={} p90={} p99={} max={}",
+        s.p50_us, s.p90_us, s.p99_us, s.max_us
+    );
+    if let (Some(streams), Some(rss)) = (r.held_streams, r.rss_per_stream_kib) {
+        println!(
+            "  held {streams} streams: {rss:.2} KiB RSS/stream, +{} Redis connections, {} subscriber connections",
+            r.redis_connections_added.unwrap_or_default(),
+            r.redis_subscriber_connections.unwrap_or_default()
+        );
+    }
+    for e in &r.errors {
+        println!("  error: {e}");
+    }
+}

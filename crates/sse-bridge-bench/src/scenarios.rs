@@ -1,0 +1,316 @@
+//! The four scenarios. Each drives real sessions end to end through the
+//! gateway under test and counts every session that was not exactly right
+//! as a failure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::client::{http_client, run_session};
+use crate::probe;
+use crate::worker::{BenchWorker, Plan};
+
+/// Where the gateway under test and its Redis are.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub redis_url: String,
+    pub stream: String,
+    /// Gateway process, for RSS (hold scenario).
+    pub gateway_pid: Option<u32>,
+}
+
+/// p50/p90/p99/max in microseconds.
+#[derive(Debug, Serialize, Default)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl From<&Histogram<u64>> for Percentiles {
+    fn from(h: &Histogram<u64>) -> Self {
+        Percentiles {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// One scenario's result (one JSON line in `--out`).
+#[derive(Debug, Serialize, Default)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub label: String,
+    pub sessions: u64,
+    pub failed: u64,
+    pub events: u64,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+    pub latency: Percentiles,
+    pub setup: Percentiles,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_streams: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_per_stream_kib: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_connections_added: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_subscriber_connections: Option<u64>,
+    pub errors: Vec<String>,
+}
+
+/// Aggregate of many sessions.
+struct Tally {
+    latency: Histogram<u64>,
+    setup: Histogram<u64>,
+    ok: u64,
+    failed: u64,
+    events: u64,
+    errors: Vec<String>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            setup: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ok: 0,
+            failed: 0,
+            events: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    fn into_report(self, scenario: &'static str, elapsed: Duration) -> Report {
+        Report {
+            scenario,
+            sessions: self.ok + self.failed,
+            failed: self.failed,
+            events: self.events,
+            elapsed_s: elapsed.as_secs_f64(),
+            events_per_s: self.events as f64 / elapsed.as_secs_f64(),
+            latency: (&self.latency).into(),
+            setup: (&self.setup).into(),
+            errors: self.errors,
+            ..Report::default()
+        }
+    }
+}
+
+/// Runs `total` sessions, `concurrency` at a time, each expecting `pieces`.
+async fn run_sessions(
+    target: &Target,
+    total: u64,
+    concurrency: usize,
+    pieces: u64,
+    acked: Arc<AtomicU64>,
+    deadline: Duration,
+) -> Tally {
+    let client = http_client();
+    let next = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Mutex::new(Tally::new()));
+    let lanes = (0..concurrency.max(1)).map(|_| {
+        let (client, url, next, tally, acked) = (
+            client.clone(),
+            target.url.clone(),
+            next.clone(),
+            tally.clone(),
+            acked.clone(),
+        );
+        tokio::spawn(async move {
+            let mut local = Tally::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let on_ack = || {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                };
+                match run_session(&client, &url, pieces, &mut local.latency, on_ack).await {
+                    Ok(timing) => {
+                        local.ok += 1;
+                        local.events += timing.events;
+                        local.setup.saturating_record(timing.setup_us);
+                    }
+                    Err(error) => {
+                        local.failed += 1;
+                        if local.errors.len() < 5 {
+                            local.errors.push(error);
+                        }
+                    }
+                }
+            }
+            let mut tally = tally.lock().await;
+            tally.latency.add(&local.latency).expect("same bounds");
+            tally.setup.add(&local.setup).expect("same bounds");
+            tally.ok += local.ok;
+            tally.failed += local.failed;
+            tally.events += local.events;
+            tally.errors.extend(local.errors.into_iter().take(5));
+        })
+    });
+    let lanes: Vec<_> = lanes.collect();
+    let all = futures::future::join_all(lanes);
+    if tokio::time::timeout(deadline, all).await.is_err() {
+        let mut tally = tally.lock().await;
+        tally
+            .errors
+            .push(format!("scenario did not finish within {deadline:?}"));
+        tally.failed += total.saturating_sub(tally.ok + tally.failed);
+    }
+    Arc::try_unwrap(tally)
+        .ok()
+        .map(Mutex::into_inner)
+        .unwrap_or_else(|| {
+            let mut t = Tally::new();
+            t.failed = total;
+            t.errors.push("lanes still running at the deadline".into());
+            t
+        })
+}
+
+/// N sessions × K events at full speed.
+pub async fn throughput(
+    target: &Target,
+    sessions: u64,
+    events: u64,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let worker = BenchWorker::start(
+        &target.redis_url,
+        &target.stream,
+        Plan::Burst {
+            events: events as usize,
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    let tally = run_sessions(
+        target,
+        sessions,
+        concurrency,
+        events,
+        Arc::default(),
+        Duration::from_secs(600),
+    )
+    .await;
+    let report = tally.into_report("throughput", started.elapsed());
+    worker.stop().await?;
+    Ok(report)
+}
+
+/// Paced publishing at `rate` events/s in total across `concurrency` sessions.
+pub async fn latency(
+    target: &Target,
+    rate: f64,
+    sessions: u64,
+    events: u64,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let interval = Duration::from_secs_f64(concurrency as f64 / rate);
+    let plan = Plan::Paced {
+        events: events as usize,
+        interval,
+    };
+    let worker = BenchWorker::start(&target.redis_url, &target.stream, plan).await?;
+    let started = Instant::now();
+    let tally = run_sessions(
+        target,
+        sessions,
+        concurrency,
+        events,
+        Arc::default(),
+        Duration::from_secs(600),
+    )
+    .await;
+    let mut report = tally.into_report("latency", started.elapsed());
+    report.target_rate = Some(rate);
+    worker.stop().await?;
+    Ok(report)
+}
+
+/// POST → `worker_ack` received, with a short session behind it.
+pub async fn setup(target: &Target, sessions: u64, concurrency: usize) -> anyhow::Result<Report> {
+    let worker =
+        BenchWorker::start(&target.redis_url, &target.stream, Plan::Burst { events: 1 }).await?;
+    let started = Instant::now();
+    let tally = run_sessions(
+        target,
+        sessions,
+        concurrency,
+        1,
+        Arc::default(),
+        Duration::from_secs(600),
+    )
+    .await;
+    let report = tally.into_report("setup", started.elapsed());
+    worker.stop().await?;
+    Ok(report)
+}
+
+/// `streams` sessions held open after their ack: memory and Redis connections per stream.
+pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
+    let pid = target
+        .gateway_pid
+        .context("the hold scenario needs --gateway-pid")?;
+    let mut redis = redis::Client::open(target.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let worker = BenchWorker::start(&target.redis_url, &target.stream, Plan::Hold).await?;
+    let (clients_before, _) = probe::redis_clients(&mut redis).await?;
+    let rss_before = probe::rss_kib(pid)?;
+
+    let acked = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let run = {
+        let (target, acked) = (target.clone(), acked.clone());
+        tokio::spawn(async move {
+            run_sessions(
+                &target,
+                streams,
+                streams as usize,
+                0,
+                acked,
+                Duration::from_secs(600),
+            )
+            .await
+        })
+    };
+    let all_acked = async {
+        while acked.load(Ordering::Relaxed) < streams {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let held = tokio::time::timeout(Duration::from_secs(180), all_acked)
+        .await
+        .is_ok();
+    // Let allocations settle before sampling.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_held = probe::rss_kib(pid)?;
+    let (clients_held, subscribers) = probe::redis_clients(&mut redis).await?;
+    worker.release();
+    let tally = run.await?;
+    let mut report = tally.into_report("hold", started.elapsed());
+    if !held {
+        report.errors.push(format!(
+            "only {} of {streams} streams were acked",
+            acked.load(Ordering::Relaxed)
+        ));
+    }
+    report.held_streams = Some(acked.load(Ordering::Relaxed));
+    report.rss_per_stream_kib = Some(rss_held.saturating_sub(rss_before) as f64 / streams as f64);
+    report.redis_connections_added = Some(clients_held.saturating_sub(clients_before));
+    report.redis_subscriber_connections = Some(subscribers);
+    worker.stop().await?;
+    Ok(report)
+}

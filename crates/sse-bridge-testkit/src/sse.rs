@@ -1,0 +1,122 @@
+//! Reading SSE bodies like the seed's `fetch` client: split on `\n\n`, keep
+//! parts that start with `data: `, JSON-parse the rest.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a plain HTTP client always builds")
+}
+
+pub async fn post_session(client: &reqwest::Client, url: &str, body: Value) -> reqwest::Response {
+    client
+        .post(format!("{url}/v1/react/sessions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST /v1/react/sessions")
+}
+
+/// A whole SSE body: the `data:` events and everything else (comments).
+pub struct SseRead {
+    pub events: Vec<Value>,
+    pub comments: Vec<String>,
+}
+
+impl SseRead {
+    /// The concatenated `char`s of every event of `kind`.
+    pub fn text(&self, kind: &str) -> String {
+        self.events
+            .iter()
+            .filter(|e| e["event_type"] == kind)
+            .filter_map(|e| e["payload"]["char"].as_str())
+            .collect()
+    }
+
+    pub fn last_type(&self) -> &str {
+        self.events
+            .last()
+            .and_then(|e| e["event_type"].as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the body to its end (at most `limit`), asserting clean framing.
+pub async fn read_all_within(response: reqwest::Response, limit: Duration) -> SseRead {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut read = SseRead {
+        events: Vec::new(),
+        comments: Vec::new(),
+    };
+    tokio::time::timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&chunk.expect("body chunk")).expect("UTF-8 body"));
+            while let Some(end) = buffer.find("\n\n") {
+                let part: String = buffer.drain(..end + 2).collect();
+                let part = &part[..part.len() - 2];
+                if let Some(json) = part.strip_prefix("data: ") {
+                    read.events
+                        .push(serde_json::from_str(json).expect("every data part is JSON"));
+                } else {
+                    read.comments.push(part.to_owned());
+                }
+            }
+        }
+    })
+    .await
+    .expect("the body did not end in time");
+    assert!(
+        buffer.is_empty(),
+        "trailing bytes after the last frame: {buffer:?}"
+    );
+    read
+}
+
+pub async fn read_all(response: reqwest::Response) -> SseRead {
+    read_all_within(response, Duration::from_secs(20)).await
+}
+
+/// Reads frames until `n` events arrived; the body stays open.
+pub async fn read_events(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    n: usize,
+) -> Vec<Value> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while events.len() < n {
+            let chunk = body
+                .next()
+                .await
+                .expect("body ended early")
+                .expect("body chunk");
+            buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8 body"));
+            while let Some(end) = buffer.find("\n\n") {
+                let part: String = buffer.drain(..end + 2).collect();
+                if let Some(json) = part.strip_prefix("data: ") {
+                    events.push(
+                        serde_json::from_str(json.trim_end()).expect("every data part is JSON"),
+                    );
+                }
+            }
+        }
+    })
+    .await
+    .expect("events did not arrive in time");
+    events
+}
+
+pub fn kinds(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default())
+        .collect()
+}

@@ -1,0 +1,22 @@
+//! `sse-bridge publish`: one event on a session's channel, from a shell.
+
+use anyhow::Context;
+use sse_bridge_redis::{RedisBus, RedisConfig};
+use sse_bridge_worker::publish_event;
+
+use crate::cli::PublishArgs;
+
+pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
+    let payload: serde_json::Value =
+        serde_json::from_str(&args.payload).context("--payload is not valid JSON")?;
+    let config = RedisConfig {
+        client_name: "sse-bridge-publish".into(),
+        ..RedisConfig::new(args.redis_url)
+    };
+    let bus = RedisBus::connect(config)
+        .await
+        .context("connecting to Redis")?;
+    let receivers = publish_event(&bus, args.session, &args.event_type, payload).await?;
+    println!("{receivers}");
+    Ok(())
+}

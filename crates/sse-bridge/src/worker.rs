@@ -1,0 +1,38 @@
+//! `sse-bridge worker`: the demo agent as a separate process.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends;
+use crate::cli::{QueueKind, WorkerCommandArgs};
+
+pub async fn run(args: WorkerCommandArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if args.broker.redis_url.is_none() {
+        bail!("a separate worker needs the gateway's event bus: set --redis-url");
+    }
+    if args.broker.queue_kind() == QueueKind::Embedded {
+        bail!(
+            "a separate worker cannot read the gateway's in-process queue: use --queue redis or kafka"
+        );
+    }
+    let bus = backends::event_bus(&args.broker, "sse-bridge-worker", 1024).await?;
+    let queue = backends::job_queue(&args.broker, "sse-bridge-worker", 0).await?;
+    tracing::info!(queue = ?args.broker.queue_kind(), "worker started (demo agent)");
+    run_worker(
+        queue.source,
+        bus,
+        Arc::new(DemoAgent {
+            piece_delay: args.worker.demo_delay,
+        }),
+        WorkerOptions {
+            concurrency: args.worker.concurrency,
+            ..WorkerOptions::default()
+        },
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
