@@ -79,7 +79,8 @@ impl KafkaConfig {
     /// would leave the group and its running jobs would be run again
     /// elsewhere. A crashed worker is still noticed within
     /// `session.timeout.ms` (45 s). Enforced: `bootstrap.servers`,
-    /// `group.id`, and `enable.auto.commit=false` because offsets are committed
+    /// `group.id`, and `enable.auto.commit=false` with
+    /// `enable.auto.offset.store=false` because offsets are committed by hand,
     /// only once a job's session ended.
     pub fn consumer(&self) -> ClientConfig {
         self.client_config(
@@ -92,6 +93,7 @@ impl KafkaConfig {
                 ("bootstrap.servers", &self.brokers),
                 ("group.id", &self.group),
                 ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
             ],
         )
     }

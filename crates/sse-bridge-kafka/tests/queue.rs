@@ -33,9 +33,16 @@ async fn a_dispatched_job_is_received_and_its_ack_commits_it() {
     assert_eq!(received.job, first);
     assert_eq!(source.assignment(), vec![(config.topic.clone(), 0)]);
 
-    assert_eq!(committed(&config).await, Offset::Invalid, "not before the ack");
+    assert_eq!(
+        committed(&config).await,
+        Offset::Invalid,
+        "not before the ack"
+    );
     received.ack.ack().await.expect("acked");
-    assert_eq!(committed_change(&config, Offset::Invalid).await, Offset::Offset(1));
+    assert_eq!(
+        committed_change(&config, Offset::Invalid).await,
+        Offset::Offset(1)
+    );
 
     // A restarted worker of the group starts after the committed job.
     drop(source);

@@ -54,6 +54,12 @@ impl MockKafka {
         let mut config = KafkaConfig::new(self.brokers());
         config.topic = topic.to_owned();
         config.group = format!("sse_workers_{}", uuid::Uuid::new_v4().simple());
+        // After a member leaves, the mock broker holds the next join for the
+        // session timeout (a real broker does not): keep it short.
+        config.properties = vec![
+            ("session.timeout.ms".into(), "2000".into()),
+            ("heartbeat.interval.ms".into(), "500".into()),
+        ];
         config
     }
 
