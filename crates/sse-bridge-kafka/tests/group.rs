@@ -1,0 +1,127 @@
+//! Several workers in one consumer group share the jobs.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{MockKafka, committed, committed_change, job, within};
+use rdkafka::Offset;
+use sse_bridge_core::{JobDispatcher, JobSource, ReceivedJob};
+use sse_bridge_kafka::{KafkaDispatcher, KafkaJobSource};
+use tokio::sync::mpsc;
+
+const PARTITIONS: usize = 4;
+const JOBS: usize = 100;
+
+/// What is asserted: with group membership stable (both workers own
+/// partitions before the first dispatch and nobody joins or leaves after),
+/// every job reaches exactly one worker, once. Across a rebalance a job may
+/// legitimately arrive twice (at-least-once); that is not exercised here.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_job_reaches_exactly_one_worker_of_the_group() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(PARTITIONS as i32));
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    let workers: Vec<Arc<KafkaJobSource>> = (0..2)
+        .map(|_| Arc::new(KafkaJobSource::new(&config).unwrap()))
+        .collect();
+
+    let (received_tx, mut received) = mpsc::unbounded_channel();
+    for (worker, source) in workers.iter().enumerate() {
+        let (source, received_tx) = (source.clone(), received_tx.clone());
+        // Taking jobs is also what drives the group protocol.
+        tokio::spawn(async move {
+            while let Ok(Some(job)) = source.next_job().await {
+                let id = job.job.session_id;
+                job.ack.ack().await.expect("acked");
+                if received_tx.send((worker, id)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    within(Duration::from_secs(20), async {
+        loop {
+            let owned: Vec<usize> = workers.iter().map(|w| w.assignment().len()).collect();
+            if owned.iter().all(|&n| n > 0) && owned.iter().sum::<usize>() == PARTITIONS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    let mut dispatched = HashSet::new();
+    for i in 0..JOBS {
+        let job = job(&format!("query {i}"));
+        dispatcher.dispatch(&job).await.expect("dispatched");
+        dispatched.insert(job.session_id);
+    }
+
+    let mut seen = HashSet::new();
+    let mut per_worker = [0usize; 2];
+    within(Duration::from_secs(20), async {
+        while seen.len() < JOBS {
+            let (worker, id) = received.recv().await.expect("workers run");
+            assert!(seen.insert(id), "job {id} delivered twice");
+            per_worker[worker] += 1;
+        }
+    })
+    .await;
+    assert_eq!(seen, dispatched);
+    assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+    // Nothing more trickles in.
+    let late = tokio::time::timeout(Duration::from_secs(1), received.recv()).await;
+    assert!(late.is_err(), "unexpected delivery {late:?}");
+}
+
+/// A rebalance moves a partition while one of its jobs runs: the job is
+/// delivered again to the partition's owner (which may be the same worker,
+/// under its new assignment), and the ack from before the rebalance commits
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_redelivers_running_jobs_and_ignores_their_late_acks() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(1));
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    let running = job("running");
+    dispatcher.dispatch(&running).await.expect("dispatched");
+
+    let first = Arc::new(KafkaJobSource::new(&config).unwrap());
+    let before = within(Duration::from_secs(15), first.next_job())
+        .await
+        .expect("next job")
+        .expect("source open");
+    assert_eq!(before.job, running);
+
+    let second = Arc::new(KafkaJobSource::new(&config).unwrap());
+    let (again_tx, mut again) = mpsc::unbounded_channel::<ReceivedJob>();
+    for source in [first.clone(), second.clone()] {
+        let again_tx = again_tx.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(job)) = source.next_job().await {
+                if again_tx.send(job).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let after = within(Duration::from_secs(20), again.recv())
+        .await
+        .expect("workers run");
+    assert_eq!(after.job, running, "redelivered after the rebalance");
+
+    before.ack.ack().await.expect("a stale ack is not an error");
+    assert_eq!(
+        committed(&config).await,
+        Offset::Invalid,
+        "stale ack committed"
+    );
+    after.ack.ack().await.expect("acked");
+    assert_eq!(
+        committed_change(&config, Offset::Invalid).await,
+        Offset::Offset(1)
+    );
+}
