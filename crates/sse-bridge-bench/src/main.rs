@@ -16,6 +16,7 @@
 mod client;
 mod clock;
 mod probe;
+mod report;
 mod scenarios;
 mod worker;
 
@@ -88,6 +89,28 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         concurrency: usize,
     },
+    /// Markdown tables and ratios from a results file (no load).
+    Summary {
+        #[arg(long)]
+        input: PathBuf,
+        /// Raw Redis PUBLISH rate measured on the same machine.
+        #[arg(long)]
+        ceiling: Option<f64>,
+    },
+    /// PNG chart from a results file (no load).
+    Chart {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        ceiling: Option<f64>,
+        #[arg(
+            long,
+            default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+        )]
+        font: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -118,6 +141,21 @@ async fn main() -> anyhow::Result<()> {
             sessions,
             concurrency,
         } => scenarios::setup(&target, sessions, concurrency).await?,
+        Scenario::Summary { input, ceiling } => {
+            print!(
+                "{}",
+                report::summary(&report::Results::load(&input)?, ceiling)
+            );
+            return Ok(());
+        }
+        Scenario::Chart {
+            input,
+            output,
+            ceiling,
+            font,
+        } => {
+            return report::chart(&report::Results::load(&input)?, ceiling, &font, &output);
+        }
     };
     report.label = cli.label;
     print_report(&report);

@@ -32,35 +32,36 @@ pub async fn event_bus(
     })
 }
 
-/// Both ends of a job queue; a process uses one or both.
+/// The job queue: the gateway's end, and the worker's end when asked for.
 pub struct JobQueue {
     pub dispatcher: Arc<dyn JobDispatcher>,
-    pub source: Arc<dyn JobSource>,
+    pub source: Option<Arc<dyn JobSource>>,
 }
 
-/// The gateway's end of the queue, plus the worker's end where it is cheap
-/// to have (embedded, Redis).
+/// Builds the queue `--queue` names; `consume`: this process also takes jobs.
 pub async fn job_queue(
     args: &BrokerArgs,
     role: &str,
     embedded_capacity: usize,
+    consume: bool,
 ) -> anyhow::Result<JobQueue> {
+    let with_source = |queue: Arc<dyn JobSource>| consume.then_some(queue);
     match args.queue_kind() {
         QueueKind::Embedded => {
             let queue = EmbeddedQueue::new(embedded_capacity);
             Ok(JobQueue {
                 dispatcher: Arc::new(queue.clone()),
-                source: Arc::new(queue),
+                source: with_source(Arc::new(queue)),
             })
         }
         QueueKind::Redis => {
             let queue = Arc::new(redis_queue(args, role).await?);
             Ok(JobQueue {
                 dispatcher: queue.clone(),
-                source: queue,
+                source: with_source(queue),
             })
         }
-        QueueKind::Kafka => kafka::job_queue(args).await,
+        QueueKind::Kafka => kafka::job_queue(args, consume),
     }
 }
 
@@ -90,11 +91,45 @@ async fn redis_queue(args: &BrokerArgs, role: &str) -> anyhow::Result<RedisJobQu
         .context("connecting the Redis job queue")
 }
 
+#[cfg(feature = "kafka")]
+mod kafka {
+    use super::*;
+    use sse_bridge_kafka::{KafkaConfig, KafkaDispatcher, KafkaJobSource, parse_property};
+
+    pub fn job_queue(args: &BrokerArgs, consume: bool) -> anyhow::Result<JobQueue> {
+        let Some(brokers) = &args.kafka_brokers else {
+            bail!("--queue kafka needs --kafka-brokers");
+        };
+        let properties = args
+            .kafka_properties
+            .iter()
+            .map(|p| parse_property(p))
+            .collect::<Result<_, _>>()
+            .context("--kafka-property")?;
+        let config = KafkaConfig {
+            topic: args.kafka_topic.clone(),
+            group: args.group.clone(),
+            delivery_timeout: args.kafka_delivery_timeout,
+            properties,
+            ..KafkaConfig::new(brokers.clone())
+        };
+        let dispatcher =
+            Arc::new(KafkaDispatcher::new(&config).context("creating the Kafka producer")?);
+        let source = match consume {
+            true => Some(Arc::new(
+                KafkaJobSource::new(&config).context("creating the Kafka consumer")?,
+            ) as Arc<dyn JobSource>),
+            false => None,
+        };
+        Ok(JobQueue { dispatcher, source })
+    }
+}
+
 #[cfg(not(feature = "kafka"))]
 mod kafka {
     use super::*;
 
-    pub async fn job_queue(_: &BrokerArgs) -> anyhow::Result<JobQueue> {
+    pub fn job_queue(_: &BrokerArgs, _: bool) -> anyhow::Result<JobQueue> {
         bail!("this sse-bridge was built without Kafka support; rebuild with `--features kafka`")
     }
 }

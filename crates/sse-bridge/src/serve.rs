@@ -27,18 +27,19 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
     }
     let bus =
         backends::event_bus(&args.broker, "sse-bridge-gateway", args.subscriber_buffer).await?;
+    // With an external queue the workers live elsewhere; a second consumer
+    // here would only compete with them unless explicitly wanted.
+    let in_process_worker = queue_kind == QueueKind::Embedded || args.with_worker;
     let queue = backends::job_queue(
         &args.broker,
         "sse-bridge-gateway",
         args.embedded_queue_capacity,
+        in_process_worker,
     )
     .await?;
-
-    // With an external queue the workers live elsewhere; a second consumer
-    // here would only compete with them unless explicitly wanted.
-    let worker = (queue_kind == QueueKind::Embedded || args.with_worker).then(|| {
+    let worker = queue.source.map(|source| {
         tokio::spawn(run_worker(
-            queue.source.clone(),
+            source,
             bus.clone(),
             Arc::new(DemoAgent {
                 piece_delay: args.worker.demo_delay,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
@@ -19,10 +19,11 @@ pub async fn run(args: WorkerCommandArgs, shutdown: CancellationToken) -> anyhow
         );
     }
     let bus = backends::event_bus(&args.broker, "sse-bridge-worker", 1024).await?;
-    let queue = backends::job_queue(&args.broker, "sse-bridge-worker", 0).await?;
+    let queue = backends::job_queue(&args.broker, "sse-bridge-worker", 0, true).await?;
+    let source = queue.source.context("the job queue has no consuming end")?;
     tracing::info!(queue = ?args.broker.queue_kind(), "worker started (demo agent)");
     run_worker(
-        queue.source,
+        source,
         bus,
         Arc::new(DemoAgent {
             piece_delay: args.worker.demo_delay,

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# One side-by-side benchmark run: sse-bridge vs the Python reference of the
+# seed design (../shared/reference), same Redis, same machine, same load
+# generator; plus the machine's ceiling (raw Redis PUBLISH rate).
+#
+#   bash bench/compare.sh            # full run (~10 min)
+#   QUICK=1 bash bench/compare.sh    # small sizes, a smoke run (~2 min)
+#
+# Writes bench/results.jsonl (one JSON line per scenario and gateway),
+# bench/summary.md (tables, ratios) and bench/chart.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDIS_URL=redis://127.0.0.1:6379
+OURS_PORT=18000
+REF_PORT=18080
+REFERENCE_DIR=${REFERENCE_DIR:-../shared/reference}
+OUT=bench/results.jsonl
+if [ "${QUICK:-0}" = 1 ]; then
+    SESSIONS=300 EVENTS=100 CONC=50 LAT_SESSIONS=100 HOLD_OURS=1000 HOLD_REF=500 SETUP=200
+else
+    SESSIONS=3000 EVENTS=100 CONC=100 LAT_SESSIONS=400 HOLD_OURS=10000 HOLD_REF=2000 SETUP=1000
+fi
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- prerequisites -----------------------------------------------------------
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting redis-server on 6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --logfile /tmp/sse-bridge-bench-redis.log
+    sleep 0.5
+fi
+redis-cli -h 127.0.0.1 -p 6379 config set maxclients 20000 >/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+
+log "building (release)"
+cargo build --release -q -p sse-bridge -p sse-bridge-bench
+BENCH=target/release/sse-bridge-bench
+GATEWAY=target/release/sse-bridge
+
+VENV=target/reference-venv
+if ! "$VENV/bin/python" -c 'import fastapi, uvicorn, redis' >/dev/null 2>&1; then
+    log "creating $VENV for the reference"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REFERENCE_DIR/requirements.txt"
+fi
+
+rm -f "$OUT"
+wait_up() {
+    for _ in $(seq 100); do
+        curl -s -o /dev/null -X POST "$1/v1/react/sessions" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "gateway at $1 did not come up" >&2; return 1
+}
+events_per_s() { # label → throughput events/s from the results file
+    python3 -c "import json,sys; print([json.loads(l)['events_per_s'] for l in open('$OUT') if json.loads(l)['label']=='$1' and json.loads(l)['scenario']=='throughput'][-1])"
+}
+
+# --- the machine's ceiling ----------------------------------------------------
+log "ceiling: raw Redis PUBLISH rate (redis-benchmark, 50 clients, no pipelining)"
+PAYLOAD='{"event_type":"FinalAnswerStream","payload":{"char":"x","seq":42,"t":123456789}}'
+CEILING=$(redis-benchmark -h 127.0.0.1 -p 6379 -n 300000 -c 50 -q PUBLISH bench_ceiling "$PAYLOAD" \
+    | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1)
+echo "ceiling: $CEILING PUBLISH/s"
+
+# --- one gateway through every scenario ----------------------------------------
+run_scenarios() { # label url pid hold_streams
+    local label=$1 url=$2 pid=$3 hold=$4
+    local common=(--url "$url" --redis-url "$REDIS_URL" --label "$label" --out "$OUT")
+    log "$label: throughput ($SESSIONS sessions × $EVENTS events, $CONC at a time)"
+    "$BENCH" "${common[@]}" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
+    local max rate
+    max=$(events_per_s "$label")
+    rate=$(python3 -c "print(round($max * 0.5))")
+    log "$label: latency paced at $rate events/s (half of its max $max)"
+    "$BENCH" "${common[@]}" latency --rate "$rate" --sessions "$LAT_SESSIONS" --events "$EVENTS" --concurrency "$CONC"
+    log "$label: setup (POST → worker_ack)"
+    "$BENCH" "${common[@]}" setup --sessions "$SETUP" --concurrency 10
+    log "$label: hold $hold streams"
+    "$BENCH" "${common[@]}" --gateway-pid "$pid" hold --streams "$hold"
+}
+
+log "starting sse-bridge on :$OURS_PORT"
+RUST_LOG=warn "$GATEWAY" serve --listen 127.0.0.1:$OURS_PORT --redis-url "$REDIS_URL" --queue redis \
+    --idle-timeout 60s > /tmp/sse-bridge-bench-ours.log 2>&1 &
+OURS_PID=$!
+trap 'kill $OURS_PID 2>/dev/null || true; [ -n "${REF_PID:-}" ] && kill $REF_PID 2>/dev/null || true' EXIT
+wait_up "http://127.0.0.1:$OURS_PORT"
+run_scenarios ours "http://127.0.0.1:$OURS_PORT" "$OURS_PID" "$HOLD_OURS"
+kill "$OURS_PID"; wait "$OURS_PID" 2>/dev/null || true
+
+log "starting the reference on :$REF_PORT"
+(cd "$REFERENCE_DIR" && REDIS_URL="$REDIS_URL/0" SSE_IDLE_TIMEOUT_S=60 exec "$OLDPWD/$VENV/bin/uvicorn" app:app \
+    --port $REF_PORT --log-level warning) > /tmp/sse-bridge-bench-ref.log 2>&1 &
+REF_PID=$!
+wait_up "http://127.0.0.1:$REF_PORT"
+run_scenarios reference "http://127.0.0.1:$REF_PORT" "$REF_PID" "$HOLD_REF"
+kill "$REF_PID"; wait "$REF_PID" 2>/dev/null || true
+
+"$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee bench/summary.md
+"$BENCH" chart --input "$OUT" --ceiling "$CEILING" --output bench/chart.png
+log "wrote $OUT, bench/summary.md, bench/chart.png"
