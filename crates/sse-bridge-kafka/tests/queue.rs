@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{MockKafka, committed, committed_change, job, within};
 use rdkafka::Offset;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sse_bridge_core::{JobDispatcher, JobSource, ReceivedJob};
 use sse_bridge_kafka::{KafkaDispatcher, KafkaJobSource};
 
@@ -106,4 +107,39 @@ async fn a_job_never_acked_is_redelivered_to_the_restarted_worker() {
 
     let restarted = KafkaJobSource::new(&config).unwrap();
     assert_eq!(take(&restarted).await.job, lost);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_job_is_skipped_and_committed() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(1));
+    let raw: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    for payload in [&b"not json"[..], br#"{"session_id":"x"}"#] {
+        raw.send(
+            FutureRecord::<(), _>::to(&config.topic).payload(payload),
+            TAKE,
+        )
+        .await
+        .expect("produced");
+    }
+    let valid = job("valid");
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    dispatcher.dispatch(&valid).await.expect("dispatched");
+
+    let source = KafkaJobSource::new(&config).unwrap();
+    let received = take(&source).await;
+    assert_eq!(received.job, valid, "the malformed ones are skipped");
+    // Skipping committed past them already.
+    assert_eq!(
+        committed_change(&config, Offset::Invalid).await,
+        Offset::Offset(2)
+    );
+    received.ack.ack().await.expect("acked");
+    assert_eq!(
+        committed_change(&config, Offset::Offset(2)).await,
+        Offset::Offset(3)
+    );
 }
