@@ -205,6 +205,11 @@ impl Router {
         self.lock().keys().map(|c| c.to_string()).collect()
     }
 
+    /// Whether `channel` has at least one subscription.
+    pub fn contains(&self, channel: &str) -> bool {
+        self.lock().contains_key(channel)
+    }
+
     pub fn channel_count(&self) -> usize {
         self.lock().len()
     }

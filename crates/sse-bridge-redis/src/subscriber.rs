@@ -22,7 +22,6 @@
 //!   capped exponential backoff, resubscribes every routed channel, and only
 //!   then raises the link again.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -221,8 +220,7 @@ impl SubscriberTask {
         // The router is the truth: an Unsubscribe may be stale (a subscriber
         // came back since), and a Subscribe may be obsolete (it left again).
         let (subscribe, unsubscribe): (Vec<String>, Vec<String>) = if any_unsubscribe {
-            let routed: HashSet<String> = self.router.channels().into_iter().collect();
-            touched.into_iter().partition(|c| routed.contains(c))
+            touched.into_iter().partition(|c| self.router.contains(c))
         } else {
             (touched, Vec::new())
         };
