@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::serve::ListenerExt;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sse_bridge_core::session::SessionContext;
@@ -66,6 +67,13 @@ pub fn router(state: AppState) -> Router {
 /// clients that do not read their last bytes.
 pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
     let shutdown = state.sessions.shutdown.clone();
+    // SSE frames are small writes: without TCP_NODELAY, Nagle's algorithm
+    // holds them until the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {error}");
+        }
+    });
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = server.into_future();
