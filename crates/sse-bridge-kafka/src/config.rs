@@ -19,9 +19,6 @@ pub const DEFAULT_GROUP: &str = "sse_workers";
 /// How long a dispatch waits for the broker's acknowledgement.
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// librdkafka's default is 5 minutes; see [`KafkaConfig::consumer`].
-const MAX_POLL_INTERVAL_MS: &str = "2100000";
-
 /// Connection and queue settings shared by the dispatcher and the job source.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -73,12 +70,7 @@ impl KafkaConfig {
     ///
     /// Defaults the user may override: `auto.offset.reset=earliest` (a job
     /// dispatched before the group first joined is not lost),
-    /// `enable.partition.eof=false`, and `max.poll.interval.ms` of 35 minutes:
-    /// a worker polls only when it has a free job slot, and with every slot
-    /// busy for longer than this (sessions may last 30 minutes) librdkafka
-    /// would leave the group and its running jobs would be run again
-    /// elsewhere. A crashed worker is still noticed within
-    /// `session.timeout.ms` (45 s). Enforced: `bootstrap.servers`,
+    /// `enable.partition.eof=false`. Enforced: `bootstrap.servers`,
     /// `group.id`, and `enable.auto.commit=false` with
     /// `enable.auto.offset.store=false` because offsets are committed by hand,
     /// only once a job's session ended.
@@ -87,7 +79,6 @@ impl KafkaConfig {
             &[
                 ("auto.offset.reset", "earliest"),
                 ("enable.partition.eof", "false"),
-                ("max.poll.interval.ms", MAX_POLL_INTERVAL_MS),
             ],
             &[
                 ("bootstrap.servers", &self.brokers),

@@ -1,15 +1,16 @@
 //! The job source's consumer context: rebalances and commit results.
 //!
-//! librdkafka calls it from inside `recv`, on the task taking jobs. Partition
+//! librdkafka calls it from inside `recv`, on the poller task. Partition
 //! ownership is updated before librdkafka applies an assignment or gives one
 //! up, so no message of a newly assigned partition is taken untracked and no
 //! job of a revoked partition moves a commit position any more.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
@@ -19,12 +20,18 @@ use crate::offsets::{OffsetTracker, Partition};
 #[derive(Debug, Default)]
 pub(crate) struct JobSourceContext {
     tracker: Mutex<OffsetTracker>,
+    /// Every job slot is busy: partitions assigned now start paused.
+    paused: AtomicBool,
 }
 
 impl JobSourceContext {
     pub fn tracker(&self) -> MutexGuard<'_, OffsetTracker> {
         // The tracker stays consistent even if a holder panicked.
         self.tracker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 }
 
@@ -61,6 +68,15 @@ impl ConsumerContext for JobSourceContext {
                 partitions(list).for_each(|p| tracker.revoke(&p));
             }
             Rebalance::Error(error) => tracing::warn!("consumer group rebalance failed: {error}"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance
+            && self.paused.load(Ordering::Relaxed)
+            && let Err(error) = consumer.pause(list)
+        {
+            tracing::warn!("cannot pause newly assigned job partitions: {error}");
         }
     }
 

@@ -13,7 +13,9 @@
 //!
 //! * [`config`] — [`KafkaConfig`], its defaults, and [`parse_property`] for
 //!   `key=value` librdkafka properties given on the command line.
-//! * `dispatcher` — the producer; `source` — the consumer and its acks.
+//! * `dispatcher` — the producer; `source` — the consumer and its acks;
+//!   `poller` — the task that polls the consumer even while every job slot
+//!   is busy, so the worker keeps taking part in rebalances.
 //! * `offsets` — the offset tracker: the commit position per partition
 //!   given out-of-order acks, and partition ownership across rebalances.
 //! * `context` — the consumer's rebalance and commit callbacks;
@@ -30,6 +32,7 @@ mod dispatcher;
 mod error;
 mod logging;
 mod offsets;
+mod poller;
 mod source;
 
 pub use config::{InvalidProperty, KafkaConfig, parse_property};

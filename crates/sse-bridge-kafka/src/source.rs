@@ -4,7 +4,7 @@
 //! and with it each job, goes to one worker at a time. Offsets are committed
 //! by hand, and only once a job's session ended: the [`JobAck`] marks the
 //! job done in the [`OffsetTracker`](crate::offsets::OffsetTracker), which
-//! tells the highest position all jobs below which are done; that position is
+//! tells the position below which every job is done; that position is
 //! committed. A worker that dies therefore leaves its unfinished jobs (and
 //! possibly finished ones after them) to be delivered again: at-least-once.
 //!
@@ -15,34 +15,33 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use sse_bridge_core::{BrokerError, Job, JobAck, JobSource, ReceivedJob};
+use sse_bridge_core::{BrokerError, JobAck, JobSource, ReceivedJob};
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::config::KafkaConfig;
 use crate::context::JobSourceContext;
 use crate::error::broker_error;
 use crate::offsets::{Partition, Taken};
-
-type JobConsumer = StreamConsumer<JobSourceContext>;
+use crate::poller::{self, Fetched, JobConsumer};
 
 /// Takes jobs from the job topic as a member of the workers' consumer group.
 ///
-/// Dropping it leaves the group; acknowledgements that come later fail with
-/// [`BrokerError::Closed`] and those jobs go to the next owner of their
-/// partition. It never returns `Ok(None)`: stop the worker with its shutdown
-/// token.
+/// Dropping it makes the consumer leave the group shortly after;
+/// acknowledgements that come later fail with [`BrokerError::Closed`] and
+/// those jobs go to the next owner of their partition. It never returns
+/// `Ok(None)` while it exists: stop the worker with its shutdown token.
 pub struct KafkaJobSource {
     consumer: Arc<JobConsumer>,
-    /// One receiver at a time, so the offsets of a partition are tracked in
-    /// the order librdkafka returns them.
-    receiving: tokio::sync::Mutex<()>,
+    jobs: Mutex<mpsc::Receiver<Fetched>>,
+    poller: JoinHandle<()>,
 }
 
 impl KafkaJobSource {
-    /// Creates the consumer and subscribes to the job topic; joining the group
-    /// happens in the background, while jobs are being awaited.
+    /// Creates the consumer, subscribes to the job topic and starts polling;
+    /// joining the group happens in the background.
     ///
     /// Must be called within a Tokio runtime. Fails with
     /// [`BrokerError::Rejected`] on an invalid librdkafka property.
@@ -54,14 +53,18 @@ impl KafkaJobSource {
         consumer
             .subscribe(&[&config.topic])
             .map_err(|e| broker_error(&e, None))?;
+        let consumer = Arc::new(consumer);
+        // Room for one: jobs wait in Kafka, not in this process.
+        let (tx, rx) = mpsc::channel(1);
+        let poller = tokio::spawn(poller::run(consumer.clone(), tx));
         Ok(KafkaJobSource {
-            consumer: Arc::new(consumer),
-            receiving: tokio::sync::Mutex::new(()),
+            consumer,
+            jobs: Mutex::new(rx),
+            poller,
         })
     }
 
-    /// The `(topic, partition)`s this worker owns now, sorted. Group
-    /// membership advances only while a job is being awaited.
+    /// The `(topic, partition)`s this worker owns now, sorted.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         let tracker = self.consumer.context().tracker();
         let mut owned: Vec<_> = tracker
@@ -73,67 +76,32 @@ impl KafkaJobSource {
     }
 }
 
+impl Drop for KafkaJobSource {
+    fn drop(&mut self) {
+        // The poller holds the consumer; ending it closes the consumer.
+        self.poller.abort();
+    }
+}
+
 #[async_trait]
 impl JobSource for KafkaJobSource {
     async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError> {
-        let _turn = self.receiving.lock().await;
-        loop {
-            let message = self
-                .consumer
-                .recv()
-                .await
-                .map_err(|e| broker_error(&e, None))?;
-            let (topic, partition, offset) =
-                (message.topic(), message.partition(), message.offset());
-            let owned = Partition {
-                topic: topic.to_owned(),
-                partition,
-            };
-            let Some(taken) = self.consumer.context().tracker().take(owned, offset) else {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset,
-                    "skipping a message of a partition not assigned here"
-                );
-                continue;
-            };
-            let ack = KafkaAck {
-                consumer: Arc::downgrade(&self.consumer),
-                taken,
-            };
-            let error = match message.payload().map(Job::from_json) {
-                Some(Ok(job)) => {
-                    return Ok(Some(ReceivedJob {
-                        job,
-                        ack: Box::new(ack),
-                    }));
-                }
-                Some(Err(error)) => error.to_string(),
-                None => "no payload".to_owned(),
-            };
-            // Skipped for good: retrying cannot make it parse.
-            tracing::warn!(
-                topic,
-                partition,
-                offset,
-                "skipping a malformed job: {error}"
-            );
-            if let Err(error) = ack.commit() {
-                tracing::warn!("cannot commit past the malformed job: {error}");
-            }
-        }
+        self.jobs.lock().await.recv().await.transpose()
     }
 }
 
 /// Acknowledges one job: marks it done and commits what that allows.
-struct KafkaAck {
+pub(crate) struct KafkaAck {
     consumer: Weak<JobConsumer>,
     taken: Taken,
 }
 
 impl KafkaAck {
-    fn commit(&self) -> Result<(), BrokerError> {
+    pub fn new(consumer: Weak<JobConsumer>, taken: Taken) -> Self {
+        KafkaAck { consumer, taken }
+    }
+
+    pub fn commit(&self) -> Result<(), BrokerError> {
         let consumer = self.consumer.upgrade().ok_or(BrokerError::Closed)?;
         let mut tracker = consumer.context().tracker();
         let Some(position) = tracker.done(&self.taken) else {

@@ -125,3 +125,60 @@ async fn a_rebalance_redelivers_running_jobs_and_ignores_their_late_acks() {
         Offset::Offset(1)
     );
 }
+
+/// A worker with every job slot busy does not ask for jobs, yet must take
+/// part in rebalances: otherwise a real broker makes a joining worker wait for
+/// it up to the rebalance timeout (`max.poll.interval.ms`), and the group
+/// stalls. (The mock broker gives up on it after the session timeout instead,
+/// so what is checked is that the busy worker saw the revocation.) Its paused
+/// partitions resume once it asks for jobs again, and every job not acked
+/// before the rebalance is delivered after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_worker_does_not_stall_a_joining_one() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(2));
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    let mut dispatched = HashSet::new();
+    for i in 0..6 {
+        let job = job(&format!("query {i}"));
+        dispatcher.dispatch(&job).await.expect("dispatched");
+        dispatched.insert(job.session_id);
+    }
+
+    let busy = Arc::new(KafkaJobSource::new(&config).unwrap());
+    let _running = within(Duration::from_secs(15), busy.next_job())
+        .await
+        .expect("next job")
+        .expect("source open");
+    // No free slot for a while: the next job waits and fetching pauses.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let joining = Arc::new(KafkaJobSource::new(&config).unwrap());
+    let (received_tx, mut received) = mpsc::unbounded_channel();
+    let take_from = |source: Arc<KafkaJobSource>| {
+        let received_tx = received_tx.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(job)) = source.next_job().await {
+                let _ = received_tx.send(job.job.session_id);
+            }
+        })
+    };
+    take_from(joining.clone());
+    // The busy worker owned both partitions; it must have handed one over.
+    within(Duration::from_secs(15), async {
+        while joining.assignment().len() != 1 || busy.assignment().len() != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    // A slot frees: the busy worker resumes.
+    take_from(busy.clone());
+    let mut seen = HashSet::new();
+    within(Duration::from_secs(15), async {
+        while seen != dispatched {
+            seen.insert(received.recv().await.expect("workers run"));
+        }
+    })
+    .await;
+}
