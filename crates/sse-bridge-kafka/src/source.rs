@@ -7,7 +7,12 @@
 //! tells the position below which every job is done; that position is
 //! committed. A worker that dies therefore leaves its unfinished jobs (and
 //! possibly finished ones after them) to be delivered again: at-least-once.
+//! The same holds across rebalances: a job of a partition this worker lost
+//! may still run here, but its ack commits nothing, and the partition's new
+//! owner runs it too.
 //!
+//! The consumer is polled by the [`poller`](crate::poller) task; `next_job`
+//! takes the job it prepared.
 //! Redelivered jobs whose session is already over cost little: the worker
 //! runner publishes `worker_ack`, sees that no gateway listens any more, and
 //! acknowledges the job without running it.
