@@ -11,7 +11,7 @@
 //! may still run here, but its ack commits nothing, and the partition's new
 //! owner runs it too.
 //!
-//! The consumer is polled by the [`poller`](crate::poller) task; `next_job`
+//! The consumer is polled by the [`poller`](crate::poller::run) task; `next_job`
 //! takes the job it prepared.
 //! Redelivered jobs whose session is already over cost little: the worker
 //! runner publishes `worker_ack`, sees that no gateway listens any more, and
