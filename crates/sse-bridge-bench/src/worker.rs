@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::watch;
 
@@ -35,11 +36,13 @@ pub struct BenchWorker {
 impl BenchWorker {
     pub async fn start(redis_url: &str, stream: &str, plan: Plan) -> anyhow::Result<Self> {
         let client = redis::Client::open(redis_url).context("redis url")?;
+        // Under full load a reply can take longer than redis-rs's default 500 ms.
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         let mut reader = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .context("connecting to redis")?;
-        let publisher = ConnectionManager::new(client).await?;
+        let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
         let group = format!("sse_bench_{}_{}", std::process::id(), now_us());
         let _: () = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -81,7 +84,7 @@ impl BenchWorker {
 
 async fn read_jobs(
     mut reader: MultiplexedConnection,
-    publisher: ConnectionManager,
+    publisher: MultiplexedConnection,
     stream: String,
     group: String,
     plan: Plan,
@@ -129,7 +132,7 @@ fn session_id_of(job: &str) -> Option<String> {
 }
 
 async fn run_session(
-    mut redis: ConnectionManager,
+    mut redis: MultiplexedConnection,
     session: String,
     plan: Plan,
     mut release: watch::Receiver<bool>,
