@@ -21,6 +21,8 @@
 //! * `context` — the consumer's rebalance and commit callbacks;
 //!   `logging` — librdkafka logs into `tracing`; `error` — librdkafka errors
 //!   as [`sse_bridge_core::BrokerError`].
+//! * [`mock`] — [`mock::MockKafka`], librdkafka's in-process mock broker on
+//!   loopback, for tests (this crate's and the binary's) with no Kafka around.
 //!
 //! librdkafka is built from source (configure + make, no cmake) with TLS, so
 //! `security.protocol=SASL_SSL` with SASL PLAIN or SCRAM works through
@@ -31,6 +33,7 @@ mod context;
 mod dispatcher;
 mod error;
 mod logging;
+pub mod mock;
 mod offsets;
 mod poller;
 mod source;

@@ -156,3 +156,12 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Channels with at least one subscriber at Redis (`PUBSUB CHANNELS`).
+pub async fn pubsub_channels(conn: &mut MultiplexedConnection) -> Vec<String> {
+    redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .query_async(conn)
+        .await
+        .expect("PUBSUB CHANNELS")
+}

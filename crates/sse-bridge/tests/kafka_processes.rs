@@ -1,0 +1,226 @@
+//! Kafka for jobs, Redis for events, everything as separate processes; the
+//! Kafka broker is librdkafka's mock cluster (a real Kafka-protocol TCP
+//! listener on loopback) started by the test itself.
+
+#![cfg(feature = "kafka")]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sse_bridge_kafka::mock::MockKafka;
+use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::redis::{REDIS_URL, RedisServer, plain, pubsub_channels, unique};
+use sse_bridge_testkit::sse::{client, kinds, post_session, read_all_within, read_events};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sse-bridge"))
+}
+
+/// One topic and group on one mock broker.
+struct Kafka {
+    mock: MockKafka,
+    topic: String,
+    group: String,
+}
+
+impl Kafka {
+    fn start(partitions: i32) -> Self {
+        let mock = MockKafka::start();
+        let topic = mock.topic(partitions);
+        Kafka {
+            mock,
+            topic,
+            group: unique("sse_workers"),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--queue",
+            "kafka",
+            "--kafka-brokers",
+            &self.mock.brokers(),
+            "--kafka-topic",
+            &self.topic,
+            "--group",
+            &self.group,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // The mock broker holds a rejoin for the session timeout; keep it short.
+        for property in ["session.timeout.ms=2000", "heartbeat.interval.ms=500"] {
+            args.extend(["--kafka-property".to_owned(), property.to_owned()]);
+        }
+        args
+    }
+}
+
+async fn gateway(redis_url: &str, queue_args: &[String]) -> (ChildProcess, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["serve", "--listen", &listen, "--redis-url", redis_url];
+    args.extend(queue_args.iter().map(String::as_str));
+    let process = ChildProcess::spawn(bin(), &args, &[], "kafka-gateway");
+    let url = format!("http://{listen}");
+    wait_healthy(&url, &process, Duration::from_secs(20)).await;
+    (process, url)
+}
+
+fn worker(kafka: &Kafka, extra: &[&str]) -> ChildProcess {
+    let mut args = vec![
+        "worker".to_owned(),
+        "--redis-url".to_owned(),
+        REDIS_URL.to_owned(),
+    ];
+    args.extend(kafka.args());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ChildProcess::spawn(bin(), &args, &[], "kafka-worker")
+}
+
+#[tokio::test]
+async fn kafka_jobs_and_redis_events_complete_a_session_across_processes() {
+    let kafka = Kafka::start(1);
+    let (_gateway, url) = gateway(REDIS_URL, &kafka.args()).await;
+    let _worker = worker(&kafka, &["--demo-delay", "0ms"]);
+    let response = post_session(&client(), &url, json!({"user_query": "What is 9*9?"})).await;
+    let read = read_all_within(response, Duration::from_secs(30)).await;
+    assert_eq!(kinds(&read.events)[0], "worker_ack");
+    assert_eq!(read.text("FinalAnswerStream"), "9*9 = 81");
+    assert_eq!(read.last_type(), "FinalAnswerStreamEnd");
+}
+
+#[tokio::test]
+async fn unreachable_kafka_is_503_and_leaves_no_subscription() {
+    let redis = RedisServer::start();
+    let closed_port = free_port();
+    let queue = [
+        "--queue".to_owned(),
+        "kafka".to_owned(),
+        "--kafka-brokers".to_owned(),
+        format!("127.0.0.1:{closed_port}"),
+        "--kafka-delivery-timeout".to_owned(),
+        "1s".to_owned(),
+    ];
+    let (_gateway, url) = gateway(&redis.url(), &queue).await;
+    let started = std::time::Instant::now();
+    let response = post_session(&client(), &url, json!({"user_query": "q"})).await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not dispatch"),
+        "{body}"
+    );
+    let mut conn = plain(&redis.url()).await;
+    let channels = pubsub_channels(&mut conn).await;
+    assert!(channels.is_empty(), "dangling subscriptions: {channels:?}");
+    let ready = client().get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
+/// Session ids in a worker's log lines that say "job done".
+fn jobs_done(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains("job done"))
+        .filter_map(|line| line.split("session_id=").nth(1))
+        .map(|rest| rest.chars().take(36).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_in_one_group_handle_each_of_100_sessions_exactly_once() {
+    let kafka = Kafka::start(4);
+    let (_gateway, url) = gateway(REDIS_URL, &kafka.args()).await;
+    let first = worker(&kafka, &["--demo-delay", "0ms"]);
+    let second = worker(&kafka, &["--demo-delay", "0ms"]);
+    // Let the group settle so the test is about delivery, not rebalancing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let http = client();
+    let sessions: Vec<_> = (0..100)
+        .map(|i| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let response =
+                    post_session(&http, &url, json!({ "user_query": format!("{i}-1") })).await;
+                let id = response.headers()["x-session-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                (id, read_all_within(response, Duration::from_secs(60)).await)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let (id, read) = session.await.unwrap();
+        assert_eq!(
+            kinds(&read.events)
+                .iter()
+                .filter(|k| **k == "worker_ack")
+                .count(),
+            1
+        );
+        assert_eq!(
+            read.text("FinalAnswerStream"),
+            format!("{i}-1 = {}", i as i64 - 1)
+        );
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (done_first, done_second) = (jobs_done(&first.output()), jobs_done(&second.output()));
+    assert!(
+        !done_first.is_empty() && !done_second.is_empty(),
+        "one worker did everything"
+    );
+    let mut runs: HashMap<String, usize> = HashMap::new();
+    for id in done_first.into_iter().chain(done_second) {
+        *runs.entry(id).or_default() += 1;
+    }
+    for id in &ids {
+        assert_eq!(
+            runs.get(id),
+            Some(&1),
+            "session {id} was handled {:?} times",
+            runs.get(id)
+        );
+    }
+}
+
+#[tokio::test]
+async fn worker_restarted_mid_job_gets_the_job_again_and_the_session_completes() {
+    let kafka = Kafka::start(1);
+    let (_gateway, url) = gateway(REDIS_URL, &kafka.args()).await;
+    let mut first = worker(&kafka, &["--demo-delay", "50ms"]);
+    let response = post_session(&client(), &url, json!({"user_query": "What is 5+5?"})).await;
+    let mut body = response.bytes_stream();
+    read_events(&mut body, 3).await;
+    first.kill();
+    let _second = worker(&kafka, &["--demo-delay", "0ms"]);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(40), async {
+        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+            rest.extend_from_slice(&chunk.unwrap());
+        }
+    })
+    .await
+    .expect("the redelivered job did not finish the session");
+    let text = String::from_utf8(rest).unwrap();
+    assert!(
+        !text.contains("worker_ack"),
+        "a second worker_ack reached the client"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"event_type":"FinalAnswerStreamEnd","payload":{}}"#),
+        "{text}"
+    );
+}
