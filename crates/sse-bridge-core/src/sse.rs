@@ -15,9 +15,7 @@ pub const PING: &[u8] = b": ping\n\n";
 /// Appends one `data:` frame for `event` to `out`.
 pub fn write_event(out: &mut BytesMut, event: &Event) {
     out.put_slice(b"data: ");
-    event
-        .write_json(out.writer())
-        .expect("writing JSON into a BytesMut cannot fail");
+    out.put_slice(event.json());
     out.put_slice(b"\n\n");
 }
 

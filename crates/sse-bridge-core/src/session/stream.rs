@@ -50,7 +50,8 @@ struct Cleanup {
 impl LiveSession {
     pub(super) fn new(ctx: &SessionContext, job: Job, subscription: Subscription) -> Self {
         let id = job.session_id;
-        let span = tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
+        let span =
+            tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
         if let Some(model_alias) = job.request.model_alias() {
             span.record("model_alias", model_alias);
         }
