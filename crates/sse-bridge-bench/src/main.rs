@@ -189,6 +189,13 @@ fn print_report(r: &Report) {
             l.p50_us, l.p90_us, l.p99_us, l.max_us, l.count
         );
     }
+    let c = &r.cpu;
+    if let (Some(g), Some(rd), Some(b)) = (c.gateway_s, c.redis_s, c.bench_s) {
+        println!(
+            "  CPU s: gateway={g:.2} redis={rd:.2} bench={b:.2} ({:.2} µs gateway CPU per event)",
+            r.gateway_cpu_us_per_event.unwrap_or_default()
+        );
+    }
     let s = &r.setup;
     println!(
         "  setup µs:   p50={} p90={} p99={} max={}",

@@ -49,9 +49,23 @@ pub fn summary(results: &Results, ceiling: Option<f64>) -> String {
     out.push_str(
         "| scenario | metric | ours | reference | ours / reference |\n|---|---|---:|---:|---:|\n",
     );
-    let rows: [(&str, &str, &[&str], f64); 12] = [
+    let rows: [(&str, &str, &[&str], f64); 16] = [
         ("throughput", "events/s delivered", &["events_per_s"], 1.0),
         ("throughput", "failed sessions", &["failed"], 1.0),
+        (
+            "throughput",
+            "gateway CPU per event, µs",
+            &["gateway_cpu_us_per_event"],
+            1.0,
+        ),
+        ("throughput", "CPU s: gateway", &["cpu", "gateway_s"], 1.0),
+        ("throughput", "CPU s: Redis", &["cpu", "redis_s"], 1.0),
+        (
+            "throughput",
+            "CPU s: load generator",
+            &["cpu", "bench_s"],
+            1.0,
+        ),
         ("latency", "paced rate, events/s", &["target_rate"], 1.0),
         ("latency", "p50 ms", &["latency", "p50_us"], 1e-3),
         ("latency", "p90 ms", &["latency", "p90_us"], 1e-3),
@@ -149,14 +163,18 @@ pub fn chart(
     latency
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(4)
-        .x_label_formatter(&|x| {
-            percentiles
-                .get(*x as usize)
-                .map_or(String::new(), |p| p.0.to_owned())
-        })
+        .x_labels(0)
         .y_desc("ms (log)")
         .draw()?;
+    // Category names inside the plot: numeric axes place their own ticks.
+    let label_style = ("sans-serif", 16).into_font().color(&BLACK);
+    latency.draw_series(percentiles.iter().enumerate().map(|(j, (name, _))| {
+        Text::new(
+            name.to_string(),
+            (j as f64 + 0.4, 400.0),
+            label_style.clone(),
+        )
+    }))?;
     for (i, (label, color)) in labels.iter().enumerate() {
         let bars = percentiles.iter().enumerate().filter_map(|(j, (_, key))| {
             let ms = results.num(label, "latency", &["latency", key])? / 1000.0;
@@ -173,6 +191,7 @@ pub fn chart(
     }
     latency
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()?;
@@ -188,10 +207,9 @@ pub fn chart(
         })
         .collect();
     if let Some(ceiling) = ceiling {
-        bars.push(("Redis PUBLISH ceiling", ceiling, RGBColor(120, 120, 120)));
+        bars.push(("Redis ceiling", ceiling, RGBColor(120, 120, 120)));
     }
     let top = bars.iter().map(|b| b.1).fold(1.0, f64::max) * 1.15;
-    let names: Vec<&str> = bars.iter().map(|b| b.0).collect();
     let mut throughput = ChartBuilder::on(&right)
         .caption("events/s delivered to clients", ("sans-serif", 20))
         .margin(15)
@@ -201,18 +219,21 @@ pub fn chart(
     throughput
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(bars.len())
-        .x_label_formatter(&|x| {
-            names
-                .get(*x as usize)
-                .map_or(String::new(), |n| n.to_string())
-        })
+        .x_labels(0)
         .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
         .draw()?;
     throughput.draw_series(bars.iter().enumerate().map(|(i, (_, value, color))| {
         Rectangle::new(
             [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *value)],
             color.filled(),
+        )
+    }))?;
+    throughput.draw_series(bars.iter().enumerate().map(|(i, (name, value, _))| {
+        let text = format!("{name}: {:.0}k", value / 1000.0);
+        Text::new(
+            text,
+            (i as f64 + 0.15, value + top * 0.04),
+            label_style.clone(),
         )
     }))?;
     root.present()?;

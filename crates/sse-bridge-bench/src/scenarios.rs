@@ -61,6 +61,10 @@ pub struct Report {
     pub setup: Percentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rate: Option<f64>,
+    /// CPU seconds spent during the scenario by each process.
+    pub cpu: probe::CpuSplit,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_cpu_us_per_event: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_streams: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +198,10 @@ pub async fn throughput(
         },
     )
     .await?;
+    let mut redis = redis::Client::open(target.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let cpu = probe::CpuMeter::start(target.gateway_pid, probe::redis_pid(&mut redis).await);
     let started = Instant::now();
     let tally = run_sessions(
         target,
@@ -204,7 +212,10 @@ pub async fn throughput(
         Duration::from_secs(600),
     )
     .await;
-    let report = tally.into_report("throughput", started.elapsed());
+    let mut report = tally.into_report("throughput", started.elapsed());
+    report.cpu = cpu.stop();
+    report.gateway_cpu_us_per_event =
+        (report.cpu.gateway_s).map(|s| s * 1e6 / report.events.max(1) as f64);
     worker.stop().await?;
     Ok(report)
 }

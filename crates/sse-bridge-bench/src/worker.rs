@@ -37,12 +37,15 @@ impl BenchWorker {
     pub async fn start(redis_url: &str, stream: &str, plan: Plan) -> anyhow::Result<Self> {
         let client = redis::Client::open(redis_url).context("redis url")?;
         // Under full load a reply can take longer than redis-rs's default 500 ms.
-        let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        let config =
+            AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         let mut reader = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .context("connecting to redis")?;
-        let publisher = client.get_multiplexed_async_connection_with_config(&config).await?;
+        let publisher = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         let group = format!("sse_bench_{}_{}", std::process::id(), now_us());
         let _: () = redis::cmd("XGROUP")
             .arg("CREATE")
