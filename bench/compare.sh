@@ -76,7 +76,7 @@ echo "ceiling: $CEILING PUBLISH/s"
 # --- one gateway through every scenario ----------------------------------------
 run_scenarios() { # label url pid hold_streams
     local label=$1 url=$2 pid=$3 hold=$4
-    local common=(--url "$url" --redis-url "$REDIS_URL" --label "$label" --out "$OUT")
+    local common=(--url "$url" --redis-url "$REDIS_URL" --label "$label" --out "$OUT" --gateway-pid "$pid")
     log "$label: throughput ($SESSIONS sessions × $EVENTS events, $CONC at a time)"
     "$BENCH" "${common[@]}" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
     local max rate
@@ -87,7 +87,7 @@ run_scenarios() { # label url pid hold_streams
     log "$label: setup (POST → worker_ack)"
     "$BENCH" "${common[@]}" setup --sessions "$SETUP" --concurrency 10
     log "$label: hold $hold streams"
-    "$BENCH" "${common[@]}" --gateway-pid "$pid" hold --streams "$hold"
+    "$BENCH" "${common[@]}" hold --streams "$hold"
 }
 
 log "starting sse-bridge on :$OURS_PORT"
