@@ -73,12 +73,37 @@ CEILING=$(redis-benchmark -h 127.0.0.1 -p 6379 -n 300000 -c 50 -q PUBLISH bench_
     | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1)
 echo "ceiling: $CEILING PUBLISH/s"
 
+# --- the gateways -------------------------------------------------------------
+start_gateway() { # label → GW_PID, GW_URL
+    case $1 in
+    ours)
+        GW_URL="http://127.0.0.1:$OURS_PORT"
+        RUST_LOG=warn "$GATEWAY" serve --listen 127.0.0.1:$OURS_PORT --redis-url "$REDIS_URL" --queue redis \
+            --idle-timeout 60s >> /tmp/sse-bridge-bench-ours.log 2>&1 &
+        ;;
+    reference)
+        GW_URL="http://127.0.0.1:$REF_PORT"
+        (cd "$REFERENCE_DIR" && REDIS_URL="$REDIS_URL/0" SSE_IDLE_TIMEOUT_S=60 exec "$OLDPWD/$VENV/bin/uvicorn" app:app \
+            --port $REF_PORT --log-level warning) >> /tmp/sse-bridge-bench-ref.log 2>&1 &
+        ;;
+    esac
+    GW_PID=$!
+    wait_up "$GW_URL"
+}
+stop_gateway() {
+    kill "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+}
+trap 'stop_gateway' EXIT
+
 # --- one gateway through every scenario ----------------------------------------
-run_scenarios() { # label url pid hold_streams
-    local label=$1 url=$2 pid=$3 hold=$4
-    local common=(--url "$url" --redis-url "$REDIS_URL" --label "$label" --out "$OUT" --gateway-pid "$pid")
+run_scenarios() { # label hold_streams
+    local label=$1 hold=$2
+    log "starting $label"
+    start_gateway "$label"
+    local common=(--url "$GW_URL" --redis-url "$REDIS_URL" --label "$label" --out "$OUT")
     log "$label: throughput ($SESSIONS sessions × $EVENTS events, $CONC at a time)"
-    "$BENCH" "${common[@]}" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
+    "$BENCH" "${common[@]}" --gateway-pid "$GW_PID" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
     local max rate
     max=$(events_per_s "$label")
     rate=$(python3 -c "print(round($max * 0.5))")
@@ -86,26 +111,17 @@ run_scenarios() { # label url pid hold_streams
     "$BENCH" "${common[@]}" latency --rate "$rate" --sessions "$LAT_SESSIONS" --events "$EVENTS" --concurrency "$CONC"
     log "$label: setup (POST → worker_ack)"
     "$BENCH" "${common[@]}" setup --sessions "$SETUP" --concurrency 10
-    log "$label: hold $hold streams"
-    "$BENCH" "${common[@]}" hold --streams "$hold"
+    # Memory per stream on a fresh process: allocator pools grown by the
+    # scenarios above would otherwise hide the streams' real cost.
+    stop_gateway
+    start_gateway "$label"
+    log "$label: hold $hold streams (fresh process)"
+    "$BENCH" "${common[@]}" --gateway-pid "$GW_PID" hold --streams "$hold"
+    stop_gateway
 }
 
-log "starting sse-bridge on :$OURS_PORT"
-RUST_LOG=warn "$GATEWAY" serve --listen 127.0.0.1:$OURS_PORT --redis-url "$REDIS_URL" --queue redis \
-    --idle-timeout 60s > /tmp/sse-bridge-bench-ours.log 2>&1 &
-OURS_PID=$!
-trap 'kill $OURS_PID 2>/dev/null || true; [ -n "${REF_PID:-}" ] && kill $REF_PID 2>/dev/null || true' EXIT
-wait_up "http://127.0.0.1:$OURS_PORT"
-run_scenarios ours "http://127.0.0.1:$OURS_PORT" "$OURS_PID" "$HOLD_OURS"
-kill "$OURS_PID"; wait "$OURS_PID" 2>/dev/null || true
-
-log "starting the reference on :$REF_PORT"
-(cd "$REFERENCE_DIR" && REDIS_URL="$REDIS_URL/0" SSE_IDLE_TIMEOUT_S=60 exec "$OLDPWD/$VENV/bin/uvicorn" app:app \
-    --port $REF_PORT --log-level warning) > /tmp/sse-bridge-bench-ref.log 2>&1 &
-REF_PID=$!
-wait_up "http://127.0.0.1:$REF_PORT"
-run_scenarios reference "http://127.0.0.1:$REF_PORT" "$REF_PID" "$HOLD_REF"
-kill "$REF_PID"; wait "$REF_PID" 2>/dev/null || true
+run_scenarios ours "$HOLD_OURS"
+run_scenarios reference "$HOLD_REF"
 
 "$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee bench/summary.md
 "$BENCH" chart --input "$OUT" --ceiling "$CEILING" --output bench/chart.png

@@ -95,7 +95,7 @@ impl LiveSession {
         if self.cleanup.outcome.is_some() {
             return None;
         }
-        let mut out = BytesMut::with_capacity(512);
+        let mut out = BytesMut::new();
         loop {
             let progress = self.wait_and_step(&mut out).await;
             let progress = self.drain_ready(progress, &mut out);
