@@ -171,7 +171,7 @@ pub fn chart(
     latency.draw_series(percentiles.iter().enumerate().map(|(j, (name, _))| {
         Text::new(
             name.to_string(),
-            (j as f64 + 0.4, 400.0),
+            (j as f64 + 0.4, 60.0),
             label_style.clone(),
         )
     }))?;
