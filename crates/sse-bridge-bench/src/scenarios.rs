@@ -183,6 +183,43 @@ async fn run_sessions(
         })
 }
 
+/// How long any scenario may take before its unfinished sessions count as failed.
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Runs `sessions` sessions of `pieces` events each against a bench worker
+/// following `plan`, and reports them as `scenario` with the CPU split.
+async fn run_with_worker(
+    target: &Target,
+    scenario: &'static str,
+    plan: Plan,
+    sessions: u64,
+    concurrency: usize,
+    pieces: u64,
+) -> anyhow::Result<Report> {
+    let worker = BenchWorker::start(&target.redis_url, &target.stream, plan).await?;
+    let mut redis = redis::Client::open(target.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let cpu = probe::CpuMeter::start(target.gateway_pid, probe::redis_pid(&mut redis).await);
+    let started = Instant::now();
+    let acked = Arc::default();
+    let tally = run_sessions(
+        target,
+        sessions,
+        concurrency,
+        pieces,
+        acked,
+        SCENARIO_DEADLINE,
+    )
+    .await;
+    let mut report = tally.into_report(scenario, started.elapsed());
+    report.cpu = cpu.stop();
+    report.gateway_cpu_us_per_event =
+        (report.cpu.gateway_s).map(|s| s * 1e6 / report.events.max(1) as f64);
+    worker.stop().await?;
+    Ok(report)
+}
+
 /// N sessions × K events at full speed.
 pub async fn throughput(
     target: &Target,
@@ -190,34 +227,10 @@ pub async fn throughput(
     events: u64,
     concurrency: usize,
 ) -> anyhow::Result<Report> {
-    let worker = BenchWorker::start(
-        &target.redis_url,
-        &target.stream,
-        Plan::Burst {
-            events: events as usize,
-        },
-    )
-    .await?;
-    let mut redis = redis::Client::open(target.redis_url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let cpu = probe::CpuMeter::start(target.gateway_pid, probe::redis_pid(&mut redis).await);
-    let started = Instant::now();
-    let tally = run_sessions(
-        target,
-        sessions,
-        concurrency,
-        events,
-        Arc::default(),
-        Duration::from_secs(600),
-    )
-    .await;
-    let mut report = tally.into_report("throughput", started.elapsed());
-    report.cpu = cpu.stop();
-    report.gateway_cpu_us_per_event =
-        (report.cpu.gateway_s).map(|s| s * 1e6 / report.events.max(1) as f64);
-    worker.stop().await?;
-    Ok(report)
+    let plan = Plan::Burst {
+        events: events as usize,
+    };
+    run_with_worker(target, "throughput", plan, sessions, concurrency, events).await
 }
 
 /// Paced publishing at `rate` events/s in total across `concurrency` sessions.
@@ -233,40 +246,16 @@ pub async fn latency(
         events: events as usize,
         interval,
     };
-    let worker = BenchWorker::start(&target.redis_url, &target.stream, plan).await?;
-    let started = Instant::now();
-    let tally = run_sessions(
-        target,
-        sessions,
-        concurrency,
-        events,
-        Arc::default(),
-        Duration::from_secs(600),
-    )
-    .await;
-    let mut report = tally.into_report("latency", started.elapsed());
+    let mut report =
+        run_with_worker(target, "latency", plan, sessions, concurrency, events).await?;
     report.target_rate = Some(rate);
-    worker.stop().await?;
     Ok(report)
 }
 
 /// POST → `worker_ack` received, with a short session behind it.
 pub async fn setup(target: &Target, sessions: u64, concurrency: usize) -> anyhow::Result<Report> {
-    let worker =
-        BenchWorker::start(&target.redis_url, &target.stream, Plan::Burst { events: 1 }).await?;
-    let started = Instant::now();
-    let tally = run_sessions(
-        target,
-        sessions,
-        concurrency,
-        1,
-        Arc::default(),
-        Duration::from_secs(600),
-    )
-    .await;
-    let report = tally.into_report("setup", started.elapsed());
-    worker.stop().await?;
-    Ok(report)
+    let plan = Plan::Burst { events: 1 };
+    run_with_worker(target, "setup", plan, sessions, concurrency, 1).await
 }
 
 /// `streams` sessions held open after their ack: memory and Redis connections per stream.
@@ -292,7 +281,7 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
                 streams as usize,
                 0,
                 acked,
-                Duration::from_secs(600),
+                SCENARIO_DEADLINE,
             )
             .await
         })

@@ -120,3 +120,20 @@ pub fn kinds(events: &[Value]) -> Vec<&str> {
         .map(|e| e["event_type"].as_str().unwrap_or_default())
         .collect()
 }
+
+/// The rest of an open body as text, until it ends (at most `limit`).
+pub async fn read_rest(
+    mut body: impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    limit: Duration,
+    what: &str,
+) -> String {
+    let mut rest = Vec::new();
+    tokio::time::timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            rest.extend_from_slice(&chunk.expect("body chunk"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: the body did not end within {limit:?}"));
+    String::from_utf8(rest).expect("UTF-8 body")
+}

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use sse_bridge_kafka::mock::MockKafka;
 use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
 use sse_bridge_testkit::redis::{REDIS_URL, RedisServer, plain, pubsub_channels, unique};
-use sse_bridge_testkit::sse::{client, kinds, post_session, read_all_within, read_events};
+use sse_bridge_testkit::sse::{
+    client, kinds, post_session, read_all_within, read_events, read_rest,
+};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_sse-bridge"))
@@ -205,15 +207,7 @@ async fn worker_restarted_mid_job_gets_the_job_again_and_the_session_completes()
     read_events(&mut body, 3).await;
     first.kill();
     let _second = worker(&kafka, &["--demo-delay", "0ms"]);
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(40), async {
-        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-            rest.extend_from_slice(&chunk.unwrap());
-        }
-    })
-    .await
-    .expect("the redelivered job did not finish the session");
-    let text = String::from_utf8(rest).unwrap();
+    let text = read_rest(body, Duration::from_secs(40), "the redelivered job").await;
     assert!(
         !text.contains("worker_ack"),
         "a second worker_ack reached the client"

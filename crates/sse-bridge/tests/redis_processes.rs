@@ -9,7 +9,7 @@ use serde_json::json;
 use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
 use sse_bridge_testkit::redis::{REDIS_URL, RedisServer, clients_named, eventually, plain, unique};
 use sse_bridge_testkit::sse::{
-    client, kinds, post_session, read_all, read_all_within, read_events,
+    client, kinds, post_session, read_all, read_all_within, read_events, read_rest,
 };
 
 fn bin() -> &'static Path {
@@ -259,20 +259,7 @@ async fn redis_restart_mid_stream_ends_every_session_cleanly() {
     .await;
 
     for body in bodies {
-        let mut rest = Vec::new();
-        let all = async {
-            let mut body = body;
-            loop {
-                match futures::StreamExt::next(&mut body).await {
-                    Some(chunk) => rest.extend_from_slice(&chunk.unwrap()),
-                    None => break,
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), all)
-            .await
-            .expect("a session hung after the restart");
-        let text = String::from_utf8(rest).unwrap();
+        let text = read_rest(body, Duration::from_secs(30), "a session after the restart").await;
         let last = text.trim_end().rsplit("\n\n").next().unwrap().to_owned();
         let last: serde_json::Value =
             serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
@@ -300,15 +287,7 @@ async fn job_of_a_crashed_worker_is_finished_by_another() {
         REDIS_URL,
         &["--demo-delay", "0ms", "--redis-claim-idle", "1s"],
     );
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-            rest.extend_from_slice(&chunk.unwrap());
-        }
-    })
-    .await
-    .expect("the session was not finished by the second worker");
-    let text = String::from_utf8(rest).unwrap();
+    let text = read_rest(body, Duration::from_secs(30), "the second worker").await;
     assert!(
         !text.contains("worker_ack"),
         "a second worker_ack reached the client"
