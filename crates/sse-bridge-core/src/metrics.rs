@@ -12,6 +12,8 @@ pub const EVENTS_FORWARDED: &str = "sse_bridge_events_forwarded_total";
 /// Label `reason`: `not_json`, `not_object`, `no_event_type`, `too_large`.
 pub const MALFORMED_EVENTS: &str = "sse_bridge_malformed_events_total";
 pub const CANCELS_PUBLISHED: &str = "sse_bridge_cancels_published_total";
+/// Channels this process is subscribed to (set when `/metrics` is scraped).
+pub const BUS_CHANNELS: &str = "sse_bridge_event_bus_channels";
 
 /// Registers help texts, so `/metrics` explains itself.
 pub fn describe() {

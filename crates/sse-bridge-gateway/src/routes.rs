@@ -78,6 +78,8 @@ async fn check(probe: impl Future<Output = Result<(), BrokerError>>) -> Result<(
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let channels = state.sessions.bus.routed_channels();
+    metrics::gauge!(sse_bridge_core::metrics::BUS_CHANNELS).set(channels as f64);
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

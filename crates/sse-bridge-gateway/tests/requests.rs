@@ -166,5 +166,7 @@ async fn health_and_readiness() {
     assert_eq!(body["checks"]["event_bus"], "ok");
     let metrics = get("/metrics").await.unwrap();
     assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("sse_bridge_event_bus_channels 0"), "{text}");
     gw.stop().await;
 }
