@@ -46,8 +46,8 @@ impl RedisBus {
     /// the credentials. Needs a Tokio runtime.
     pub async fn connect(config: RedisConfig) -> Result<RedisBus, BrokerError> {
         // RESP3 lets one multiplexed connection carry subscriptions as pushes.
-        let sub_client = open_client(&config.url, true)?;
-        let pub_client = open_client(&config.url, false)?;
+        let sub_client = open_client(&config, true)?;
+        let pub_client = open_client(&config, false)?;
         let (commands, queue) = mpsc::unbounded_channel();
         let unsubscribe = commands.clone();
         // Runs inside Subscription::drop: must not block, so it only enqueues.

@@ -30,6 +30,10 @@ pub struct RedisConfig {
     /// How often the subscriber connection is PINGed, so a peer that vanished
     /// without closing the socket is noticed (default 5 s).
     pub health_check_interval: Duration,
+    /// PEM file of the CA that signed the server's certificate, for
+    /// `rediss://` to a server with a private CA (default: the system's
+    /// trust store).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -43,6 +47,7 @@ impl RedisConfig {
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(2),
             health_check_interval: Duration::from_secs(5),
+            tls_ca_file: None,
         }
     }
 }

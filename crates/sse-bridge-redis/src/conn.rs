@@ -20,9 +20,17 @@ use tokio::sync::Mutex;
 use crate::config::RedisConfig;
 use crate::error::{bounded, broker_error};
 
-/// Opens a client for `url`, forcing RESP3 when `resp3` (needed for Pub/Sub
-/// pushes on a multiplexed connection; Redis >= 6).
-pub(crate) fn open_client(url: &str, resp3: bool) -> Result<Client, BrokerError> {
+/// Opens a client for `config.url`, forcing RESP3 when `resp3` (needed for
+/// Pub/Sub pushes on a multiplexed connection; Redis >= 6).
+pub(crate) fn open_client(config: &RedisConfig, resp3: bool) -> Result<Client, BrokerError> {
+    open_client_url(&config.url, config.tls_ca_file.as_deref(), resp3)
+}
+
+fn open_client_url(
+    url: &str,
+    tls_ca_file: Option<&std::path::Path>,
+    resp3: bool,
+) -> Result<Client, BrokerError> {
     #[cfg(feature = "tls")]
     install_crypto_provider();
     // The URL may hold a password: never echo it in the error.
@@ -38,7 +46,32 @@ pub(crate) fn open_client(url: &str, resp3: bool) -> Result<Client, BrokerError>
     } else {
         info
     };
-    Client::open(info).map_err(broker_error)
+    match tls_ca_file {
+        None => Client::open(info).map_err(broker_error),
+        Some(path) => with_private_ca(info, path),
+    }
+}
+
+#[cfg(feature = "tls")]
+fn with_private_ca(
+    info: redis::ConnectionInfo,
+    path: &std::path::Path,
+) -> Result<Client, BrokerError> {
+    let root_cert = std::fs::read(path).map_err(|e| {
+        BrokerError::Rejected(format!("cannot read TLS CA file {}: {e}", path.display()))
+    })?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_cert),
+    };
+    Client::build_with_tls(info, certificates).map_err(broker_error)
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_private_ca(_: redis::ConnectionInfo, _: &std::path::Path) -> Result<Client, BrokerError> {
+    Err(BrokerError::Rejected(
+        "built without the `tls` feature".into(),
+    ))
 }
 
 /// redis-rs builds its rustls config from the process-wide crypto provider;
@@ -188,12 +221,12 @@ mod tests {
 
     #[test]
     fn tls_url_with_password_opens_a_client() {
-        assert!(open_client("rediss://user:pw@redis.example:6380/1", true).is_ok());
+        assert!(open_client_url("rediss://user:pw@redis.example:6380/1", None, true).is_ok());
     }
 
     #[test]
     fn invalid_url_is_rejected_without_echoing_it() {
-        let err = open_client("http://user:secret@host", false).err();
+        let err = open_client_url("http://user:secret@host", None, false).err();
         let Some(BrokerError::Rejected(message)) = err else {
             panic!("expected Rejected, got {err:?}");
         };

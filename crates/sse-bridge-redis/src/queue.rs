@@ -70,7 +70,7 @@ impl RedisJobQueue {
     /// Connects and creates the consumer group (and the stream) if missing.
     pub async fn connect(config: RedisQueueConfig) -> Result<RedisJobQueue, BrokerError> {
         let redis = &config.redis;
-        let client = open_client(&redis.url, false)?;
+        let client = open_client(redis, false)?;
         let commands = NamedConnection::new(
             client.clone(),
             connection_config(redis, redis.command_timeout),

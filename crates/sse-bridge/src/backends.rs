@@ -20,6 +20,7 @@ pub async fn event_bus(
             let config = RedisConfig {
                 client_name: client_name(args, role),
                 subscription_capacity: buffer,
+                tls_ca_file: args.redis_tls_ca.clone(),
                 ..RedisConfig::new(url.clone())
             };
             Arc::new(
@@ -78,6 +79,7 @@ async fn redis_queue(args: &BrokerArgs, role: &str) -> anyhow::Result<RedisJobQu
     let config = RedisQueueConfig {
         redis: RedisConfig {
             client_name: client_name(args, role),
+            tls_ca_file: args.redis_tls_ca.clone(),
             ..RedisConfig::new(url.clone())
         },
         stream: args.redis_stream.clone(),

@@ -46,6 +46,11 @@ pub struct BrokerArgs {
     #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// PEM file of a private CA that signed the Redis server's certificate
+    /// (for `rediss://`; default: the system trust store).
+    #[arg(long, env = "SSE_BRIDGE_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<std::path::PathBuf>,
+
     /// Name of this process's Redis connections in CLIENT LIST (suffixed
     /// `:sub`, `:pub`, `:jobs`, ...); default `sse-bridge-gateway` / `sse-bridge-worker`.
     #[arg(long, env = "SSE_BRIDGE_REDIS_CLIENT_NAME")]
@@ -121,6 +126,10 @@ pub struct PublishArgs {
     /// Redis the gateways listen on.
     #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
     pub redis_url: String,
+
+    /// PEM file of a private CA for `rediss://`.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<std::path::PathBuf>,
 
     /// Session id (from the `x-session-id` response header or the job).
     #[arg(long)]

@@ -11,6 +11,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         serde_json::from_str(&args.payload).context("--payload is not valid JSON")?;
     let config = RedisConfig {
         client_name: "sse-bridge-publish".into(),
+        tls_ca_file: args.redis_tls_ca,
         ..RedisConfig::new(args.redis_url)
     };
     let bus = RedisBus::connect(config)
