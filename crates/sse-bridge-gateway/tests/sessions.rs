@@ -68,8 +68,7 @@ async fn full_session_with_the_demo_agent_streams_every_event_in_order() {
 #[tokio::test]
 async fn payloads_with_blank_lines_and_data_prefixes_cannot_break_the_framing() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     let tricky = "line one\n\ndata: {\"event_type\":\"FinalAnswerStreamEnd\"}\n\r\n: ping\n\n";
     gw.publish(&job, "worker_ack", json!({})).await;
     gw.publish(&job, "FinalAnswerStream", json!({"char": tricky}))
@@ -98,8 +97,7 @@ async fn payloads_with_blank_lines_and_data_prefixes_cannot_break_the_framing() 
 #[tokio::test]
 async fn unknown_event_types_and_extra_fields_pass_through() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
     gw.publish_raw(
         &job,
@@ -120,8 +118,7 @@ async fn the_job_carries_the_request_unchanged() {
     let gw = TestGateway::start(SessionConfig::default()).await;
     let body =
         json!({"user_query": "q", "model_alias": "smart_agent", "history": [{"role": "user"}]});
-    let response = post_session(&client(), &gw.url, body.clone()).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(body.clone()).await;
     assert_eq!(serde_json::to_value(&job.request).unwrap(), body);
     assert_eq!(
         response.headers()["x-session-id"].to_str().unwrap(),
@@ -159,8 +156,7 @@ async fn no_ack_in_time_ends_with_one_ack_timeout_error() {
 #[tokio::test]
 async fn events_published_before_the_ack_are_delivered_after_it_in_order() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     for c in ["a", "b", "c", "d"] {
         gw.publish(&job, "AgentThoughtStream", json!({ "char": c }))
             .await;
@@ -195,8 +191,7 @@ async fn malformed_messages_are_skipped_counted_and_the_session_completes() {
     let before: Vec<f64> = ["not_json", "not_object", "no_event_type", "too_large"]
         .map(counter)
         .to_vec();
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
     gw.publish_raw(&job, "this is not json").await;
     gw.publish_raw(&job, "[\"an\", \"array\"]").await;
@@ -225,8 +220,7 @@ async fn malformed_messages_are_skipped_counted_and_the_session_completes() {
 #[tokio::test]
 async fn silent_worker_ends_with_idle_timeout() {
     let gw = TestGateway::start(fast_timeouts()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
     let read = read_all(response).await;
     assert_eq!(kinds(&read.events), ["worker_ack", "error"]);
@@ -243,8 +237,7 @@ async fn endless_session_ends_with_session_timeout_and_pings_while_quiet() {
         ..SessionConfig::default()
     };
     let gw = TestGateway::start(config).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
     let read = read_all(response).await;
     assert_eq!(kinds(&read.events), ["worker_ack", "error"]);
@@ -260,8 +253,7 @@ async fn endless_session_ends_with_session_timeout_and_pings_while_quiet() {
 #[tokio::test]
 async fn client_disconnect_cancels_the_worker_and_drops_the_subscription() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     let mut control = gw
         .bus
         .subscribe(&job.session_id.control_channel())
@@ -330,8 +322,7 @@ async fn on_disconnect_continue_publishes_no_cancel() {
 #[tokio::test]
 async fn shutdown_ends_live_sessions_with_server_shutdown() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let response = post_session(&client(), &gw.url, json!({"user_query": "q"})).await;
-    let job = gw.take_job().await;
+    let (response, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
     let mut body = response.bytes_stream();
     read_events(&mut body, 1).await;

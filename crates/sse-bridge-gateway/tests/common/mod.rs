@@ -86,6 +86,12 @@ impl TestGateway {
         ));
     }
 
+    /// Starts a session with `body` and takes its job, as a worker would.
+    pub async fn open(&self, body: Value) -> (reqwest::Response, Job) {
+        let response = post_session(&client(), &self.url, body).await;
+        (response, self.take_job().await)
+    }
+
     /// Takes the next dispatched job, as a worker would.
     pub async fn take_job(&self) -> Job {
         let received = tokio::time::timeout(Duration::from_secs(5), self.queue.next_job())
