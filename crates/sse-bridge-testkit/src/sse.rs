@@ -40,6 +40,19 @@ impl SseRead {
             .collect()
     }
 
+    /// Asserts a whole session: `worker_ack` first, the streamed answer,
+    /// `FinalAnswerStreamEnd` last.
+    pub fn assert_answered(&self, answer: &str) {
+        assert_eq!(
+            kinds(&self.events).first(),
+            Some(&"worker_ack"),
+            "{:?}",
+            self.events
+        );
+        assert_eq!(self.text("FinalAnswerStream"), answer);
+        assert_eq!(self.last_type(), "FinalAnswerStreamEnd");
+    }
+
     pub fn last_type(&self) -> &str {
         self.events
             .last()
