@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sse_bridge_core::session::SessionContext;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -39,6 +41,38 @@ pub struct AppState {
     pub body_limit: BodyLimit,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Cross-origin access for browsers on other origins; `None`: same origin only.
+    pub cors: Option<CorsLayer>,
+}
+
+/// An origin given for CORS that is not a valid header value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid CORS origin {0:?}")]
+pub struct InvalidOrigin(String);
+
+/// CORS for browser clients on other origins (`*` allows any): the
+/// preflight for a JSON POST is answered, and `x-session-id` is exposed so a
+/// `fetch` client can read it. Empty: no CORS headers at all.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| InvalidOrigin(o.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([HeaderName::from_static("x-session-id")])
+        .max_age(Duration::from_secs(3600));
+    Ok(Some(layer))
 }
 
 impl FromRef<AppState> for BodyLimit {
@@ -49,7 +83,8 @@ impl FromRef<AppState> for BodyLimit {
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = state.cors.clone();
+    let router = Router::new()
         .route("/v1/react/sessions", post(routes::create_session))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -57,7 +92,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Serves `app` until `state.sessions.shutdown` is cancelled.

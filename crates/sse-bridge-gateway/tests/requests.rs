@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use sse_bridge_core::EventBus;
-use sse_bridge_core::session::SessionConfig;
+use sse_bridge_core::session::{SessionConfig, SessionLimit};
 
 async fn expect_refused(
     gw: &TestGateway,
@@ -168,5 +168,71 @@ async fn health_and_readiness() {
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("sse_bridge_event_bus_channels 0"), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_over_the_limit_are_503_until_a_slot_frees() {
+    let gw = TestGateway::start_with(SessionConfig::default(), |state| {
+        state.sessions.limit = SessionLimit::new(1);
+    })
+    .await;
+    let (first, job) = gw.open(json!({"user_query": "q"})).await;
+    assert_eq!(first.status(), 200);
+    let refused = post_raw(&gw, Some("application/json"), r#"{"user_query": "q"}"#).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limit of live sessions"),
+        "{body}"
+    );
+    gw.publish(&job, "worker_ack", json!({})).await;
+    gw.publish(&job, "FinalAnswerStreamEnd", json!({})).await;
+    read_all(first).await;
+    let (again, _) = gw.open(json!({"user_query": "q"})).await;
+    assert_eq!(again.status(), 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn cors_answers_the_preflight_and_exposes_the_session_id() {
+    let origins = vec!["https://app.example".to_owned()];
+    let gw = TestGateway::start_with(SessionConfig::default(), |state| {
+        state.cors = sse_bridge_gateway::cors_layer(&origins).unwrap();
+    })
+    .await;
+    let url = format!("{}/v1/react/sessions", gw.url);
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let (response, _) = gw
+        .open_from("https://app.example", json!({"user_query": "q"}))
+        .await;
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-session-id"), "{exposed}");
+    let (other, _) = gw
+        .open_from("https://evil.example", json!({"user_query": "q"}))
+        .await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    assert!(sse_bridge_gateway::cors_layer(&["bad\norigin".to_owned()]).is_err());
     gw.stop().await;
 }

@@ -154,6 +154,19 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_BRIDGE_BODY_LIMIT", default_value_t = sse_bridge_gateway::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
 
+    /// Live sessions at once; more are refused with 503.
+    #[arg(long, env = "SSE_BRIDGE_MAX_SESSIONS", default_value_t = 50_000)]
+    pub max_sessions: usize,
+
+    /// Allow browser pages on this origin to call the API (CORS), repeatable;
+    /// `*` allows any origin. Env: comma-separated.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "SSE_BRIDGE_CORS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+
     /// Give up on subscribing and dispatching a new session after this long (→ 503).
     #[arg(long, env = "SSE_BRIDGE_START_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub start_timeout: Duration,

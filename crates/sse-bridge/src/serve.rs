@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use sse_bridge_core::session::SessionContext;
+use sse_bridge_core::session::{SessionContext, SessionLimit};
 use sse_bridge_gateway::{AppState, BodyLimit};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
@@ -59,9 +59,11 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
             config: args.session.config(),
             start_timeout: args.start_timeout,
             shutdown: shutdown.clone(),
+            limit: SessionLimit::new(args.max_sessions),
         },
         body_limit: BodyLimit(args.body_limit),
         metrics: Some(metrics),
+        cors: sse_bridge_gateway::cors_layer(&args.cors_allow_origins)?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

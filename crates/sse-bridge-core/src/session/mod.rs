@@ -11,6 +11,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
@@ -31,11 +32,41 @@ pub struct SessionContext {
     pub start_timeout: Duration,
     /// Cancelled at shutdown: live sessions end with `server_shutdown`.
     pub shutdown: CancellationToken,
+    /// Live sessions allowed at once in this process.
+    pub limit: SessionLimit,
+}
+
+/// How many sessions may be live at once; each holds one slot until dropped.
+#[derive(Clone)]
+pub struct SessionLimit(Arc<Semaphore>);
+
+impl SessionLimit {
+    pub fn new(max_sessions: usize) -> Self {
+        SessionLimit(Arc::new(Semaphore::new(
+            max_sessions.min(Semaphore::MAX_PERMITS),
+        )))
+    }
+
+    fn try_take(&self) -> Result<OwnedSemaphorePermit, StartError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| StartError::AtCapacity)
+    }
+}
+
+impl Default for SessionLimit {
+    /// No practical limit.
+    fn default() -> Self {
+        SessionLimit::new(Semaphore::MAX_PERMITS)
+    }
 }
 
 /// Why a session could not start (the client gets a 503).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("this gateway is at its limit of live sessions; retry later")]
+    AtCapacity,
     #[error("could not subscribe to the session's event channel: {0}")]
     Subscribe(BrokerError),
     #[error("could not dispatch the job to the workers: {0}")]
@@ -45,6 +76,7 @@ pub enum StartError {
 impl StartError {
     fn label(&self) -> &'static str {
         match self {
+            StartError::AtCapacity => "at_capacity",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
         }
@@ -73,6 +105,7 @@ async fn start_with_id(
     id: SessionId,
     request: SessionRequest,
 ) -> Result<LiveSession, StartError> {
+    let slot = ctx.limit.try_take()?;
     let timeout = ctx.start_timeout;
     let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
         .await
@@ -83,5 +116,5 @@ async fn start_with_id(
         .await
         .map_err(|_| StartError::Dispatch(BrokerError::Timeout(timeout)))?
         .map_err(StartError::Dispatch)?;
-    Ok(LiveSession::new(ctx, job, subscription))
+    Ok(LiveSession::new(ctx, job, subscription, slot))
 }

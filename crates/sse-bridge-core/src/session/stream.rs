@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -36,6 +36,8 @@ pub struct LiveSession {
     shutdown: CancellationToken,
     span: tracing::Span,
     cleanup: Cleanup,
+    /// This session's slot in the gateway's [`super::SessionLimit`].
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Runs when the session is dropped, however it ended.
@@ -48,7 +50,12 @@ struct Cleanup {
 }
 
 impl LiveSession {
-    pub(super) fn new(ctx: &SessionContext, job: Job, subscription: Subscription) -> Self {
+    pub(super) fn new(
+        ctx: &SessionContext,
+        job: Job,
+        subscription: Subscription,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
         let id = job.session_id;
         let span =
             tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
@@ -74,6 +81,7 @@ impl LiveSession {
                 outcome: None,
                 span,
             },
+            _slot: slot,
         }
     }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
-use sse_bridge_core::session::{SessionConfig, SessionContext};
+use sse_bridge_core::session::{SessionConfig, SessionContext, SessionLimit};
 use sse_bridge_core::{EventBus, Job, JobSource};
 use sse_bridge_gateway::{AppState, BodyLimit, DEFAULT_BODY_LIMIT};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
@@ -40,20 +40,28 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 impl TestGateway {
     pub async fn start(config: SessionConfig) -> Self {
+        Self::start_with(config, |_| {}).await
+    }
+
+    /// Like [`Self::start`], with the state adjusted by `adjust` first.
+    pub async fn start_with(config: SessionConfig, adjust: impl FnOnce(&mut AppState)) -> Self {
         let bus = EmbeddedBus::new(4096);
         let queue = EmbeddedQueue::new(1024);
         let shutdown = CancellationToken::new();
-        let state = AppState {
+        let mut state = AppState {
             sessions: SessionContext {
                 bus: Arc::new(bus.clone()),
                 dispatcher: Arc::new(queue.clone()),
                 config,
                 start_timeout: Duration::from_secs(5),
                 shutdown: shutdown.clone(),
+                limit: SessionLimit::default(),
             },
             body_limit: BodyLimit(DEFAULT_BODY_LIMIT),
             metrics: Some(metrics_handle()),
+            cors: None,
         };
+        adjust(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(sse_bridge_gateway::serve(
@@ -89,6 +97,19 @@ impl TestGateway {
     /// Starts a session with `body` and takes its job, as a worker would.
     pub async fn open(&self, body: Value) -> (reqwest::Response, Job) {
         let response = post_session(&client(), &self.url, body).await;
+        (response, self.take_job().await)
+    }
+
+    /// [`Self::open`] from a page on `origin` (a cross-origin `fetch`).
+    pub async fn open_from(&self, origin: &str, body: Value) -> (reqwest::Response, Job) {
+        let response = client()
+            .post(format!("{}/v1/react/sessions", self.url))
+            .header("content-type", "application/json")
+            .header("origin", origin)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         (response, self.take_job().await)
     }
 
