@@ -21,10 +21,13 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sse_bridge_core::session::SessionContext;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -99,33 +102,62 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-/// Serves `app` until `state.sessions.shutdown` is cancelled.
+/// Serves the gateway until `state.sessions.shutdown` is cancelled.
 ///
-/// Cancelling ends every live session with `error`/`server_shutdown`, so the
-/// bodies finish and graceful shutdown completes; `drain` bounds the wait for
-/// clients that do not read their last bytes.
+/// An HTTP/1.1 connection loop on hyper directly rather than `axum::serve`:
+/// a held SSE stream is one idle connection, and hyper-util's auto
+/// (HTTP/1 + HTTP/2) connection and axum's graceful-shutdown bookkeeping cost
+/// several KiB per connection (BENCHMARKS.md). Cancelling `shutdown` ends every
+/// live session with `error`/`server_shutdown`, so the bodies finish; `drain`
+/// bounds the wait for clients that do not read their last bytes.
 pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
     let shutdown = state.sessions.shutdown.clone();
-    // SSE frames are small writes: without TCP_NODELAY, Nagle's algorithm
-    // holds them until the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
+    let app = router(state);
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // SSE frames are small writes: without TCP_NODELAY, Nagle's algorithm
+        // holds them until the client's delayed ACK (~40 ms).
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {error}");
         }
-    });
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = server.into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown.cancelled() => {}
+        let service = TowerToHyperService::new(app.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, "connection ended with an error: {error}");
+            }
+        });
     }
-    match tokio::time::timeout(drain, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("connections still open after {drain:?}; closing them");
-            Ok(())
-        }
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {drain:?}; closing them");
     }
+    Ok(())
 }
