@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{REDIS_URL, plain, unique};
+use common::{REDIS_URL, TempKey, plain};
 use redis::AsyncTypedCommands;
 use sse_bridge_core::queue::{JobDispatcher, JobSource, ReceivedJob};
 use sse_bridge_core::{Job, SessionId, SessionRequest};
@@ -51,7 +51,7 @@ async fn pending_owner(stream: &str) -> Option<String> {
 
 #[tokio::test]
 async fn each_job_goes_to_one_of_two_workers() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let gateway = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let a = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let b = RedisJobQueue::connect(config(&stream)).await.unwrap();
@@ -82,7 +82,7 @@ async fn each_job_goes_to_one_of_two_workers() {
 
 #[tokio::test]
 async fn a_crashed_workers_job_is_reclaimed_after_claim_idle() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let gateway = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let crashing = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let job = job();
@@ -106,7 +106,7 @@ async fn a_crashed_workers_job_is_reclaimed_after_claim_idle() {
 
 #[tokio::test]
 async fn a_live_workers_long_job_is_not_reclaimed() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let gateway = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let busy = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let other = RedisJobQueue::connect(config(&stream)).await.unwrap();
@@ -124,11 +124,11 @@ async fn a_live_workers_long_job_is_not_reclaimed() {
 
 #[tokio::test]
 async fn malformed_entries_are_acknowledged_and_skipped() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let worker = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let _: String = redis::cmd("XADD")
-        .arg(&stream)
+        .arg(&*stream)
         .arg("*")
         .arg("job")
         .arg("not json")
@@ -136,7 +136,7 @@ async fn malformed_entries_are_acknowledged_and_skipped() {
         .await
         .unwrap();
     let _: String = redis::cmd("XADD")
-        .arg(&stream)
+        .arg(&*stream)
         .arg("*")
         .arg("other")
         .arg("field")
@@ -158,7 +158,7 @@ async fn malformed_entries_are_acknowledged_and_skipped() {
 
 #[tokio::test]
 async fn dispatch_caps_the_stream_length() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let mut config = config(&stream);
     config.max_len = 10;
     let gateway = RedisJobQueue::connect(config).await.unwrap();
@@ -166,17 +166,17 @@ async fn dispatch_caps_the_stream_length() {
         gateway.dispatch(&job()).await.unwrap();
     }
     let mut conn = plain(REDIS_URL).await;
-    let len = conn.xlen(&stream).await.unwrap();
+    let len = conn.xlen(&*stream).await.unwrap();
     // `MAXLEN ~` trims whole stream nodes (100 entries by default).
     assert!(len <= 10 + 100, "stream length {len}");
 }
 
 #[tokio::test]
 async fn a_deleted_stream_and_group_are_recreated() {
-    let stream = unique("sse_jobs");
+    let stream = TempKey::new("sse_jobs");
     let worker = RedisJobQueue::connect(config(&stream)).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
-    conn.del(&stream).await.unwrap();
+    conn.del(&*stream).await.unwrap();
     let good = job();
     let reader = tokio::spawn({
         let worker = worker.clone();

@@ -165,3 +165,34 @@ pub async fn pubsub_channels(conn: &mut MultiplexedConnection) -> Vec<String> {
         .await
         .expect("PUBSUB CHANNELS")
 }
+
+/// A unique key name on the shared test Redis, deleted when dropped, so
+/// test runs leave no streams behind.
+pub struct TempKey(String);
+
+impl TempKey {
+    pub fn new(prefix: &str) -> Self {
+        TempKey(unique(prefix))
+    }
+}
+
+impl std::ops::Deref for TempKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TempKey {
+    fn drop(&mut self) {
+        // Best effort and blocking: Drop cannot await, and a leftover key
+        // is harmless.
+        let deleted = redis::Client::open(REDIS_URL)
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+            .and_then(|mut conn| redis::cmd("DEL").arg(&self.0).exec(&mut conn));
+        if let Err(error) = deleted {
+            eprintln!("could not delete test key {}: {error}", self.0);
+        }
+    }
+}

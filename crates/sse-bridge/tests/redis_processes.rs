@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
-use sse_bridge_testkit::redis::{REDIS_URL, RedisServer, clients_named, eventually, plain, unique};
+use sse_bridge_testkit::redis::{
+    REDIS_URL, RedisServer, TempKey, clients_named, eventually, plain, unique,
+};
 use sse_bridge_testkit::sse::{
     client, kinds, post_session, read_all, read_all_within, read_events, read_rest,
 };
@@ -18,14 +20,14 @@ fn bin() -> &'static Path {
 
 /// Stream and group names no other test uses.
 struct Names {
-    stream: String,
+    stream: TempKey,
     group: String,
 }
 
 impl Names {
     fn new() -> Self {
         Names {
-            stream: unique("sse_jobs_test"),
+            stream: TempKey::new("sse_jobs_test"),
             group: unique("sse_workers_test"),
         }
     }
@@ -145,7 +147,7 @@ async fn python_redis_py_example_worker_drives_a_session() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python_worker.py");
     let envs = [
         ("REDIS_URL", REDIS_URL),
-        ("SSE_STREAM", names.stream.as_str()),
+        ("SSE_STREAM", &names.stream),
         ("SSE_GROUP", names.group.as_str()),
     ];
     let _python = ChildProcess::spawn(
