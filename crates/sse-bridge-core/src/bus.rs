@@ -84,10 +84,6 @@ impl Subscription {
     pub fn link(&self) -> watch::Receiver<bool> {
         self.link.clone()
     }
-
-    pub fn channel(&self) -> &str {
-        &self._route.channel
-    }
 }
 
 /// Routes messages from a backend's read loop to the subscriptions in this process.

@@ -246,14 +246,6 @@ impl Event {
         &self.event_type
     }
 
-    /// `FinalAnswerStreamEnd` and `error` end a session.
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.event_type(),
-            event_type::ANSWER_END | event_type::ERROR
-        )
-    }
-
     /// The compact JSON text of the event.
     pub fn json(&self) -> &[u8] {
         &self.json

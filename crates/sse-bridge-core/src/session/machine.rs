@@ -131,13 +131,6 @@ impl SessionMachine {
         self.stats
     }
 
-    pub fn outcome(&self) -> Option<Outcome> {
-        match self.phase {
-            Phase::Finished(outcome) => Some(outcome),
-            _ => None,
-        }
-    }
-
     /// Feeds one raw channel message.
     pub fn on_message(&mut self, raw: &[u8], now: Instant, out: &mut BytesMut) -> Progress {
         if let Phase::Finished(outcome) = self.phase {
