@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sse_bridge_kafka::mock::MockKafka;
 use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
-use sse_bridge_testkit::redis::{REDIS_URL, RedisServer, plain, pubsub_channels, unique};
+use sse_bridge_testkit::redis::{
+    REDIS_URL, RedisServer, eventually, plain, pubsub_channels, unique,
+};
 use sse_bridge_testkit::sse::{
     client, kinds, post_session, read_all_within, read_events, read_rest,
 };
@@ -120,9 +122,22 @@ async fn unreachable_kafka_is_503_and_leaves_no_subscription() {
             .contains("could not dispatch"),
         "{body}"
     );
-    let mut conn = plain(&redis.url()).await;
-    let channels = pubsub_channels(&mut conn).await;
-    assert!(channels.is_empty(), "dangling subscriptions: {channels:?}");
+    // The gateway drops the subscription before answering; the UNSUBSCRIBE
+    // itself reaches Redis through the subscriber task a moment later.
+    let redis_url = redis.url();
+    eventually(
+        Duration::from_secs(5),
+        "no subscription left at Redis",
+        || {
+            let redis_url = redis_url.clone();
+            async move {
+                pubsub_channels(&mut plain(&redis_url).await)
+                    .await
+                    .is_empty()
+            }
+        },
+    )
+    .await;
     let ready = client().get(format!("{url}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 }
