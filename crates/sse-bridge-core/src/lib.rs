@@ -15,7 +15,10 @@
 //! * [`session`] — [`session::start`] (subscribe, then dispatch) and the
 //!   lifecycle state machine ([`session::SessionMachine`]: ack handshake,
 //!   timeouts, tolerant parsing) driven over a subscription into a body stream.
-//! * [`sse`] — `data: <json>\n\n` framing: events go out to the client here.
+//! * [`log`] — the [`EventLog`]: a durable log per session (append +
+//!   publish in one step, the attempt rule, gateway-decided ends), what
+//!   following, resuming and link recovery read.
+//! * [`sse`] — `id:`/`data:` framing: events go out to the client here.
 //! * [`embedded`] — in-process bus and queue, the single-binary default.
 //!   Redis and Kafka backends live in their own crates behind the same traits.
 //! * [`metrics`] — metric names; [`error`] — [`BrokerError`].
@@ -23,6 +26,7 @@
 pub mod bus;
 pub mod embedded;
 pub mod error;
+pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod queue;
@@ -31,5 +35,6 @@ pub mod sse;
 
 pub use bus::{Delivery, EventBus, Subscription};
 pub use error::BrokerError;
+pub use log::{EventLog, LogId};
 pub use protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 pub use queue::{JobAck, JobDispatcher, JobSource, ReceivedJob};

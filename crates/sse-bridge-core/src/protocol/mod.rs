@@ -13,6 +13,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod event;
+
+pub use event::{Event, MalformedEvent, reserved};
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
 /// Event types with a meaning to the gateway (unknown types are forwarded unchanged).
 pub mod event_type {
     pub const WORKER_ACK: &str = "worker_ack";
@@ -39,6 +51,7 @@ pub enum ErrorCode {
     Cancelled,
     SlowConsumer,
     ServerShutdown,
+    HistoryLost,
 }
 
 impl ErrorCode {
@@ -53,6 +66,7 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::SlowConsumer => "slow_consumer",
             ErrorCode::ServerShutdown => "server_shutdown",
+            ErrorCode::HistoryLost => "history_lost",
         }
     }
 }
@@ -81,6 +95,16 @@ impl SessionId {
     /// Redis Pub/Sub channel the gateway publishes control messages on.
     pub fn control_channel(&self) -> String {
         format!("sse_control:{self}")
+    }
+
+    /// Redis Stream holding this session's event log (PROTOCOL §4).
+    pub fn log_key(&self) -> String {
+        format!("sse_events:{self}")
+    }
+
+    /// Redis hash holding this session's metadata (PROTOCOL §4).
+    pub fn meta_key(&self) -> String {
+        format!("sse_session_meta:{self}")
     }
 }
 
@@ -136,150 +160,6 @@ impl<'de> Deserialize<'de> for SessionId {
     }
 }
 
-/// A worker event: a JSON object with a non-empty string `event_type`.
-///
-/// Kept as its compact JSON text: the whole object, extra top-level fields
-/// included (PROTOCOL §2), in the publisher's key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    event_type: Box<str>,
-    /// Compact JSON: no whitespace outside strings, so no raw newline at all
-    /// (JSON forbids unescaped control characters inside strings).
-    json: Box<[u8]>,
-}
-
-/// Why a channel message is not an [`Event`]; each variant is a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum MalformedEvent {
-    #[error("message exceeds max_event_bytes")]
-    TooLarge,
-    #[error("message is not valid JSON")]
-    NotJson,
-    #[error("message is not a JSON object")]
-    NotObject,
-    #[error("message has no non-empty string event_type")]
-    NoEventType,
-}
-
-impl MalformedEvent {
-    pub fn label(self) -> &'static str {
-        match self {
-            MalformedEvent::TooLarge => "too_large",
-            MalformedEvent::NotJson => "not_json",
-            MalformedEvent::NotObject => "not_object",
-            MalformedEvent::NoEventType => "no_event_type",
-        }
-    }
-}
-
-/// The one field the gateway reads; serde still validates the rest of the
-/// object (ignored values are parsed, not skipped blindly).
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    event_type: Option<&'a serde_json::value::RawValue>,
-}
-
-impl Event {
-    /// Builds an event from its parts (what workers and the gateway itself emit).
-    pub fn new(event_type: &str, payload: Value) -> Self {
-        #[derive(Serialize)]
-        struct Parts<'a> {
-            event_type: &'a str,
-            payload: Value,
-        }
-        let json = serde_json::to_vec(&Parts {
-            event_type,
-            payload,
-        })
-        .expect("serialising a Value cannot fail");
-        Event {
-            event_type: event_type.into(),
-            json: json.into(),
-        }
-    }
-
-    /// A gateway-made terminal `error` event.
-    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Event::new(
-            event_type::ERROR,
-            serde_json::json!({ "error": message.into(), "code": code.as_str() }),
-        )
-    }
-
-    /// Parses one raw channel message, refusing anything over `max_bytes`.
-    ///
-    /// This is the gateway's per-event hot path: it validates the whole
-    /// message with serde_json without building a tree, reads only
-    /// `event_type`, and keeps the text minus insignificant whitespace —
-    /// the same compact JSON a parse-and-reserialise round trip yields, at a
-    /// fraction of the cost (`cargo bench -p sse-bridge-core`).
-    pub fn parse(raw: &[u8], max_bytes: usize) -> Result<Self, MalformedEvent> {
-        if raw.len() > max_bytes {
-            return Err(MalformedEvent::TooLarge);
-        }
-        // serde_json does not check UTF-8 inside strings it ignores.
-        std::str::from_utf8(raw).map_err(|_| MalformedEvent::NotJson)?;
-        // Only objects: serde would also map an array onto the struct.
-        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
-                Ok(_) => MalformedEvent::NotObject,
-                Err(_) => MalformedEvent::NotJson,
-            });
-        }
-        let envelope: Envelope = serde_json::from_slice(raw).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => MalformedEvent::NoEventType,
-            _ => MalformedEvent::NotJson,
-        })?;
-        let event_type = envelope
-            .event_type
-            .and_then(|raw| serde_json::from_str::<std::borrow::Cow<str>>(raw.get()).ok())
-            .filter(|t| !t.is_empty())
-            .ok_or(MalformedEvent::NoEventType)?;
-        Ok(Event {
-            event_type: event_type.into(),
-            json: minify(raw).into(),
-        })
-    }
-
-    pub fn event_type(&self) -> &str {
-        &self.event_type
-    }
-
-    /// The compact JSON text of the event.
-    pub fn json(&self) -> &[u8] {
-        &self.json
-    }
-
-    pub fn to_json(&self) -> Vec<u8> {
-        self.json.to_vec()
-    }
-}
-
-/// Drops the whitespace between the tokens of valid JSON, copying the runs
-/// in between whole.
-fn minify(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let (mut run_start, mut in_string, mut escaped) = (0, false, false);
-    for (i, &byte) in raw.iter().enumerate() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else if byte == b'"' {
-            in_string = true;
-        } else if matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
-            out.extend_from_slice(&raw[run_start..i]);
-            run_start = i + 1;
-        }
-    }
-    out.extend_from_slice(&raw[run_start..]);
-    out
-}
-
 /// The job the gateway dispatches to the workers (PROTOCOL §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -292,14 +172,10 @@ pub struct Job {
 
 impl Job {
     pub fn new(session_id: SessionId, request: SessionRequest) -> Self {
-        let created_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
         Job {
             session_id,
             request,
-            created_at,
+            created_at: unix_ms(),
         }
     }
 
@@ -320,6 +196,23 @@ pub enum OnDisconnect {
     Cancel,
     /// Let the worker finish regardless.
     Continue,
+}
+
+impl OnDisconnect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDisconnect::Cancel => "cancel",
+            OnDisconnect::Continue => "continue",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "cancel" => Some(OnDisconnect::Cancel),
+            "continue" => Some(OnDisconnect::Continue),
+            _ => None,
+        }
+    }
 }
 
 /// A validated `POST /v1/react/sessions` body.
@@ -396,8 +289,9 @@ impl SessionRequest {
     fn on_disconnect_checked(&self) -> Result<OnDisconnect, InvalidRequest> {
         match self.body.get("on_disconnect") {
             None | Some(Value::Null) => Ok(OnDisconnect::Cancel),
-            Some(Value::String(s)) if s == "cancel" => Ok(OnDisconnect::Cancel),
-            Some(Value::String(s)) if s == "continue" => Ok(OnDisconnect::Continue),
+            Some(Value::String(s)) => {
+                OnDisconnect::from_label(s).ok_or(InvalidRequest::BadOnDisconnect)
+            }
             Some(_) => Err(InvalidRequest::BadOnDisconnect),
         }
     }
@@ -434,83 +328,6 @@ mod tests {
         assert!("not-a-uuid".parse::<SessionId>().is_err());
         assert_eq!(id.event_channel(), format!("sse_session:{text}"));
         assert_eq!(id.control_channel(), format!("sse_control:{text}"));
-    }
-
-    #[test]
-    fn event_parse_accepts_objects_with_event_type_and_keeps_extra_fields() {
-        let e = Event::parse(br#"{"event_type":"X","payload":{"a":1},"trace":"t"}"#, 1024).unwrap();
-        assert_eq!(e.event_type(), "X");
-        assert_eq!(
-            String::from_utf8(e.to_json()).unwrap(),
-            r#"{"event_type":"X","payload":{"a":1},"trace":"t"}"#
-        );
-    }
-
-    #[test]
-    fn event_parse_names_what_is_wrong() {
-        assert_eq!(Event::parse(b"nope", 1024), Err(MalformedEvent::NotJson));
-        assert_eq!(Event::parse(b"[1]", 1024), Err(MalformedEvent::NotObject));
-        assert_eq!(
-            Event::parse(br#"{"payload":{}}"#, 1024),
-            Err(MalformedEvent::NoEventType)
-        );
-        assert_eq!(
-            Event::parse(br#"{"event_type":""}"#, 1024),
-            Err(MalformedEvent::NoEventType)
-        );
-        assert_eq!(
-            Event::parse(br#"{"event_type":7}"#, 1024),
-            Err(MalformedEvent::NoEventType)
-        );
-        assert_eq!(
-            Event::parse(br#"{"event_type":"X"}"#, 5),
-            Err(MalformedEvent::TooLarge)
-        );
-    }
-
-    #[test]
-    fn raw_control_characters_inside_strings_are_not_json() {
-        let raw = b"{\"event_type\":\"X\",\"payload\":{\"char\":\"a\nb\"}}";
-        assert_eq!(Event::parse(raw, 1024), Err(MalformedEvent::NotJson));
-        let raw = b"{\"event_type\":\"X\",\"payload\":{\"char\":\"a\rb\"}}";
-        assert_eq!(Event::parse(raw, 1024), Err(MalformedEvent::NotJson));
-    }
-
-    #[test]
-    fn invalid_utf8_or_trailing_garbage_is_not_json() {
-        assert_eq!(
-            Event::parse(b"{\"event_type\":\"X\",\"p\":\"\xff\"}", 1024),
-            Err(MalformedEvent::NotJson)
-        );
-        assert_eq!(
-            Event::parse(br#"{"event_type":"X"} {}"#, 1024),
-            Err(MalformedEvent::NotJson)
-        );
-        assert_eq!(
-            Event::parse(br#"{"event_type":"X","p":[1,}"#, 1024),
-            Err(MalformedEvent::NotJson)
-        );
-    }
-
-    #[test]
-    fn minified_json_matches_a_reserialisation() {
-        let raw = br#" { "event_type" : "X" , "payload" : { "s" : "a \" b\\" , "n" : [ 1 , 2.5 , true , null ] } } "#;
-        let event = Event::parse(raw, 1024).unwrap();
-        let reserialised =
-            serde_json::to_vec(&serde_json::from_slice::<Value>(raw).unwrap()).unwrap();
-        assert_eq!(event.json(), &reserialised[..]);
-        assert_eq!(Event::parse(event.json(), 1024).unwrap(), event);
-    }
-
-    #[test]
-    fn reserialised_event_has_no_raw_newline() {
-        let raw = b"{\n  \"event_type\": \"FinalAnswerStream\",\n  \"payload\": {\"char\": \"a\\n\\ndata: b\"}\n}";
-        let json = Event::parse(raw, 1024).unwrap().to_json();
-        assert!(!json.contains(&b'\n'));
-        assert_eq!(
-            json,
-            br#"{"event_type":"FinalAnswerStream","payload":{"char":"a\n\ndata: b"}}"#
-        );
     }
 
     #[test]

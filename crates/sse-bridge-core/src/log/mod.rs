@@ -1,0 +1,193 @@
+//! The per-session event log (PROTOCOL §4): what makes a session durable.
+//!
+//! Pub/Sub forgets; the log does not. Every event a worker sends is appended
+//! to its session's log *and* published in one atomic step
+//! ([`EventLog::append`]), and the published message carries the entry's
+//! [`LogId`] in the reserved `log_id` field. A reader that subscribes first
+//! and reads the log second therefore sees every event at least once, and
+//! drops live messages whose id it already read: no gap, no duplicate. That
+//! is how a follower joins or resumes (`GET …/events`, [`crate::session::follow`])
+//! and how a session catches up after its broker link dropped.
+//!
+//! The log also decides, atomically with the append, which attempt owns the
+//! session ([`attempts`]), and it refuses writes once the session ended, so
+//! a log holds exactly one attempt's events and ends with exactly one
+//! terminal event. Events the gateway decides itself (timeouts, cancel,
+//! shutdown) are appended through [`EventLog::end`], which appends only if
+//! no terminal event is there yet.
+//!
+//! Backends: Redis (a Stream per session plus a metadata hash, written by
+//! server-side functions; `sse-bridge-redis`) and the embedded in-memory log
+//! ([`crate::embedded`]), bounded and expiring alike.
+
+pub mod attempts;
+mod id;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::bus::EventBus;
+use crate::error::BrokerError;
+use crate::protocol::{Event, OnDisconnect, SessionId};
+
+pub use attempts::{Admission, AttemptGate};
+pub use id::{InvalidLogId, LogId};
+
+/// How long and how large a session's log may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Entries kept per session (older ones are trimmed, approximately).
+    pub max_len: usize,
+    /// A log and its metadata expire this long after their last write.
+    pub ttl: Duration,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_len: 10_000,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What the gateway records about a session when it creates it, before the
+/// job is dispatched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMeta {
+    /// Who created the session (`anonymous` while authentication is off).
+    pub principal: String,
+    /// Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Output format of the creating endpoint (`native`).
+    pub format: String,
+    pub on_disconnect: OnDisconnect,
+    /// The id of the log's terminal event, once the session ended.
+    pub ended: Option<LogId>,
+    /// Streams following the session now, its creator's included.
+    pub followers: i64,
+}
+
+impl SessionMeta {
+    /// Metadata of a session created now by `principal` in `format`.
+    pub fn new(principal: &str, format: &str, on_disconnect: OnDisconnect) -> Self {
+        SessionMeta {
+            principal: principal.to_owned(),
+            created_at_ms: crate::protocol::unix_ms(),
+            format: format.to_owned(),
+            on_disconnect,
+            ended: None,
+            followers: 1,
+        }
+    }
+}
+
+/// One logged event: its id and its JSON (without the envelope's `log_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub id: LogId,
+    pub event: Bytes,
+}
+
+/// A slice of a log read by [`EventLog::read`].
+#[derive(Debug, Default)]
+pub struct LogPage {
+    /// Entries after the requested id, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// Entries after the requested id were trimmed from the capped log: the
+    /// reader cannot continue without a gap.
+    pub history_lost: bool,
+}
+
+/// What [`EventLog::append`] did with a worker's event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Logged under `id` and published to `receivers` gateways.
+    Logged { id: LogId, receivers: u64 },
+    /// Published live only (`worker_heartbeat`s are not logged).
+    Published { receivers: u64 },
+    /// Not logged, not published: the sender should stop working on it.
+    Refused(Refusal),
+}
+
+/// Why the log refused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the session is unknown or expired")]
+    UnknownSession,
+    #[error("the session has ended")]
+    Ended,
+    #[error("no attempt has acknowledged the job yet: send worker_ack first")]
+    NotAcked,
+    #[error("the session belongs to another attempt")]
+    Foreign,
+    #[error("another attempt had already produced output: the session ended with worker_lost")]
+    Lost,
+}
+
+impl Refusal {
+    /// The machine-readable form, shared with the Redis functions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownSession => "unknown",
+            Refusal::Ended => "ended",
+            Refusal::NotAcked => "not_acked",
+            Refusal::Foreign => "foreign",
+            Refusal::Lost => "lost",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        [
+            Refusal::UnknownSession,
+            Refusal::Ended,
+            Refusal::NotAcked,
+            Refusal::Foreign,
+            Refusal::Lost,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == label)
+    }
+}
+
+/// What [`EventLog::end`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The terminal event was appended (and published) under this id.
+    Appended(LogId),
+    /// The session had already ended; its terminal event has this id.
+    AlreadyEnded(LogId),
+    /// No such session (unknown or expired).
+    Unknown,
+}
+
+/// The event bus plus a durable log per session (see the module doc).
+#[async_trait]
+pub trait EventLog: EventBus {
+    /// Records a new session's metadata (before its job is dispatched).
+    async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError>;
+
+    /// The session's metadata; `None` when unknown or expired.
+    async fn meta(&self, id: SessionId) -> Result<Option<SessionMeta>, BrokerError>;
+
+    /// Up to `limit` entries after `after` (from the start when `None`).
+    async fn read(
+        &self,
+        id: SessionId,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<LogPage, BrokerError>;
+
+    /// A worker's event: applies the attempt rule, appends and publishes it
+    /// in one atomic step.
+    async fn append(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError>;
+
+    /// The gateway ends the session with `terminal` unless it already ended.
+    async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError>;
+
+    /// Adds `delta` to the session's follower count; the new count, or
+    /// `None` when the session is unknown.
+    async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError>;
+}

@@ -1,0 +1,458 @@
+//! [`Event`]: one worker message, parsed once on the gateway's hot path.
+//!
+//! Parsing validates the whole JSON object without building a tree, reads
+//! `event_type` and the reserved envelope fields (`log_id`, `attempt`;
+//! PROTOCOL §4) and keeps the compact text *without* the reserved fields, so
+//! what a client receives is byte for byte what the worker meant, on every
+//! endpoint.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{ErrorCode, event_type};
+use crate::log::LogId;
+
+/// Reserved envelope fields (PROTOCOL §4): transport metadata that the
+/// gateway removes before forwarding.
+pub mod reserved {
+    /// The event's entry id in the session's log, added by the log on publish.
+    pub const LOG_ID: &str = "log_id";
+    /// The id of the job delivery (attempt) that produced the event.
+    pub const ATTEMPT: &str = "attempt";
+}
+
+/// A worker event: a JSON object with a non-empty string `event_type`.
+///
+/// Kept as its compact JSON text: the whole object, extra top-level fields
+/// included (PROTOCOL §2), in the publisher's key order, minus the reserved
+/// envelope fields, which are read into [`Event::log_id`] and
+/// [`Event::attempt`] instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    event_type: Box<str>,
+    /// Compact JSON: no whitespace outside strings, so no raw newline at all
+    /// (JSON forbids unescaped control characters inside strings).
+    json: Box<[u8]>,
+    log_id: Option<LogId>,
+    attempt: Option<Box<str>>,
+}
+
+/// Why a channel message is not an [`Event`]; each variant is a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedEvent {
+    #[error("message exceeds max_event_bytes")]
+    TooLarge,
+    #[error("message is not valid JSON")]
+    NotJson,
+    #[error("message is not a JSON object")]
+    NotObject,
+    #[error("message has no non-empty string event_type")]
+    NoEventType,
+    #[error("message has a log_id that is not a stream id or an attempt that is not a string")]
+    BadEnvelope,
+}
+
+impl MalformedEvent {
+    pub fn label(self) -> &'static str {
+        match self {
+            MalformedEvent::TooLarge => "too_large",
+            MalformedEvent::NotJson => "not_json",
+            MalformedEvent::NotObject => "not_object",
+            MalformedEvent::NoEventType => "no_event_type",
+            MalformedEvent::BadEnvelope => "bad_envelope",
+        }
+    }
+}
+
+/// The top-level members the gateway reads, and where the reserved ones
+/// sit in the input so they can be cut out. Every other value is still
+/// validated by serde_json (read as a raw value, not skipped blindly).
+#[derive(Default)]
+struct Envelope<'a> {
+    event_type: Option<&'a RawValue>,
+    log_id: Option<&'a RawValue>,
+    attempt: Option<&'a RawValue>,
+    /// Byte ranges of the reserved members, each with its leading comma (or,
+    /// for the first member, everything after the `{`).
+    cuts: Vec<Range<usize>>,
+    duplicate: bool,
+}
+
+struct EnvelopeVisitor<'a> {
+    input: &'a [u8],
+}
+
+impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope::default();
+        let base = self.input.as_ptr() as usize;
+        // The end of the previous member's value; before the first member,
+        // just after the opening brace.
+        let mut previous_end = self
+            .input
+            .iter()
+            .position(|&b| b == b'{')
+            .map_or(0, |i| i + 1);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let end = value.get().as_ptr() as usize - base + value.get().len();
+            let slot = match key.as_ref() {
+                "event_type" => &mut envelope.event_type,
+                reserved::LOG_ID => &mut envelope.log_id,
+                reserved::ATTEMPT => &mut envelope.attempt,
+                _ => {
+                    previous_end = end;
+                    continue;
+                }
+            };
+            envelope.duplicate |= slot.replace(value).is_some();
+            if key != "event_type" {
+                envelope.cuts.push(previous_end..end);
+            }
+            previous_end = end;
+        }
+        Ok(envelope)
+    }
+}
+
+impl Event {
+    /// Builds an event from its parts (what workers and the gateway itself emit).
+    pub fn new(event_type: &str, payload: Value) -> Self {
+        #[derive(Serialize)]
+        struct Parts<'a> {
+            event_type: &'a str,
+            payload: Value,
+        }
+        let json = serde_json::to_vec(&Parts {
+            event_type,
+            payload,
+        })
+        .expect("serialising a Value cannot fail");
+        Event {
+            event_type: event_type.into(),
+            json: json.into(),
+            log_id: None,
+            attempt: None,
+        }
+    }
+
+    /// A gateway-made terminal `error` event.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Event::new(
+            event_type::ERROR,
+            serde_json::json!({ "error": message.into(), "code": code.as_str() }),
+        )
+    }
+
+    /// The same event, sent by `attempt` (see [`Event::to_wire`]).
+    pub fn from_attempt(mut self, attempt: Option<&str>) -> Self {
+        self.attempt = attempt.map(Into::into);
+        self
+    }
+
+    /// The same event, read from the log under `id`.
+    pub fn logged_as(mut self, id: LogId) -> Self {
+        self.log_id = Some(id);
+        self
+    }
+
+    /// Parses one raw channel message, refusing anything over `max_bytes`.
+    ///
+    /// This is the gateway's per-event hot path: it validates the whole
+    /// message with serde_json without building a tree, reads only
+    /// `event_type` and the reserved fields, and keeps the text minus
+    /// insignificant whitespace and reserved fields — the same compact JSON
+    /// a parse-and-reserialise round trip yields, at a fraction of the cost
+    /// (`cargo bench -p sse-bridge-core`).
+    pub fn parse(raw: &[u8], max_bytes: usize) -> Result<Self, MalformedEvent> {
+        if raw.len() > max_bytes {
+            return Err(MalformedEvent::TooLarge);
+        }
+        // serde_json does not check UTF-8 inside strings it ignores.
+        std::str::from_utf8(raw).map_err(|_| MalformedEvent::NotJson)?;
+        // Only objects: a map visitor would reject an array, but as a type error.
+        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+                Ok(_) => MalformedEvent::NotObject,
+                Err(_) => MalformedEvent::NotJson,
+            });
+        }
+        let mut reader = serde_json::Deserializer::from_slice(raw);
+        let envelope = (&mut reader)
+            .deserialize_map(EnvelopeVisitor { input: raw })
+            .and_then(|envelope| reader.end().map(|()| envelope))
+            .map_err(|_| MalformedEvent::NotJson)?;
+        if envelope.duplicate {
+            return Err(MalformedEvent::BadEnvelope);
+        }
+        let event_type = envelope
+            .event_type
+            .and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok())
+            .filter(|t| !t.is_empty())
+            .ok_or(MalformedEvent::NoEventType)?;
+        let log_id = match envelope.log_id {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_str::<Cow<str>>(raw.get())
+                    .ok()
+                    .and_then(|id| id.parse::<LogId>().ok())
+                    .ok_or(MalformedEvent::BadEnvelope)?,
+            ),
+        };
+        let attempt = match envelope.attempt {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_str::<Cow<str>>(raw.get())
+                    .map_err(|_| MalformedEvent::BadEnvelope)?
+                    .into(),
+            ),
+        };
+        let json = if envelope.cuts.is_empty() {
+            minify(raw)
+        } else {
+            without(raw, &envelope.cuts)
+        };
+        Ok(Event {
+            event_type: event_type.into(),
+            json: json.into(),
+            log_id,
+            attempt,
+        })
+    }
+
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The compact JSON text a client receives (no reserved fields).
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        self.json.to_vec()
+    }
+
+    /// The entry id in the session's log, for events that came through it.
+    pub fn log_id(&self) -> Option<LogId> {
+        self.log_id
+    }
+
+    /// The attempt that sent the event, if it said.
+    pub fn attempt(&self) -> Option<&str> {
+        self.attempt.as_deref()
+    }
+
+    /// The text a worker sends: the event plus its `attempt` (never a
+    /// `log_id`: the log assigns that).
+    pub fn to_wire(&self) -> Vec<u8> {
+        let Some(attempt) = &self.attempt else {
+            return self.to_json();
+        };
+        let mut wire = self.json[..self.json.len() - 1].to_vec();
+        wire.extend_from_slice(b",\"attempt\":");
+        serde_json::to_writer(&mut wire, attempt).expect("writing a string to a Vec");
+        wire.push(b'}');
+        wire
+    }
+
+    /// `FinalAnswerStreamEnd` or `error`: the session's last event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.event_type(),
+            event_type::ANSWER_END | event_type::ERROR
+        )
+    }
+}
+
+/// `raw` minified, with the byte ranges `cuts` (ascending) left out.
+fn without(raw: &[u8], cuts: &[Range<usize>]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(raw.len());
+    let mut from = 0;
+    for cut in cuts {
+        kept.extend_from_slice(&raw[from..cut.start]);
+        from = cut.end;
+    }
+    kept.extend_from_slice(&raw[from..]);
+    let mut json = minify(&kept);
+    // A cut first member leaves the comma that followed it: `{,"a":1}`.
+    if json.starts_with(b"{,") {
+        json.remove(1);
+    }
+    json
+}
+
+/// Drops the whitespace between the tokens of valid JSON, copying the runs
+/// in between whole.
+fn minify(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let (mut run_start, mut in_string, mut escaped) = (0, false, false);
+    for (i, &byte) in raw.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+            out.extend_from_slice(&raw[run_start..i]);
+            run_start = i + 1;
+        }
+    }
+    out.extend_from_slice(&raw[run_start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_parse_accepts_objects_with_event_type_and_keeps_extra_fields() {
+        let e = Event::parse(br#"{"event_type":"X","payload":{"a":1},"trace":"t"}"#, 1024).unwrap();
+        assert_eq!(e.event_type(), "X");
+        assert_eq!(
+            String::from_utf8(e.to_json()).unwrap(),
+            r#"{"event_type":"X","payload":{"a":1},"trace":"t"}"#
+        );
+    }
+
+    #[test]
+    fn event_parse_names_what_is_wrong() {
+        assert_eq!(Event::parse(b"nope", 1024), Err(MalformedEvent::NotJson));
+        assert_eq!(Event::parse(b"[1]", 1024), Err(MalformedEvent::NotObject));
+        assert_eq!(
+            Event::parse(br#"{"payload":{}}"#, 1024),
+            Err(MalformedEvent::NoEventType)
+        );
+        assert_eq!(
+            Event::parse(br#"{"event_type":""}"#, 1024),
+            Err(MalformedEvent::NoEventType)
+        );
+        assert_eq!(
+            Event::parse(br#"{"event_type":7}"#, 1024),
+            Err(MalformedEvent::NoEventType)
+        );
+        assert_eq!(
+            Event::parse(br#"{"event_type":"X"}"#, 5),
+            Err(MalformedEvent::TooLarge)
+        );
+    }
+
+    #[test]
+    fn raw_control_characters_inside_strings_are_not_json() {
+        let raw = b"{\"event_type\":\"X\",\"payload\":{\"char\":\"a\nb\"}}";
+        assert_eq!(Event::parse(raw, 1024), Err(MalformedEvent::NotJson));
+        let raw = b"{\"event_type\":\"X\",\"payload\":{\"char\":\"a\rb\"}}";
+        assert_eq!(Event::parse(raw, 1024), Err(MalformedEvent::NotJson));
+    }
+
+    #[test]
+    fn invalid_utf8_or_trailing_garbage_is_not_json() {
+        assert_eq!(
+            Event::parse(b"{\"event_type\":\"X\",\"p\":\"\xff\"}", 1024),
+            Err(MalformedEvent::NotJson)
+        );
+        assert_eq!(
+            Event::parse(br#"{"event_type":"X"} {}"#, 1024),
+            Err(MalformedEvent::NotJson)
+        );
+        assert_eq!(
+            Event::parse(br#"{"event_type":"X","p":[1,}"#, 1024),
+            Err(MalformedEvent::NotJson)
+        );
+    }
+
+    #[test]
+    fn minified_json_matches_a_reserialisation() {
+        let raw = br#" { "event_type" : "X" , "payload" : { "s" : "a \" b\\" , "n" : [ 1 , 2.5 , true , null ] } } "#;
+        let event = Event::parse(raw, 1024).unwrap();
+        let reserialised =
+            serde_json::to_vec(&serde_json::from_slice::<Value>(raw).unwrap()).unwrap();
+        assert_eq!(event.json(), &reserialised[..]);
+        assert_eq!(Event::parse(event.json(), 1024).unwrap(), event);
+    }
+
+    #[test]
+    fn reserialised_event_has_no_raw_newline() {
+        let raw = b"{\n  \"event_type\": \"FinalAnswerStream\",\n  \"payload\": {\"char\": \"a\\n\\ndata: b\"}\n}";
+        let json = Event::parse(raw, 1024).unwrap().to_json();
+        assert!(!json.contains(&b'\n'));
+        assert_eq!(
+            json,
+            br#"{"event_type":"FinalAnswerStream","payload":{"char":"a\n\ndata: b"}}"#
+        );
+    }
+
+    #[test]
+    fn reserved_fields_are_read_and_cut_wherever_they_are() {
+        let cases: [&[u8]; 4] = [
+            br#"{"event_type":"X","payload":{"a":1},"attempt":"w1","log_id":"5-1"}"#,
+            br#"{"log_id":"5-1","attempt":"w1","event_type":"X","payload":{"a":1}}"#,
+            br#"{ "attempt" : "w1" , "event_type" : "X" , "log_id" : "5-1" , "payload" : { "a" : 1 } }"#,
+            br#"{"event_type":"X","log_id":"5-1","payload":{"a":1},"attempt":"w1"}"#,
+        ];
+        for raw in cases {
+            let e = Event::parse(raw, 1024).unwrap();
+            assert_eq!(
+                e.json(),
+                br#"{"event_type":"X","payload":{"a":1}}"#,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+            assert_eq!(e.log_id(), Some(LogId::new(5, 1)));
+            assert_eq!(e.attempt(), Some("w1"));
+        }
+    }
+
+    #[test]
+    fn reserved_names_inside_payloads_are_left_alone() {
+        let raw = br#"{"event_type":"X","payload":{"log_id":"x","attempt":7}}"#;
+        let e = Event::parse(raw, 1024).unwrap();
+        assert_eq!(e.json(), &raw[..]);
+        assert_eq!((e.log_id(), e.attempt()), (None, None));
+    }
+
+    #[test]
+    fn malformed_envelopes_are_refused() {
+        for raw in [
+            &br#"{"event_type":"X","log_id":"nope"}"#[..],
+            br#"{"event_type":"X","log_id":5}"#,
+            br#"{"event_type":"X","attempt":1}"#,
+            br#"{"event_type":"X","attempt":"a","attempt":"b"}"#,
+        ] {
+            assert_eq!(Event::parse(raw, 1024), Err(MalformedEvent::BadEnvelope));
+        }
+    }
+
+    #[test]
+    fn wire_form_carries_the_attempt_and_parses_back() {
+        let e = Event::new("X", serde_json::json!({"c": "\""})).from_attempt(Some("a\"1"));
+        let wire = e.to_wire();
+        assert_eq!(
+            wire,
+            br#"{"event_type":"X","payload":{"c":"\""},"attempt":"a\"1"}"#
+        );
+        let back = Event::parse(&wire, 1024).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            Event::new("X", Value::Null).to_wire(),
+            br#"{"event_type":"X","payload":null}"#
+        );
+    }
+}
