@@ -4,8 +4,10 @@
 //!   browser client does (split on `\n\n`, keep `data: ` parts, JSON-parse).
 //! * [`redis`] — the shared test Redis, unique names, bounded polling,
 //!   `CLIENT LIST` counting, and a private `redis-server` to kill and restart.
+//! * [`log`] — the behaviour every `EventLog` backend must share.
 //! * [`process`] — the `sse-bridge` binary as a child process.
 
+pub mod log;
 pub mod process;
 pub mod redis;
 pub mod sse;

@@ -1,10 +1,13 @@
-//! The embedded backends: event bus and job queue inside one process.
+//! The embedded backends: event bus, session logs and job queue inside one
+//! process.
 //!
 //! They give `sse-bridge serve` a working default with no Redis and no Kafka,
-//! and the session tests a real bus to run against. Both honour the same
+//! and the session tests a real bus to run against. They honour the same
 //! contracts as the networked backends: subscribe is confirmed before it
 //! returns, a full subscriber is cut off rather than blocking the publisher,
-//! a full job queue refuses the job.
+//! logs are bounded and expire (`log`), a full job queue refuses the job.
+
+mod log;
 
 use std::sync::Arc;
 
@@ -13,20 +16,29 @@ use bytes::Bytes;
 
 use crate::bus::{EventBus, Router, Subscription};
 use crate::error::BrokerError;
-use crate::protocol::Job;
+use crate::log::{Appended, Ending, EventLog, LogId, LogLimits, LogPage, SessionMeta};
+use crate::protocol::{Event, Job, SessionId};
 use crate::queue::{JobDispatcher, JobSource, NoAck, ReceivedJob};
 
-/// In-process Pub/Sub.
+/// In-process Pub/Sub with a log per session.
 #[derive(Clone)]
 pub struct EmbeddedBus {
     router: Arc<Router>,
+    logs: Arc<log::Logs>,
 }
 
 impl EmbeddedBus {
     /// `capacity`: messages queued per subscription before it is cut off.
     pub fn new(capacity: usize) -> Self {
+        Self::with_log_limits(capacity, LogLimits::default())
+    }
+
+    /// Like [`EmbeddedBus::new`], with logs bounded by `limits`.
+    pub fn with_log_limits(capacity: usize, limits: LogLimits) -> Self {
+        let router = Router::new(capacity, |_| {});
         EmbeddedBus {
-            router: Router::new(capacity, |_| {}),
+            logs: Arc::new(log::Logs::new(router.clone(), limits)),
+            router,
         }
     }
 }
@@ -47,6 +59,39 @@ impl EventBus for EmbeddedBus {
 
     fn routed_channels(&self) -> usize {
         self.router.channel_count()
+    }
+}
+
+#[async_trait]
+impl EventLog for EmbeddedBus {
+    async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError> {
+        self.logs.create(id, meta);
+        Ok(())
+    }
+
+    async fn meta(&self, id: SessionId) -> Result<Option<SessionMeta>, BrokerError> {
+        Ok(self.logs.meta(id))
+    }
+
+    async fn read(
+        &self,
+        id: SessionId,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<LogPage, BrokerError> {
+        Ok(self.logs.read(id, after, limit))
+    }
+
+    async fn append(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
+        Ok(self.logs.append(id, event))
+    }
+
+    async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError> {
+        Ok(self.logs.end(id, terminal))
+    }
+
+    async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {
+        Ok(self.logs.add_followers(id, delta))
     }
 }
 
