@@ -1,9 +1,11 @@
-//! [`RedisBus`]: the [`EventBus`] on Redis Pub/Sub.
+//! [`RedisBus`]: the [`EventBus`] on Redis Pub/Sub (and, in `crate::log`,
+//! the session log beside it).
 //!
 //! Two connections per process whatever the number of sessions: one
 //! subscriber connection (`sse-bridge:sub`, owned by the task in
 //! [`crate::subscriber`]) multiplexes every channel, and one pipelined
-//! command connection (`sse-bridge:pub`) carries PUBLISH and PING.
+//! command connection (`sse-bridge:pub`) carries PUBLISH, PING and the
+//! log's function calls.
 
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use sse_bridge_core::BrokerError;
 use sse_bridge_core::bus::{EventBus, Router, Subscription};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use sse_bridge_core::log::LogLimits;
 
 use crate::config::RedisConfig;
 use crate::conn::{NamedConnection, connection_config, open_client};
@@ -59,7 +63,8 @@ impl RedisBus {
             connection_config(&config, config.command_timeout),
             format!("{}:pub", config.client_name),
             config.connect_timeout,
-        );
+        )
+        .with_init(crate::log::load_functions());
         publisher.get().await?;
         let task = SubscriberTask::new(sub_client, config.clone(), router.clone(), queue);
         let live = task.connect().await?;
@@ -78,6 +83,15 @@ impl RedisBus {
     /// `true` while the subscriber connection is up and resubscribed.
     pub fn link_up(&self) -> bool {
         self.shared.router.link_up()
+    }
+
+    /// The command connection (PUBLISH, PING, the log's functions).
+    pub(crate) fn commands(&self) -> &NamedConnection {
+        &self.shared.publisher
+    }
+
+    pub(crate) fn log_limits(&self) -> LogLimits {
+        self.shared.config.log
     }
 }
 

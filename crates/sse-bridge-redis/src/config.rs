@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use sse_bridge_core::log::LogLimits;
+
 /// Connection settings shared by [`crate::RedisBus`] and [`crate::RedisJobQueue`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -34,6 +36,9 @@ pub struct RedisConfig {
     /// `rediss://` to a server with a private CA (default: the system's
     /// trust store).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Cap and TTL of the session logs this process creates (gateways write
+    /// them into each session's metadata; workers' appends follow them).
+    pub log: LogLimits,
 }
 
 impl RedisConfig {
@@ -48,6 +53,7 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(2),
             health_check_interval: Duration::from_secs(5),
             tls_ca_file: None,
+            log: LogLimits::default(),
         }
     }
 }

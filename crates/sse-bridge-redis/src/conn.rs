@@ -117,6 +117,8 @@ pub(crate) struct NamedConnection {
     connect_timeout: Duration,
     current: Mutex<Option<(u64, MultiplexedConnection)>>,
     generation: AtomicU64,
+    /// Run on every new connection after naming it (loads functions).
+    init: Option<Cmd>,
 }
 
 impl NamedConnection {
@@ -133,7 +135,14 @@ impl NamedConnection {
             connect_timeout,
             current: Mutex::new(None),
             generation: AtomicU64::new(0),
+            init: None,
         }
+    }
+
+    /// Runs `init` on every new connection before any other command.
+    pub(crate) fn with_init(mut self, init: Cmd) -> Self {
+        self.init = Some(init);
+        self
     }
 
     /// The live connection, connecting first if there is none.
@@ -151,6 +160,10 @@ impl NamedConnection {
             self.connect_timeout * 2,
         )
         .await?;
+        if let Some(init) = &self.init {
+            let mut conn = conn.clone();
+            bounded(self.connect_timeout * 2, init.exec_async(&mut conn)).await?;
+        }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *current = Some((generation, conn.clone()));
         Ok((generation, conn))
@@ -159,7 +172,27 @@ impl NamedConnection {
     /// Runs `cmd`; a broken connection is discarded so the next call reconnects.
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BrokerError> {
         let (generation, mut conn) = self.get().await?;
-        match cmd.query_async(&mut conn).await {
+        let result = cmd.query_async(&mut conn).await;
+        self.checked(generation, result).await
+    }
+
+    /// Runs `pipeline` like [`Self::query`].
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, BrokerError> {
+        let (generation, mut conn) = self.get().await?;
+        let result = pipeline.query_async(&mut conn).await;
+        self.checked(generation, result).await
+    }
+
+    /// Passes `result` on, discarding the connection if it broke.
+    async fn checked<T>(
+        &self,
+        generation: u64,
+        result: redis::RedisResult<T>,
+    ) -> Result<T, BrokerError> {
+        match result {
             Ok(value) => Ok(value),
             Err(err) => {
                 if err.is_unrecoverable_error() || err.is_timeout() || err.is_io_error() {

@@ -13,6 +13,9 @@
 //! * [`config`] — [`RedisConfig`], [`RedisQueueConfig`] and their defaults.
 //! * `bus` — [`RedisBus`]; `subscriber` — the task owning its subscriber
 //!   connection (the reconnect logic lives there).
+//! * `log` — the session log ([`sse_bridge_core::EventLog`] for [`RedisBus`]):
+//!   a Stream and a metadata hash per session, written by the Redis
+//!   functions of `functions.lua` ([`FUNCTIONS`]).
 //! * `queue` — [`RedisJobQueue`].
 //! * `conn` — URL/TLS handling, named self-healing connections, backoff;
 //!   `error` — redis errors as [`sse_bridge_core::BrokerError`].
@@ -24,9 +27,11 @@ mod bus;
 pub mod config;
 mod conn;
 mod error;
+mod log;
 mod queue;
 mod subscriber;
 
 pub use bus::RedisBus;
 pub use config::{RedisConfig, RedisQueueConfig};
+pub use log::FUNCTIONS;
 pub use queue::RedisJobQueue;

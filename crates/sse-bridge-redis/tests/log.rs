@@ -1,0 +1,92 @@
+//! The Redis session log against the real Redis: the shared `EventLog`
+//! behaviour (the same check the embedded log passes), its cap and TTL as
+//! Redis reports them, and the wire call a worker in any language makes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{REDIS_URL, plain, unique};
+use redis::AsyncTypedCommands;
+use sse_bridge_core::log::{Appended, EventLog, LogLimits, SessionMeta};
+use sse_bridge_core::protocol::{Event, OnDisconnect};
+use sse_bridge_core::{EventBus, SessionId};
+use sse_bridge_redis::{RedisBus, RedisConfig};
+
+async fn bus(limits: LogLimits) -> RedisBus {
+    let mut config = RedisConfig::new(REDIS_URL);
+    config.client_name = unique("t-log");
+    config.log = limits;
+    RedisBus::connect(config).await.expect("connect")
+}
+
+#[tokio::test]
+async fn redis_log_behaves_like_every_event_log() {
+    let bus = bus(LogLimits {
+        max_len: 10,
+        ttl: Duration::from_secs(60),
+    })
+    .await;
+    // MAXLEN ~ trims whole stream nodes (100 entries by default).
+    sse_bridge_testkit::log::check_event_log(&bus, 300).await;
+}
+
+#[tokio::test]
+async fn log_and_metadata_are_capped_and_expire() {
+    let bus = bus(LogLimits {
+        max_len: 10,
+        ttl: Duration::from_secs(90),
+    })
+    .await;
+    let id = SessionId::new();
+    let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Continue);
+    bus.create(id, &meta).await.unwrap();
+    let mut conn = plain(REDIS_URL).await;
+    let meta_ttl: i64 = redis::cmd("TTL").arg(id.meta_key()).query_async(&mut conn).await.unwrap();
+    assert!((85..=90).contains(&meta_ttl), "metadata TTL {meta_ttl}");
+    let ack = Event::new("worker_ack", serde_json::json!({}));
+    assert!(matches!(bus.append(id, &ack).await.unwrap(), Appended::Logged { .. }));
+    for _ in 0..500 {
+        let piece = Event::new("FinalAnswerStream", serde_json::json!({"char": "x"}));
+        bus.append(id, &piece).await.unwrap();
+    }
+    let len = conn.xlen(id.log_key()).await.unwrap();
+    assert!(len < 500 && len >= 10, "XLEN {len}: capped near max_len (MAXLEN ~)");
+    let log_ttl: i64 = redis::cmd("TTL").arg(id.log_key()).query_async(&mut conn).await.unwrap();
+    assert!((85..=90).contains(&log_ttl), "log TTL {log_ttl}");
+    assert_eq!(bus.meta(id).await.unwrap().unwrap().on_disconnect, OnDisconnect::Continue);
+}
+
+/// What the README tells a worker in another language to send.
+#[tokio::test]
+async fn any_client_appends_with_one_fcall() {
+    let bus = bus(LogLimits::default()).await;
+    let id = SessionId::new();
+    bus.create(id, &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel))
+        .await
+        .unwrap();
+    let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
+    let mut conn = plain(REDIS_URL).await;
+    let reply: (i64, String, i64) = redis::cmd("FCALL")
+        .arg("sse_bridge_append")
+        .arg(2)
+        .arg(format!("sse_events:{id}"))
+        .arg(format!("sse_session_meta:{id}"))
+        .arg(r#"{"event_type":"worker_ack","payload":{},"attempt":"py-1"}"#)
+        .arg("worker_ack")
+        .arg("py-1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((reply.0, reply.2), (1, 1));
+    let sse_bridge_core::Delivery::Message(raw) = sub.recv().await else {
+        panic!("no live message")
+    };
+    let expected = format!(
+        r#"{{"event_type":"worker_ack","payload":{{}},"attempt":"py-1","log_id":"{}"}}"#,
+        reply.1
+    );
+    assert_eq!(std::str::from_utf8(&raw).unwrap(), expected);
+    let event = Event::parse(&raw, 1024).unwrap();
+    assert_eq!(event.json(), br#"{"event_type":"worker_ack","payload":{}}"#);
+}
