@@ -34,12 +34,16 @@ pub(crate) fn load_functions() -> redis::Cmd {
 }
 
 fn fcall(function: &str, id: SessionId) -> redis::Cmd {
-    redis::cmd(if function == "sse_bridge_read" { "FCALL_RO" } else { "FCALL" })
-        .arg(function)
-        .arg(2)
-        .arg(id.log_key())
-        .arg(id.meta_key())
-        .to_owned()
+    redis::cmd(if function == "sse_bridge_read" {
+        "FCALL_RO"
+    } else {
+        "FCALL"
+    })
+    .arg(function)
+    .arg(2)
+    .arg(id.log_key())
+    .arg(id.meta_key())
+    .to_owned()
 }
 
 fn unexpected(what: &str, value: &Value) -> BrokerError {
@@ -123,7 +127,8 @@ impl EventLog for RedisBus {
         let Value::Array(parts) = &reply else {
             return Err(bad());
         };
-        let (Some(lost), Some(Value::Array(raw_entries))) = (parts.first().and_then(int), parts.get(1))
+        let (Some(lost), Some(Value::Array(raw_entries))) =
+            (parts.first().and_then(int), parts.get(1))
         else {
             return Err(bad());
         };
@@ -133,7 +138,8 @@ impl EventLog for RedisBus {
             let Value::Array(pair) = entry else {
                 return Err(bad());
             };
-            let (Some(id), Some(Value::Array(fields))) = (pair.first().and_then(log_id), pair.get(1))
+            let (Some(id), Some(Value::Array(fields))) =
+                (pair.first().and_then(log_id), pair.get(1))
             else {
                 return Err(bad());
             };

@@ -42,19 +42,36 @@ async fn log_and_metadata_are_capped_and_expire() {
     let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Continue);
     bus.create(id, &meta).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
-    let meta_ttl: i64 = redis::cmd("TTL").arg(id.meta_key()).query_async(&mut conn).await.unwrap();
+    let meta_ttl: i64 = redis::cmd("TTL")
+        .arg(id.meta_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((85..=90).contains(&meta_ttl), "metadata TTL {meta_ttl}");
     let ack = Event::new("worker_ack", serde_json::json!({}));
-    assert!(matches!(bus.append(id, &ack).await.unwrap(), Appended::Logged { .. }));
+    assert!(matches!(
+        bus.append(id, &ack).await.unwrap(),
+        Appended::Logged { .. }
+    ));
     for _ in 0..500 {
         let piece = Event::new("FinalAnswerStream", serde_json::json!({"char": "x"}));
         bus.append(id, &piece).await.unwrap();
     }
     let len = conn.xlen(id.log_key()).await.unwrap();
-    assert!(len < 500 && len >= 10, "XLEN {len}: capped near max_len (MAXLEN ~)");
-    let log_ttl: i64 = redis::cmd("TTL").arg(id.log_key()).query_async(&mut conn).await.unwrap();
+    assert!(
+        len < 500 && len >= 10,
+        "XLEN {len}: capped near max_len (MAXLEN ~)"
+    );
+    let log_ttl: i64 = redis::cmd("TTL")
+        .arg(id.log_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((85..=90).contains(&log_ttl), "log TTL {log_ttl}");
-    assert_eq!(bus.meta(id).await.unwrap().unwrap().on_disconnect, OnDisconnect::Continue);
+    assert_eq!(
+        bus.meta(id).await.unwrap().unwrap().on_disconnect,
+        OnDisconnect::Continue
+    );
 }
 
 /// What the README tells a worker in another language to send.
@@ -62,9 +79,12 @@ async fn log_and_metadata_are_capped_and_expire() {
 async fn any_client_appends_with_one_fcall() {
     let bus = bus(LogLimits::default()).await;
     let id = SessionId::new();
-    bus.create(id, &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel))
-        .await
-        .unwrap();
+    bus.create(
+        id,
+        &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel),
+    )
+    .await
+    .unwrap();
     let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let reply: (i64, String, i64) = redis::cmd("FCALL")

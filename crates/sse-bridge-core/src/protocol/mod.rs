@@ -71,6 +71,26 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Every code, for parsing one back from an `error` event.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::AckTimeout,
+        ErrorCode::IdleTimeout,
+        ErrorCode::SessionTimeout,
+        ErrorCode::BrokerUnavailable,
+        ErrorCode::WorkerLost,
+        ErrorCode::WorkerError,
+        ErrorCode::Cancelled,
+        ErrorCode::SlowConsumer,
+        ErrorCode::ServerShutdown,
+        ErrorCode::HistoryLost,
+    ];
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == label)
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

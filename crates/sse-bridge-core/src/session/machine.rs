@@ -1,24 +1,37 @@
-//! The session lifecycle as a state machine, free of I/O (PROTOCOL §3.4–3.11).
+//! The session lifecycle as a state machine, free of I/O (PROTOCOL §3.4–3.11, §4).
 //!
-//! The machine is fed channel messages, broker-link changes and the clock,
-//! and appends SSE frames to an output buffer. It never sleeps or reads a
-//! socket itself: [`super::stream`] drives it, the unit tests below drive it
-//! by hand with made-up instants.
+//! The machine is fed channel messages, log entries, broker-link changes and
+//! the clock, and appends SSE frames to an output buffer. It never sleeps or
+//! reads a socket itself: [`super::stream`] drives it, the unit tests below
+//! drive it by hand with made-up instants.
 //!
 //! ```text
 //!  AwaitingAck ──worker_ack──▶ Streaming ──FinalAnswerStreamEnd/error──▶ Finished
 //!      │  (holds early events,       │  (forwards, drops duplicate acks,
 //!      │   ack_timeout)              │   idle_timeout, worker_lost)
-//!      └───────── any deadline, overflow, shutdown ─────────▶ Finished(error)
+//!      └──── a deadline passed, the session was lost ────▶ Expired(failure)
 //! ```
+//!
+//! When a deadline passes the machine does not write the `error` itself: it
+//! reports [`Progress::Expired`], and the driver ends the session through the
+//! log ([`crate::log::EventLog::end`]) so every reader sees the same terminal
+//! event with the same id; [`SessionMachine::fail`] writes one directly when
+//! the end concerns this stream only or the log cannot be reached.
+//!
+//! Logged events (those with a `log_id`) are de-duplicated by id: anything
+//! at or before the last logged event already handled is dropped, which is
+//! what lets a reader take the same event from a log replay and from the
+//! live channel. Live-only events (seed-style workers that only PUBLISH) go
+//! through the [`AttemptGate`] here; logged ones passed it in the log.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::time::Instant;
 
+use crate::log::{Admission, AttemptGate, LogEntry, LogId};
 use crate::protocol::{ErrorCode, Event, MalformedEvent, event_type};
-use crate::sse;
+use crate::sse::{self, Framing};
 
 /// Every duration and bound of a session; defaults are PROTOCOL.md's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,9 @@ pub struct SessionConfig {
     pub max_event_bytes: usize,
     /// Events held before `worker_ack` at most; more ends the session.
     pub max_held_events: usize,
+    /// After its last reader left, a logged session is cancelled only if
+    /// nobody resumed it within this time.
+    pub cancel_grace: Duration,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +65,7 @@ impl Default for SessionConfig {
             worker_heartbeat: Duration::from_secs(5),
             max_event_bytes: 1024 * 1024,
             max_held_events: 10_000,
+            cancel_grace: Duration::from_secs(30),
         }
     }
 }
@@ -58,10 +75,11 @@ impl Default for SessionConfig {
 pub enum Outcome {
     /// `FinalAnswerStreamEnd` was forwarded.
     Completed,
-    /// The worker sent an `error` event.
-    WorkerError,
-    /// The gateway ended it with an `error` event of this code.
+    /// An `error` event of this code was forwarded (sent by the worker, or
+    /// decided by a gateway and read from the log).
     Failed(ErrorCode),
+    /// An `error` event with a code the gateway does not know (a worker's).
+    WorkerError,
 }
 
 impl Outcome {
@@ -75,12 +93,34 @@ impl Outcome {
     }
 }
 
+/// A gateway-decided end, waiting to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn event(&self) -> Event {
+        Event::error(self.code, self.message.clone())
+    }
+}
+
 /// What the caller should do after feeding the machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     Continue,
     /// The terminal frame has been written; end the response.
     Finished(Outcome),
+    /// The session must end with this failure; nothing was written for it.
+    Expired(Failure),
 }
 
 /// Counters of one session, for logs and tests.
@@ -89,6 +129,10 @@ pub struct SessionStats {
     pub forwarded: u64,
     pub malformed: u64,
     pub duplicate_acks: u64,
+    /// Logged events dropped because they were already handled.
+    pub already_seen: u64,
+    /// Events of attempts the session does not belong to.
+    pub foreign: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +146,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct SessionMachine {
     config: SessionConfig,
+    framing: Framing,
     started: Instant,
     phase: Phase,
     held: Vec<Event>,
@@ -109,26 +154,60 @@ pub struct SessionMachine {
     last_write: Instant,
     worker_heartbeats: bool,
     link_lost_at: Option<Instant>,
+    /// The last logged event handled: the resume point.
+    last_log_id: Option<LogId>,
+    /// A live-only event was forwarded: a gap in the live channel could not
+    /// be repaired from a log.
+    live_output: bool,
+    gate: AttemptGate,
     stats: SessionStats,
 }
 
 impl SessionMachine {
-    pub fn new(config: SessionConfig, now: Instant) -> Self {
+    /// A machine for a session that started at `started` (earlier than `now`
+    /// for a follower joining later).
+    pub fn new(config: SessionConfig, framing: Framing, started: Instant, now: Instant) -> Self {
         SessionMachine {
             config,
-            started: now,
+            framing,
+            started,
             phase: Phase::AwaitingAck,
             held: Vec::new(),
             last_event: now,
             last_write: now,
             worker_heartbeats: false,
             link_lost_at: None,
+            last_log_id: None,
+            live_output: false,
+            gate: AttemptGate::default(),
             stats: SessionStats::default(),
         }
     }
 
+    /// A machine that resumes after the logged event `after`: the ack and
+    /// everything up to `after` were delivered before.
+    pub fn resuming(mut self, after: LogId) -> Self {
+        self.phase = Phase::Streaming;
+        self.last_log_id = Some(after);
+        self
+    }
+
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    /// Where a log read must continue from.
+    pub fn last_log_id(&self) -> Option<LogId> {
+        self.last_log_id
+    }
+
+    /// Whether live-only output was forwarded (see the module doc).
+    pub fn has_live_output(&self) -> bool {
+        self.live_output
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished(_))
     }
 
     /// Feeds one raw channel message.
@@ -136,13 +215,50 @@ impl SessionMachine {
         if let Phase::Finished(outcome) = self.phase {
             return Progress::Finished(outcome);
         }
-        let event = match Event::parse(raw, self.config.max_event_bytes) {
-            Ok(event) => event,
+        match Event::parse(raw, self.config.max_event_bytes) {
+            Ok(event) => self.on_event(event, now, out),
             Err(reason) => {
                 self.count_malformed(reason, raw.len());
+                Progress::Continue
+            }
+        }
+    }
+
+    /// Feeds one entry read from the session's log.
+    pub fn on_entry(&mut self, entry: &LogEntry, now: Instant, out: &mut BytesMut) -> Progress {
+        if let Phase::Finished(outcome) = self.phase {
+            return Progress::Finished(outcome);
+        }
+        match Event::parse(&entry.event, self.config.max_event_bytes) {
+            Ok(event) => self.on_event(event.logged_as(entry.id), now, out),
+            Err(reason) => {
+                // Past it all the same, or every read would return it again.
+                self.last_log_id = self.last_log_id.max(Some(entry.id));
+                self.count_malformed(reason, entry.event.len());
+                Progress::Continue
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant, out: &mut BytesMut) -> Progress {
+        if let Some(id) = event.log_id() {
+            if self.last_log_id.is_some_and(|last| id <= last) {
+                self.stats.already_seen += 1;
                 return Progress::Continue;
             }
-        };
+            self.last_log_id = Some(id);
+        } else if event.event_type() != event_type::WORKER_HEARTBEAT {
+            match self.gate.admit(event.event_type(), event.attempt()) {
+                Admission::Accept | Admission::Unbound => {}
+                Admission::Foreign => return self.count_foreign(),
+                Admission::Lost => {
+                    return Progress::Expired(Failure::new(
+                        ErrorCode::WorkerLost,
+                        "the job was delivered again after its first attempt had started answering",
+                    ));
+                }
+            }
+        }
         self.last_event = now;
         match (self.phase, event.event_type()) {
             (_, event_type::WORKER_HEARTBEAT) => {
@@ -152,30 +268,35 @@ impl SessionMachine {
             (Phase::AwaitingAck, event_type::WORKER_ACK) => {
                 self.phase = Phase::Streaming;
                 self.forward(&event, now, out);
-                let held = std::mem::take(&mut self.held);
-                for event in &held {
-                    if let Progress::Finished(outcome) = self.forward(event, now, out) {
+                for held in std::mem::take(&mut self.held) {
+                    // Live-only events held before the ack: only the acked attempt's.
+                    if self.gate.admit(held.event_type(), held.attempt()) == Admission::Foreign {
+                        self.count_foreign();
+                        continue;
+                    }
+                    if let Progress::Finished(outcome) = self.forward(&held, now, out) {
                         return Progress::Finished(outcome);
                     }
                 }
                 Progress::Continue
             }
             // A worker that fails before acking has still failed: say so now
-            // rather than after the ack timeout.
+            // rather than after the ack timeout — unless a terminal event it
+            // sent earlier is held: the first terminal event is the end.
             (Phase::AwaitingAck, event_type::ERROR) => {
                 for held in std::mem::take(&mut self.held) {
-                    self.write(&held, now, out);
+                    if let Progress::Finished(outcome) = self.forward(&held, now, out) {
+                        return Progress::Finished(outcome);
+                    }
                 }
                 self.forward(&event, now, out)
             }
             (Phase::AwaitingAck, _) => {
                 if self.held.len() >= self.config.max_held_events {
-                    return self.fail(
+                    return Progress::Expired(Failure::new(
                         ErrorCode::SlowConsumer,
                         "too many events before worker_ack",
-                        now,
-                        out,
-                    );
+                    ));
                 }
                 self.held.push(event);
                 Progress::Continue
@@ -220,29 +341,40 @@ impl SessionMachine {
         }
     }
 
-    /// Applies every deadline that has passed at `now`.
+    /// Applies every deadline that has passed at `now`: a ping, or the
+    /// failure that ends the session.
     pub fn on_timer(&mut self, now: Instant, out: &mut BytesMut) -> Progress {
         if let Phase::Finished(outcome) = self.phase {
             return Progress::Finished(outcome);
         }
+        if let Some(failure) = self.expired(now) {
+            return Progress::Expired(failure);
+        }
+        if now >= self.last_write + self.config.heartbeat {
+            out.extend_from_slice(sse::PING);
+            self.last_write = now;
+        }
+        Progress::Continue
+    }
+
+    /// The deadline that has passed at `now`, if any, most important first.
+    fn expired(&self, now: Instant) -> Option<Failure> {
         let cfg = self.config;
         if now >= self.started + cfg.max_duration {
             let msg = format!(
                 "session exceeded max_duration of {}s",
                 cfg.max_duration.as_secs_f64()
             );
-            return self.fail(ErrorCode::SessionTimeout, &msg, now, out);
+            return Some(Failure::new(ErrorCode::SessionTimeout, msg));
         }
         if self
             .link_lost_at
             .is_some_and(|lost| now >= lost + cfg.ack_timeout)
         {
-            return self.fail(
+            return Some(Failure::new(
                 ErrorCode::BrokerUnavailable,
                 "lost the event broker and could not resubscribe",
-                now,
-                out,
-            );
+            ));
         }
         match self.phase {
             Phase::AwaitingAck if now >= self.started + cfg.ack_timeout => {
@@ -250,61 +382,52 @@ impl SessionMachine {
                     "no worker acknowledged the job within {}s",
                     cfg.ack_timeout.as_secs_f64()
                 );
-                return self.fail(ErrorCode::AckTimeout, &msg, now, out);
+                Some(Failure::new(ErrorCode::AckTimeout, msg))
             }
             Phase::Streaming
                 if self.worker_heartbeats && now >= self.last_event + cfg.worker_heartbeat * 3 =>
             {
-                return self.fail(
+                Some(Failure::new(
                     ErrorCode::WorkerLost,
                     "the worker stopped sending heartbeats",
-                    now,
-                    out,
-                );
+                ))
             }
             Phase::Streaming if now >= self.last_event + cfg.idle_timeout => {
                 let msg = format!(
                     "no event from the worker for {}s",
                     cfg.idle_timeout.as_secs_f64()
                 );
-                return self.fail(ErrorCode::IdleTimeout, &msg, now, out);
+                Some(Failure::new(ErrorCode::IdleTimeout, msg))
             }
-            _ => {}
+            _ => None,
         }
-        if now >= self.last_write + cfg.heartbeat {
-            out.extend_from_slice(sse::PING);
-            self.last_write = now;
-        }
-        Progress::Continue
     }
 
-    /// Ends the session with an `error` event of `code` (overflow, shutdown, lost bus).
-    pub fn fail(
-        &mut self,
-        code: ErrorCode,
-        message: &str,
-        now: Instant,
-        out: &mut BytesMut,
-    ) -> Progress {
+    /// Ends the session at once with an `error` frame of `failure` that is
+    /// not in the log (no `id:`).
+    pub fn fail(&mut self, failure: &Failure, now: Instant, out: &mut BytesMut) -> Progress {
         if let Phase::Finished(outcome) = self.phase {
             return Progress::Finished(outcome);
         }
-        self.write(&Event::error(code, message), now, out);
-        self.finish(Outcome::Failed(code))
+        self.write(&failure.event(), now, out);
+        self.finish(Outcome::Failed(failure.code))
     }
 
     fn forward(&mut self, event: &Event, now: Instant, out: &mut BytesMut) -> Progress {
         self.write(event, now, out);
         self.stats.forwarded += 1;
+        if event.log_id().is_none() && event.event_type() != event_type::WORKER_ACK {
+            self.live_output = true;
+        }
         match event.event_type() {
             event_type::ANSWER_END => self.finish(Outcome::Completed),
-            event_type::ERROR => self.finish(Outcome::WorkerError),
+            event_type::ERROR => self.finish(error_outcome(event)),
             _ => Progress::Continue,
         }
     }
 
     fn write(&mut self, event: &Event, now: Instant, out: &mut BytesMut) {
-        sse::write_event(out, event);
+        sse::write_event(out, event, self.framing);
         self.last_write = now;
     }
 
@@ -312,6 +435,12 @@ impl SessionMachine {
         self.phase = Phase::Finished(outcome);
         self.held = Vec::new();
         Progress::Finished(outcome)
+    }
+
+    fn count_foreign(&mut self) -> Progress {
+        self.stats.foreign += 1;
+        metrics::counter!(crate::metrics::FOREIGN_EVENTS).increment(1);
+        Progress::Continue
     }
 
     fn count_malformed(&mut self, reason: MalformedEvent, len: usize) {
@@ -326,6 +455,28 @@ impl SessionMachine {
     }
 }
 
+/// The outcome an `error` event stands for: the gateway's own codes by
+/// name (they may come from another gateway through the log), anything else
+/// as the worker's error.
+fn error_outcome(event: &Event) -> Outcome {
+    #[derive(serde::Deserialize)]
+    struct ErrorEvent<'a> {
+        #[serde(borrow)]
+        payload: Option<ErrorPayload<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorPayload<'a> {
+        code: Option<&'a str>,
+    }
+    let code = serde_json::from_slice::<ErrorEvent>(event.json())
+        .ok()
+        .and_then(|e| e.payload?.code);
+    match code.and_then(ErrorCode::from_label) {
+        Some(ErrorCode::WorkerError) | None => Outcome::WorkerError,
+        Some(code) => Outcome::Failed(code),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +486,19 @@ mod tests {
 
     fn piece(c: &str) -> Vec<u8> {
         format!(r#"{{"event_type":"FinalAnswerStream","payload":{{"char":"{c}"}}}}"#).into_bytes()
+    }
+
+    impl SessionMachine {
+        /// The answer pieces written to `out`.
+        fn text_of(&self, out: &BytesMut) -> String {
+            frames(out)
+                .iter()
+                .filter_map(|f| f.split_once("data: ").map(|(_, json)| json))
+                .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+                .filter(|e| e["event_type"] == "FinalAnswerStream")
+                .filter_map(|e| e["payload"]["char"].as_str().map(str::to_owned))
+                .collect()
+        }
     }
 
     fn frames(out: &BytesMut) -> Vec<String> {
@@ -347,7 +511,30 @@ mod tests {
 
     fn machine() -> (SessionMachine, Instant) {
         let t0 = Instant::now();
-        (SessionMachine::new(SessionConfig::default(), t0), t0)
+        (
+            SessionMachine::new(SessionConfig::default(), Framing::DataOnly, t0, t0),
+            t0,
+        )
+    }
+
+    fn expired(progress: Progress) -> ErrorCode {
+        match progress {
+            Progress::Expired(failure) => failure.code,
+            other => panic!("expected Expired, got {other:?}"),
+        }
+    }
+
+    fn entry(id: u64, raw: &[u8]) -> LogEntry {
+        LogEntry {
+            id: LogId::new(id, 0),
+            event: bytes::Bytes::copy_from_slice(raw),
+        }
+    }
+
+    fn with_log_id(raw: &[u8], id: u64) -> Vec<u8> {
+        let mut message = raw[..raw.len() - 1].to_vec();
+        message.extend_from_slice(format!(r#","log_id":"{id}-0"}}"#).as_bytes());
+        message
     }
 
     fn secs(s: u64) -> Duration {
@@ -390,8 +577,16 @@ mod tests {
         let (mut m, t0) = machine();
         let mut out = BytesMut::new();
         assert_eq!(m.deadline(), t0 + secs(10));
+        let Progress::Expired(failure) = m.on_timer(t0 + secs(10), &mut out) else {
+            panic!("the ack deadline passed")
+        };
+        assert_eq!(failure.code, ErrorCode::AckTimeout);
+        assert!(
+            out.is_empty(),
+            "the driver writes the failure, through the log"
+        );
         assert_eq!(
-            m.on_timer(t0 + secs(10), &mut out),
+            m.fail(&failure, t0 + secs(10), &mut out),
             Progress::Finished(Outcome::Failed(ErrorCode::AckTimeout))
         );
         let f = frames(&out);
@@ -464,12 +659,10 @@ mod tests {
             t0 + secs(215),
             "the next ping comes before the idle deadline"
         );
-        out.clear();
         assert_eq!(
-            m.on_timer(t0 + secs(220), &mut out),
-            Progress::Finished(Outcome::Failed(ErrorCode::IdleTimeout))
+            expired(m.on_timer(t0 + secs(220), &mut out)),
+            ErrorCode::IdleTimeout
         );
-        assert!(frames(&out)[0].contains("idle_timeout"));
     }
 
     #[test]
@@ -482,11 +675,7 @@ mod tests {
             t += secs(60);
             m.on_message(&piece("x"), t, &mut out);
         }
-        out.clear();
-        assert_eq!(
-            m.on_timer(t, &mut out),
-            Progress::Finished(Outcome::Failed(ErrorCode::SessionTimeout))
-        );
+        assert_eq!(expired(m.on_timer(t, &mut out)), ErrorCode::SessionTimeout);
     }
 
     #[test]
@@ -503,8 +692,8 @@ mod tests {
         assert_eq!(m.on_timer(t0 + secs(15), &mut out), Progress::Continue);
         assert_eq!(m.deadline(), t0 + secs(16));
         assert_eq!(
-            m.on_timer(t0 + secs(16), &mut out),
-            Progress::Finished(Outcome::Failed(ErrorCode::WorkerLost))
+            expired(m.on_timer(t0 + secs(16), &mut out)),
+            ErrorCode::WorkerLost
         );
     }
 
@@ -531,12 +720,10 @@ mod tests {
         m.on_link(false, t0 + secs(20));
         assert_eq!(m.on_timer(t0 + secs(29), &mut out), Progress::Continue);
         assert_eq!(m.deadline(), t0 + secs(30));
-        out.clear();
         assert_eq!(
-            m.on_timer(t0 + secs(30), &mut out),
-            Progress::Finished(Outcome::Failed(ErrorCode::BrokerUnavailable))
+            expired(m.on_timer(t0 + secs(30), &mut out)),
+            ErrorCode::BrokerUnavailable
         );
-        assert!(frames(&out)[0].contains("broker_unavailable"));
     }
 
     #[test]
@@ -546,13 +733,99 @@ mod tests {
             max_held_events: 2,
             ..SessionConfig::default()
         };
-        let mut m = SessionMachine::new(config, t0);
+        let mut m = SessionMachine::new(config, Framing::DataOnly, t0, t0);
         let mut out = BytesMut::new();
         m.on_message(&piece("a"), t0, &mut out);
         m.on_message(&piece("b"), t0, &mut out);
         assert_eq!(
-            m.on_message(&piece("c"), t0, &mut out),
-            Progress::Finished(Outcome::Failed(ErrorCode::SlowConsumer))
+            expired(m.on_message(&piece("c"), t0, &mut out)),
+            ErrorCode::SlowConsumer
+        );
+    }
+
+    #[test]
+    fn an_error_before_the_ack_never_follows_a_held_terminal_event() {
+        let (mut m, t0) = machine();
+        let mut out = BytesMut::new();
+        m.on_message(&piece("a"), t0, &mut out);
+        m.on_message(END, t0, &mut out);
+        let err = br#"{"event_type":"error","payload":{"error":"boom","code":"worker_error"}}"#;
+        assert_eq!(
+            m.on_message(err, t0, &mut out),
+            Progress::Finished(Outcome::Completed)
+        );
+        let f = frames(&out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[1].contains("FinalAnswerStreamEnd"));
+    }
+
+    #[test]
+    fn logged_events_are_taken_once_from_replay_and_live_alike() {
+        let (mut m, t0) = machine();
+        let mut out = BytesMut::new();
+        m.on_entry(&entry(1, ACK), t0, &mut out);
+        m.on_entry(&entry(2, &piece("a")), t0, &mut out);
+        // The same events arrive live (subscribed before the log was read).
+        m.on_message(&with_log_id(ACK, 1), t0, &mut out);
+        m.on_message(&with_log_id(&piece("a"), 2), t0, &mut out);
+        m.on_message(&with_log_id(&piece("b"), 3), t0, &mut out);
+        assert_eq!(m.text_of(&out), "ab");
+        assert_eq!(m.stats().already_seen, 2);
+        assert_eq!(m.last_log_id(), Some(LogId::new(3, 0)));
+        assert!(!m.has_live_output());
+        assert_eq!(
+            m.on_entry(&entry(4, END), t0, &mut out),
+            Progress::Finished(Outcome::Completed)
+        );
+    }
+
+    #[test]
+    fn a_resuming_machine_streams_after_its_cursor_with_ids() {
+        let t0 = Instant::now();
+        let mut m = SessionMachine::new(SessionConfig::default(), Framing::WithIds, t0, t0)
+            .resuming(LogId::new(5, 0));
+        let mut out = BytesMut::new();
+        m.on_entry(&entry(5, &piece("old")), t0, &mut out);
+        m.on_entry(&entry(6, &piece("new")), t0, &mut out);
+        let f = frames(&out);
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].starts_with("id: 6-0\ndata: {") && f[0].contains("new"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn gateway_errors_read_from_the_log_keep_their_code() {
+        let (mut m, t0) = machine();
+        let mut out = BytesMut::new();
+        m.on_entry(&entry(1, ACK), t0, &mut out);
+        let lost = Event::error(ErrorCode::WorkerLost, "x");
+        assert_eq!(
+            m.on_entry(&entry(2, lost.json()), t0, &mut out),
+            Progress::Finished(Outcome::Failed(ErrorCode::WorkerLost))
+        );
+    }
+
+    #[test]
+    fn live_only_events_follow_the_attempt_rule() {
+        let (mut m, t0) = machine();
+        let mut out = BytesMut::new();
+        let of = |raw: &[u8], attempt: &str| {
+            let mut message = raw[..raw.len() - 1].to_vec();
+            message.extend_from_slice(format!(r#","attempt":"{attempt}"}}"#).as_bytes());
+            message
+        };
+        m.on_message(&of(&piece("early-b"), "b"), t0, &mut out);
+        m.on_message(&of(ACK, "a"), t0, &mut out);
+        m.on_message(&of(&piece("a"), "a"), t0, &mut out);
+        m.on_message(&of(&piece("b"), "b"), t0, &mut out);
+        assert_eq!(m.text_of(&out), "a");
+        assert_eq!(m.stats().foreign, 2, "the held event of b and the late one");
+        assert!(m.has_live_output());
+        assert_eq!(
+            expired(m.on_message(&of(ACK, "c"), t0, &mut out)),
+            ErrorCode::WorkerLost
         );
     }
 }

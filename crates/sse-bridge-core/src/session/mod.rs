@@ -1,10 +1,18 @@
-//! One session from request to last frame: subscribe, dispatch, stream.
+//! One session from request to last frame: record, subscribe, dispatch,
+//! stream; follow, resume and cancel it.
 //!
-//! [`start`] performs PROTOCOL §3.2 (subscribe, wait for the confirmation,
-//! then dispatch the job); the returned [`LiveSession`] becomes the response
-//! body through [`LiveSession::into_stream`], which drives the
-//! [`machine::SessionMachine`] over the subscription.
+//! * [`start`] performs PROTOCOL §3.2 (record the session's metadata,
+//!   subscribe, wait for the confirmation, then dispatch the job).
+//! * [`follow`] (`follow.rs`) opens a follower's stream: replay the log
+//!   after `Last-Event-ID`, then live.
+//! * Either becomes the response body through [`LiveSession::into_stream`]
+//!   (`stream.rs`), which drives the [`machine::SessionMachine`] over the
+//!   subscription and the log.
+//! * [`cancel`] (`cancel.rs`): `DELETE`, gateway-decided ends and what
+//!   happens when a client leaves (`cancel_grace`).
 
+mod cancel;
+mod follow;
 pub mod machine;
 mod stream;
 
@@ -14,18 +22,21 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::EventBus;
 use crate::error::BrokerError;
-use crate::protocol::{Job, SessionId, SessionRequest};
+use crate::log::{EventLog, SessionMeta};
+use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 
-pub use machine::{Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
-pub use stream::LiveSession;
+pub use cancel::{CancelError, cancel};
+pub use follow::{FollowError, Followed, follow};
+pub use machine::{Failure, Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
+pub use stream::{LiveSession, Role};
 
 /// The backends and settings every session of a gateway shares.
 #[derive(Clone)]
 pub struct SessionContext {
-    pub bus: Arc<dyn EventBus>,
+    /// The event bus with its session logs.
+    pub bus: Arc<dyn EventLog>,
     pub dispatcher: Arc<dyn JobDispatcher>,
     pub config: SessionConfig,
     /// Give up on subscribe + dispatch after this long (→ 503).
@@ -67,6 +78,8 @@ impl Default for SessionLimit {
 pub enum StartError {
     #[error("this gateway is at its limit of live sessions; retry later")]
     AtCapacity,
+    #[error("could not record the session: {0}")]
+    Record(BrokerError),
     #[error("could not subscribe to the session's event channel: {0}")]
     Subscribe(BrokerError),
     #[error("could not dispatch the job to the workers: {0}")]
@@ -77,16 +90,18 @@ impl StartError {
     fn label(&self) -> &'static str {
         match self {
             StartError::AtCapacity => "at_capacity",
+            StartError::Record(_) => "record",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
         }
     }
 }
 
-/// Subscribes to a new session's events, then dispatches its job.
+/// Records a new session, subscribes to its events, then dispatches its job.
 ///
-/// On error nothing is left behind: the subscription is dropped (and so
-/// unsubscribed) before this returns.
+/// On error nothing is left running: the subscription is dropped (and so
+/// unsubscribed) before this returns, and a recorded session that could not
+/// be dispatched is ended in its log.
 pub async fn start(
     ctx: &SessionContext,
     request: SessionRequest,
@@ -107,14 +122,41 @@ async fn start_with_id(
 ) -> Result<LiveSession, StartError> {
     let slot = ctx.limit.try_take()?;
     let timeout = ctx.start_timeout;
+    let on_disconnect = request.on_disconnect();
+    let meta = SessionMeta::new(ANONYMOUS, NATIVE_FORMAT, on_disconnect);
+    tokio::time::timeout(timeout, ctx.bus.create(id, &meta))
+        .await
+        .map_err(|_| StartError::Record(BrokerError::Timeout(timeout)))?
+        .map_err(StartError::Record)?;
     let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
         .await
         .map_err(|_| StartError::Subscribe(BrokerError::Timeout(timeout)))?
         .map_err(StartError::Subscribe)?;
+    let model_alias = request.model_alias().map(str::to_owned);
     let job = Job::new(id, request);
-    tokio::time::timeout(timeout, ctx.dispatcher.dispatch(&job))
+    let dispatched = tokio::time::timeout(timeout, ctx.dispatcher.dispatch(&job))
         .await
-        .map_err(|_| StartError::Dispatch(BrokerError::Timeout(timeout)))?
-        .map_err(StartError::Dispatch)?;
-    Ok(LiveSession::new(ctx, job, subscription, slot))
+        .map_err(|_| BrokerError::Timeout(timeout))
+        .and_then(|result| result);
+    if let Err(error) = dispatched {
+        let never_ran = Event::error(
+            ErrorCode::BrokerUnavailable,
+            "the job could not be dispatched",
+        );
+        let _ = tokio::time::timeout(timeout, ctx.bus.end(id, &never_ran)).await;
+        return Err(StartError::Dispatch(error));
+    }
+    Ok(LiveSession::creator(
+        ctx,
+        id,
+        model_alias.as_deref(),
+        on_disconnect,
+        subscription,
+        slot,
+    ))
 }
+
+/// The principal of every session while authentication is off.
+const ANONYMOUS: &str = "anonymous";
+/// The output format of `POST /v1/react/sessions`.
+const NATIVE_FORMAT: &str = "native";

@@ -1,14 +1,21 @@
-//! Drives a [`SessionMachine`] over a live subscription and yields the
-//! response body, chunk by chunk.
+//! Drives a [`SessionMachine`] over a live subscription and the session's
+//! log, and yields the response body, chunk by chunk.
+//!
+//! A stream reads from two sources in one order: the log first when it has
+//! something to catch up on (a follower's replay, or the entries published
+//! while the broker link was down), then the live subscription, which was
+//! confirmed *before* the log was read, so nothing falls between the two;
+//! the machine drops live copies of entries it already took from the log.
 //!
 //! Each chunk holds every frame that was ready at once (up to
 //! [`MAX_CHUNK_BYTES`]), so a burst of events costs one socket write. The
 //! stream owns the subscription: when hyper drops the body (client gone),
-//! the subscription is dropped with it — unsubscribing at once — and
-//! [`LiveSession`]'s `Drop` publishes `cancel` on the control channel.
+//! [`LiveSession`]'s `Drop` hands the departure to [`super::cancel`] and
+//! the subscription is dropped with it, unsubscribing at once.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
@@ -18,69 +25,155 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::SessionContext;
-use super::machine::{Outcome, Progress, SessionMachine};
-use crate::bus::{Delivery, EventBus, Subscription};
+use super::cancel::{self, Departure};
+use super::machine::{Failure, Outcome, Progress, SessionMachine};
+use crate::bus::{Delivery, Subscription};
+use crate::log::{Ending, EventLog, LogId, SessionMeta};
 use crate::metrics as m;
-use crate::protocol::{ErrorCode, Job, OnDisconnect, SessionId, cancel_message};
+use crate::protocol::{ErrorCode, OnDisconnect, SessionId, unix_ms};
+use crate::sse::{self, Framing};
 
 /// A chunk grows no larger than this before it is handed to the socket.
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// Log entries read per round trip when replaying or catching up.
+pub const LOG_PAGE: usize = 500;
+/// The `retry:` hint sent to `EventSource` followers.
+pub const RETRY_HINT: Duration = Duration::from_secs(1);
 
-/// A started session: subscribed, job dispatched, ready to stream.
+/// Whom a stream serves, which decides what its own ends mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The `POST` that created the session: every end it decides ends the
+    /// session for everyone (logged, and the worker is cancelled).
+    Creator,
+    /// A `GET …/events` reader: an end that concerns only its connection
+    /// (slow client, shutdown, lost link or history) ends only its stream.
+    Follower,
+}
+
+/// A stream of one session: subscribed, ready to replay and stream.
 pub struct LiveSession {
     id: SessionId,
+    role: Role,
     subscription: Subscription,
     link: watch::Receiver<bool>,
     link_open: bool,
+    /// The log holds entries this stream has not read yet.
+    catching_up: bool,
     machine: SessionMachine,
+    /// Written before the first frame (the follow endpoint's `retry:`).
+    preamble: BytesMut,
+    log: Arc<dyn EventLog>,
+    log_timeout: Duration,
     shutdown: CancellationToken,
     span: tracing::Span,
-    cleanup: Cleanup,
-    /// This session's slot in the gateway's [`super::SessionLimit`].
+    on_disconnect: OnDisconnect,
+    cancel_grace: Duration,
+    outcome: Option<Outcome>,
+    /// This stream's slot in the gateway's [`super::SessionLimit`].
     _slot: OwnedSemaphorePermit,
 }
 
-/// Runs when the session is dropped, however it ended.
-struct Cleanup {
-    id: SessionId,
-    bus: Arc<dyn EventBus>,
-    on_disconnect: OnDisconnect,
-    outcome: Option<Outcome>,
-    span: tracing::Span,
-}
-
 impl LiveSession {
-    pub(super) fn new(
+    /// The creating `POST`'s stream (data-only frames).
+    pub(super) fn creator(
         ctx: &SessionContext,
-        job: Job,
+        id: SessionId,
+        model_alias: Option<&str>,
+        on_disconnect: OnDisconnect,
         subscription: Subscription,
         slot: OwnedSemaphorePermit,
     ) -> Self {
-        let id = job.session_id;
         let span =
             tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
-        if let Some(model_alias) = job.request.model_alias() {
+        if let Some(model_alias) = model_alias {
             span.record("model_alias", model_alias);
         }
         metrics::counter!(m::SESSIONS_STARTED).increment(1);
         metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
         span.in_scope(|| tracing::info!("session started"));
-        let link = subscription.link();
+        let now = Instant::now();
+        let machine = SessionMachine::new(ctx.config, Framing::DataOnly, now, now);
+        Self::new(
+            ctx,
+            id,
+            Role::Creator,
+            machine,
+            on_disconnect,
+            subscription,
+            slot,
+            span,
+        )
+    }
+
+    /// A follower's stream (frames with ids), replaying the log after
+    /// `after` (from the start when `None`) before it goes live.
+    pub(super) fn follower(
+        ctx: &SessionContext,
+        id: SessionId,
+        meta: &SessionMeta,
+        after: Option<LogId>,
+        subscription: Subscription,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
+        let span = tracing::info_span!("follow", session_id = %id, after = tracing::field::Empty);
+        if let Some(after) = after {
+            span.record("after", tracing::field::display(after));
+        }
+        let resume = if after.is_some() { "true" } else { "false" };
+        metrics::counter!(m::FOLLOWS_STARTED, "resume" => resume).increment(1);
+        metrics::gauge!(m::FOLLOWERS_ACTIVE).increment(1.0);
+        span.in_scope(|| tracing::info!("follower joined"));
+        let now = Instant::now();
+        // Deadlines count from the session's creation, as its creator's do.
+        let age = Duration::from_millis(unix_ms().saturating_sub(meta.created_at_ms));
+        let started = now.checked_sub(age).unwrap_or(now);
+        let mut machine = SessionMachine::new(ctx.config, Framing::WithIds, started, now);
+        if let Some(after) = after {
+            machine = machine.resuming(after);
+        }
+        let mut session = Self::new(
+            ctx,
+            id,
+            Role::Follower,
+            machine,
+            meta.on_disconnect,
+            subscription,
+            slot,
+            span,
+        );
+        sse::write_retry(&mut session.preamble, RETRY_HINT);
+        session.catching_up = true;
+        session
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two constructors above are the interface
+    fn new(
+        ctx: &SessionContext,
+        id: SessionId,
+        role: Role,
+        machine: SessionMachine,
+        on_disconnect: OnDisconnect,
+        subscription: Subscription,
+        slot: OwnedSemaphorePermit,
+        span: tracing::Span,
+    ) -> Self {
         LiveSession {
             id,
-            link,
+            role,
+            link: subscription.link(),
             link_open: true,
             subscription,
-            machine: SessionMachine::new(ctx.config, Instant::now()),
+            catching_up: false,
+            machine,
+            preamble: BytesMut::new(),
+            log: ctx.bus.clone(),
+            log_timeout: ctx.start_timeout,
             shutdown: ctx.shutdown.clone(),
-            span: span.clone(),
-            cleanup: Cleanup {
-                id,
-                bus: ctx.bus.clone(),
-                on_disconnect: job.request.on_disconnect(),
-                outcome: None,
-                span,
-            },
+            span,
+            on_disconnect,
+            cancel_grace: ctx.config.cancel_grace,
+            outcome: None,
             _slot: slot,
         }
     }
@@ -100,14 +193,18 @@ impl LiveSession {
 
     /// Waits until there is something to write; `None` after the terminal frame.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.cleanup.outcome.is_some() {
+        if self.outcome.is_some() {
             return None;
         }
-        let mut out = BytesMut::new();
+        let mut out = std::mem::take(&mut self.preamble);
         loop {
-            let progress = self.wait_and_step(&mut out).await;
-            let progress = self.drain_ready(progress, &mut out);
-            if let Progress::Finished(outcome) = progress {
+            let progress = if self.catching_up {
+                self.read_log_page(&mut out).await
+            } else {
+                let progress = self.wait_and_step(&mut out).await;
+                self.drain_ready(progress, &mut out)
+            };
+            if let Progress::Finished(outcome) = self.settle(progress, &mut out).await {
                 self.finish(outcome);
                 return Some(out.freeze());
             }
@@ -122,24 +219,42 @@ impl LiveSession {
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => {
-                self.machine.fail(ErrorCode::ServerShutdown, "the gateway is shutting down", Instant::now(), out)
+                Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
             }
             delivery = self.subscription.recv() => self.on_delivery(delivery, out),
-            changed = self.link.changed(), if self.link_open => {
-                match changed {
-                    Ok(()) => {
-                        let up = *self.link.borrow_and_update();
-                        if !up {
-                            tracing::warn!("event broker link lost; waiting for resubscription");
-                        }
-                        self.machine.on_link(up, Instant::now());
+            changed = self.link.changed(), if self.link_open => match changed {
+                Ok(()) => {
+                    let up = *self.link.borrow_and_update();
+                    self.machine.on_link(up, Instant::now());
+                    if up {
+                        self.recover()
+                    } else {
+                        tracing::warn!("event broker link lost; waiting for resubscription");
+                        Progress::Continue
                     }
-                    Err(_) => self.link_open = false,
                 }
-                Progress::Continue
-            }
+                Err(_) => {
+                    self.link_open = false;
+                    Progress::Continue
+                }
+            },
             _ = tokio::time::sleep_until(deadline) => self.machine.on_timer(Instant::now(), out),
         }
+    }
+
+    /// The link is back and the channel resubscribed: read what was
+    /// published meanwhile from the log before going on live (PROTOCOL §3.10).
+    fn recover(&mut self) -> Progress {
+        if self.machine.has_live_output() {
+            return Progress::Expired(Failure::new(
+                ErrorCode::HistoryLost,
+                "the event broker link dropped after output began, and this session's worker \
+                 does not log its events: what it published meanwhile is lost",
+            ));
+        }
+        tracing::info!("event broker link restored; catching up from the session log");
+        self.catching_up = true;
+        Progress::Continue
     }
 
     /// Adds every message already queued to the same chunk.
@@ -154,26 +269,128 @@ impl LiveSession {
     }
 
     fn on_delivery(&mut self, delivery: Delivery, out: &mut BytesMut) -> Progress {
-        let now = Instant::now();
         match delivery {
-            Delivery::Message(raw) => self.machine.on_message(&raw, now, out),
-            Delivery::Overflowed => self.machine.fail(
+            Delivery::Message(raw) => self.machine.on_message(&raw, Instant::now(), out),
+            Delivery::Overflowed => Progress::Expired(Failure::new(
                 ErrorCode::SlowConsumer,
                 "the client did not keep up with the event rate",
-                now,
-                out,
-            ),
-            Delivery::Closed => self.machine.fail(
+            )),
+            Delivery::Closed => Progress::Expired(Failure::new(
                 ErrorCode::BrokerUnavailable,
                 "the event bus closed the subscription",
-                now,
-                out,
-            ),
+            )),
+        }
+    }
+
+    /// Reads one page of the log after the last entry handled.
+    async fn read_log_page(&mut self, out: &mut BytesMut) -> Progress {
+        let after = self.machine.last_log_id();
+        let read = self.log.read(self.id, after, LOG_PAGE);
+        let page = match tokio::time::timeout(self.log_timeout, read).await {
+            Ok(Ok(page)) => page,
+            Ok(Err(error)) => {
+                self.catching_up = false;
+                tracing::warn!("cannot read the session log: {error}");
+                return Progress::Expired(Failure::new(
+                    ErrorCode::BrokerUnavailable,
+                    "cannot read the session's log",
+                ));
+            }
+            Err(_) => {
+                self.catching_up = false;
+                return Progress::Expired(Failure::new(
+                    ErrorCode::BrokerUnavailable,
+                    "the session's log did not answer in time",
+                ));
+            }
+        };
+        self.catching_up = page.entries.len() == LOG_PAGE;
+        let now = Instant::now();
+        if page.history_lost {
+            self.catching_up = false;
+            // Only this reader is behind: its own stream ends, the session goes on.
+            let lost = Failure::new(
+                ErrorCode::HistoryLost,
+                "events after Last-Event-ID were trimmed from the session's capped log; \
+                 follow again without Last-Event-ID",
+            );
+            return self.machine.fail(&lost, now, out);
+        }
+        metrics::counter!(m::EVENTS_REPLAYED).increment(page.entries.len() as u64);
+        for entry in &page.entries {
+            let progress = self.machine.on_entry(entry, now, out);
+            if progress != Progress::Continue {
+                self.catching_up = false;
+                return progress;
+            }
+        }
+        Progress::Continue
+    }
+
+    /// Turns a failure into the stream's last frame: through the log when
+    /// it ends the session (so every reader gets the same terminal event,
+    /// after every event logged before it), directly when it concerns this
+    /// stream only or the log cannot be reached.
+    async fn settle(&mut self, progress: Progress, out: &mut BytesMut) -> Progress {
+        let Progress::Expired(failure) = progress else {
+            return progress;
+        };
+        if !self.ends_session(failure.code) {
+            return self.machine.fail(&failure, Instant::now(), out);
+        }
+        let ending = tokio::time::timeout(
+            self.log_timeout,
+            cancel::end_session(self.log.as_ref(), self.id, &failure, failure.code.as_str()),
+        )
+        .await;
+        match ending {
+            Ok(Ok(Ending::Appended(_) | Ending::AlreadyEnded(_))) => {}
+            Ok(Ok(Ending::Unknown)) => {
+                tracing::warn!("the session's log expired; ending without it");
+                return self.machine.fail(&failure, Instant::now(), out);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!("cannot log the session's end: {error}");
+                return self.machine.fail(&failure, Instant::now(), out);
+            }
+            Err(_) => {
+                tracing::warn!("the session's log did not answer in time");
+                return self.machine.fail(&failure, Instant::now(), out);
+            }
+        }
+        self.catching_up = true;
+        while self.catching_up {
+            match self.read_log_page(out).await {
+                Progress::Continue => {}
+                Progress::Expired(_) => break,
+                finished => return finished,
+            }
+        }
+        // The log ended without a terminal event this stream could read.
+        self.machine.fail(&failure, Instant::now(), out)
+    }
+
+    /// Whether a failure this stream decided ends the whole session.
+    fn ends_session(&self, code: ErrorCode) -> bool {
+        match self.role {
+            Role::Creator => true,
+            // A follower judges the worker only once it reads a logged
+            // session: it may have joined a live-only one mid-way.
+            Role::Follower => {
+                self.machine.last_log_id().is_some()
+                    && !matches!(
+                        code,
+                        ErrorCode::SlowConsumer
+                            | ErrorCode::ServerShutdown
+                            | ErrorCode::BrokerUnavailable
+                            | ErrorCode::HistoryLost
+                    )
+            }
         }
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        self.cleanup.outcome = Some(outcome);
+        self.outcome = Some(outcome);
         let stats = self.machine.stats();
         metrics::counter!(m::EVENTS_FORWARDED).increment(stats.forwarded);
         tracing::info!(
@@ -181,44 +398,41 @@ impl LiveSession {
             forwarded = stats.forwarded,
             malformed = stats.malformed,
             duplicate_acks = stats.duplicate_acks,
-            "session ended"
+            already_seen = stats.already_seen,
+            foreign_attempts = stats.foreign,
+            "stream ended"
         );
     }
 }
 
-impl Drop for Cleanup {
+impl Drop for LiveSession {
+    /// In order: metrics; then the departure (follower count, cancel after
+    /// the grace) goes to a task, since it talks to the broker; the
+    /// subscription, dropped with the fields right after, unsubscribes.
     fn drop(&mut self) {
-        metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
-        let outcome = match self.outcome {
-            Some(outcome) => outcome.label(),
-            None => "client_disconnected",
-        };
-        metrics::counter!(m::SESSIONS_ENDED, "outcome" => outcome).increment(1);
-        if self.outcome.is_some() {
-            return;
-        }
-        let _entered = self.span.enter();
-        tracing::info!(on_disconnect = ?self.on_disconnect, "client disconnected before the end");
-        if self.on_disconnect == OnDisconnect::Continue {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("no runtime to publish cancel on; the worker runs to its end");
-            return;
-        };
-        let bus = self.bus.clone();
-        let channel = self.id.control_channel();
-        runtime.spawn(
-            async move {
-                match bus
-                    .publish(&channel, Bytes::from(cancel_message("client_disconnected")))
-                    .await
-                {
-                    Ok(_) => metrics::counter!(m::CANCELS_PUBLISHED).increment(1),
-                    Err(e) => tracing::warn!("could not publish cancel: {e}"),
-                }
+        let outcome = self.outcome.map_or("client_disconnected", Outcome::label);
+        match self.role {
+            Role::Creator => {
+                metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
+                metrics::counter!(m::SESSIONS_ENDED, "outcome" => outcome).increment(1);
             }
-            .instrument(self.span.clone()),
-        );
+            Role::Follower => metrics::gauge!(m::FOLLOWERS_ACTIVE).decrement(1.0),
+        }
+        let departure = Departure {
+            log: self.log.clone(),
+            id: self.id,
+            ended: self.outcome.is_some(),
+            marks_unlogged_end: self.role == Role::Creator && self.machine.has_live_output(),
+            on_disconnect: self.on_disconnect,
+            live_only: self.machine.has_live_output(),
+            cancel_grace: self.cancel_grace,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.span.in_scope(|| {
+                tracing::warn!("no runtime to record the departure on; the worker runs to its end")
+            });
+            return;
+        };
+        runtime.spawn(departure.run().instrument(self.span.clone()));
     }
 }

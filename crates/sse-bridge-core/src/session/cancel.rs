@@ -1,0 +1,135 @@
+//! Every way a session is cancelled, in one place (PROTOCOL §3.9, §4).
+//!
+//! * A gateway-decided end (timeouts, shutdown, slow consumer, worker lost):
+//!   [`end_session`] appends the `error` to the log — unless the session
+//!   already ended — and publishes `cancel` so the worker stops spending.
+//! * `DELETE /v1/react/sessions/{id}`: [`cancel`], the same with `cancelled`;
+//!   every follower reads the `error` from the log.
+//! * A client that goes away: its stream's [`Departure`] stops counting as a
+//!   follower. A live-only session is cancelled at once (nothing could be
+//!   resumed); a logged one only if nobody follows it `cancel_grace` later,
+//!   so a reconnecting browser resumes instead. `"on_disconnect":
+//!   "continue"` never cancels on disconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::SessionContext;
+use super::machine::Failure;
+use crate::error::BrokerError;
+use crate::log::{Ending, EventLog};
+use crate::metrics as m;
+use crate::protocol::{ErrorCode, OnDisconnect, SessionId, cancel_message};
+
+/// Ends the session with `failure` unless it already ended; when this call
+/// ended it, publishes `cancel` (with `reason`) to the worker.
+pub async fn end_session(
+    log: &dyn EventLog,
+    id: SessionId,
+    failure: &Failure,
+    reason: &str,
+) -> Result<Ending, BrokerError> {
+    let ending = log.end(id, &failure.event()).await?;
+    if let Ending::Appended(_) = ending {
+        tracing::info!(code = %failure.code, "session ended by the gateway; cancelling the worker");
+        publish_cancel(log, id, reason).await;
+    }
+    Ok(ending)
+}
+
+async fn publish_cancel(log: &dyn EventLog, id: SessionId, reason: &str) {
+    let message = Bytes::from(cancel_message(reason));
+    match log.publish(&id.control_channel(), message).await {
+        Ok(_) => {
+            metrics::counter!(m::CANCELS_PUBLISHED, "reason" => reason.to_owned()).increment(1)
+        }
+        Err(error) => tracing::warn!("could not publish cancel: {error}"),
+    }
+}
+
+/// Why `DELETE` found nothing to cancel.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("unknown or expired session")]
+    Unknown,
+    #[error("the session log is unavailable: {0}")]
+    Unavailable(#[from] BrokerError),
+}
+
+/// `DELETE /v1/react/sessions/{id}`: `true` if this call cancelled the
+/// session, `false` if it had already ended.
+pub async fn cancel(ctx: &SessionContext, id: SessionId) -> Result<bool, CancelError> {
+    let failure = Failure::new(ErrorCode::Cancelled, "the session was cancelled");
+    let ending = tokio::time::timeout(
+        ctx.start_timeout,
+        end_session(
+            ctx.bus.as_ref(),
+            id,
+            &failure,
+            ErrorCode::Cancelled.as_str(),
+        ),
+    )
+    .await
+    .map_err(|_| BrokerError::Timeout(ctx.start_timeout))??;
+    match ending {
+        Ending::Appended(_) => Ok(true),
+        Ending::AlreadyEnded(_) => Ok(false),
+        Ending::Unknown => Err(CancelError::Unknown),
+    }
+}
+
+/// A stream left its session (see the module doc).
+pub(super) struct Departure {
+    pub(super) log: Arc<dyn EventLog>,
+    pub(super) id: SessionId,
+    /// The stream delivered the terminal event.
+    pub(super) ended: bool,
+    /// The creator of a live-only session that ended: its log holds no
+    /// history, which later readers must be told.
+    pub(super) marks_unlogged_end: bool,
+    pub(super) on_disconnect: OnDisconnect,
+    pub(super) live_only: bool,
+    pub(super) cancel_grace: Duration,
+}
+
+impl Departure {
+    pub(super) async fn run(self) {
+        let log = self.log.as_ref();
+        if let Err(error) = log.add_followers(self.id, -1).await {
+            tracing::warn!("cannot update the follower count: {error}");
+        }
+        if self.ended {
+            if self.marks_unlogged_end {
+                let unlogged = Failure::new(
+                    ErrorCode::HistoryLost,
+                    "this session's worker does not log its events: it cannot be replayed",
+                );
+                let _ = log.end(self.id, &unlogged.event()).await;
+            }
+            return;
+        }
+        tracing::info!(on_disconnect = ?self.on_disconnect, "client disconnected before the end");
+        if self.on_disconnect == OnDisconnect::Continue {
+            return;
+        }
+        if !self.live_only {
+            tokio::time::sleep(self.cancel_grace).await;
+        }
+        match log.meta(self.id).await {
+            Ok(Some(meta)) if meta.ended.is_none() && meta.followers <= 0 => {}
+            Ok(_) => return,
+            Err(error) => {
+                return tracing::warn!("cannot check the session before cancelling: {error}");
+            }
+        }
+        let failure = Failure::new(
+            ErrorCode::Cancelled,
+            "the client disconnected and nobody resumed the session",
+        );
+        if let Err(error) = end_session(log, self.id, &failure, "client_disconnected").await {
+            tracing::warn!("could not cancel the session: {error}");
+        }
+    }
+}
