@@ -6,11 +6,13 @@
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sse_bridge_core::Event;
-use sse_bridge_core::sse::write_event;
+use sse_bridge_core::sse::{Framing, write_event};
 use std::hint::black_box;
 
 const PIECE: &[u8] =
     br#"{"event_type":"FinalAnswerStream","payload":{"char":"x","seq":42,"t":1234567890}}"#;
+/// A piece as the log publishes it: reserved `attempt` and `log_id` to cut.
+const LOGGED_PIECE: &[u8] = br#"{"event_type":"FinalAnswerStream","payload":{"char":"x","seq":42,"t":1234567890},"attempt":"4f1c2a9e","log_id":"1764000000000-17"}"#;
 const TOOL: &[u8] = br#"{"event_type":"AgentToolCallEnd","payload":{"tool_name":"web_search","output":{"results":[{"title":"Paris weather","url":"https://example.com/paris","snippet":"Sunny, 21 \u00b0C, light wind from the west.\nHumidity 40%."},{"title":"Forecast","url":"https://example.com/f","snippet":"Rain expected tomorrow."}]}}}"#;
 
 fn via_value(raw: &[u8], out: &mut BytesMut) {
@@ -22,14 +24,18 @@ fn via_value(raw: &[u8], out: &mut BytesMut) {
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, raw) in [("piece", PIECE), ("tool_result", TOOL)] {
+    for (name, raw) in [
+        ("piece", PIECE),
+        ("logged_piece", LOGGED_PIECE),
+        ("tool_result", TOOL),
+    ] {
         let mut group = c.benchmark_group(name);
         let mut out = BytesMut::with_capacity(64 * 1024);
         group.bench_function("Event::parse + frame", |b| {
             b.iter(|| {
                 out.clear();
                 let event = Event::parse(black_box(raw), 1 << 20).unwrap();
-                write_event(&mut out, &event);
+                write_event(&mut out, &event, Framing::WithIds);
             })
         });
         group.bench_function("Value round trip + frame", |b| {

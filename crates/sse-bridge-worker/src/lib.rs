@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! * [`publish`] — [`publish_event`], the one call a worker needs, over any
-//!   [`EventBus`](sse_bridge_core::EventBus) (embedded, Redis).
+//!   [`EventLog`](sse_bridge_core::EventLog) (embedded, Redis): appended to
+//!   the session log and published in one step.
 //! * [`runner`] — [`run_worker`]: pulls jobs from a
 //!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
 //!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle

@@ -1,57 +1,96 @@
-//! `publish_event`: one event from a worker to the session's channel.
+//! `publish_event`: one event from a worker to its session — appended to the
+//! session's log and published live in one atomic step (PROTOCOL §4).
 
-use bytes::Bytes;
 use serde_json::Value;
-use sse_bridge_core::{BrokerError, Event, EventBus, SessionId};
+use sse_bridge_core::log::{Appended, EventLog, LogId, Refusal};
+use sse_bridge_core::{BrokerError, Event, SessionId};
 
 /// Why an event could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("event_type must not be empty")]
     EmptyEventType,
+    /// The session takes no more events from this sender; stop working on it.
+    #[error("the session refused the event: {0}")]
+    Refused(Refusal),
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
 
-/// Publishes `{"event_type": ..., "payload": ...}` on `sse_session:{session_id}`.
+/// Where a published event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Logged under `id` (followers can resume after it) and delivered live
+    /// to `receivers` gateways (0 while nobody streams the session: the
+    /// client may still resume).
+    Logged { id: LogId, receivers: u64 },
+    /// Delivered live only (`worker_heartbeat`, which is never logged).
+    Live { receivers: u64 },
+}
+
+/// Publishes `{"event_type": ..., "payload": ...}` to session `session_id`,
+/// as `attempt` (the job delivery this worker runs; `None` for a worker
+/// that never runs a job twice).
 ///
-/// Returns how many gateways received it (0: nobody listens any more — the
-/// client left or the session already ended).
+/// `Err(PublishError::Refused)` means the session ended, belongs to another
+/// attempt or is unknown: the worker should stop.
 pub async fn publish_event(
-    bus: &dyn EventBus,
+    log: &dyn EventLog,
     session_id: SessionId,
+    attempt: Option<&str>,
     event_type: &str,
     payload: Value,
-) -> Result<u64, PublishError> {
+) -> Result<Published, PublishError> {
     if event_type.is_empty() {
         return Err(PublishError::EmptyEventType);
     }
-    let message = Bytes::from(Event::new(event_type, payload).to_json());
-    Ok(bus.publish(&session_id.event_channel(), message).await?)
+    let event = Event::new(event_type, payload).from_attempt(attempt);
+    match log.append(session_id, &event).await? {
+        Appended::Logged { id, receivers } => Ok(Published::Logged { id, receivers }),
+        Appended::Published { receivers } => Ok(Published::Live { receivers }),
+        Appended::Refused(refusal) => Err(PublishError::Refused(refusal)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sse_bridge_core::Delivery;
+    use sse_bridge_core::EventBus;
     use sse_bridge_core::embedded::EmbeddedBus;
+    use sse_bridge_core::log::SessionMeta;
+    use sse_bridge_core::protocol::OnDisconnect;
 
     #[tokio::test]
-    async fn publishes_the_envelope_on_the_session_channel() {
+    async fn logs_and_publishes_the_envelope_on_the_session_channel() {
         let bus = EmbeddedBus::new(8);
         let id = SessionId::new();
+        let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Cancel);
+        bus.create(id, &meta).await.unwrap();
         let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
-        let n = publish_event(&bus, id, "worker_ack", serde_json::json!({}))
+        let published = publish_event(&bus, id, Some("a1"), "worker_ack", serde_json::json!({}))
             .await
             .unwrap();
-        assert_eq!(n, 1);
+        let Published::Logged {
+            id: log_id,
+            receivers: 1,
+        } = published
+        else {
+            panic!("{published:?}")
+        };
         let Delivery::Message(raw) = sub.recv().await else {
             panic!("no message")
         };
-        assert_eq!(&raw[..], br#"{"event_type":"worker_ack","payload":{}}"#);
+        let expected =
+            format!(r#"{{"event_type":"worker_ack","payload":{{}},"log_id":"{log_id}"}}"#);
+        assert_eq!(std::str::from_utf8(&raw).unwrap(), expected);
         assert!(matches!(
-            publish_event(&bus, id, "", Value::Null).await,
+            publish_event(&bus, id, Some("a1"), "", Value::Null).await,
             Err(PublishError::EmptyEventType)
+        ));
+        assert!(matches!(
+            publish_event(&bus, id, Some("other"), "X", Value::Null).await,
+            Err(PublishError::Refused(Refusal::Foreign))
         ));
     }
 }

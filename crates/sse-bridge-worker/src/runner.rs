@@ -1,13 +1,18 @@
 //! The worker loop: jobs in, one handler run per job, events out.
 //!
-//! For every job [`run_worker`] takes, in order: subscribe to the session's
-//! control channel (so a `cancel` cannot be missed), publish `worker_ack`
-//! (if nobody receives it, the gateway already gave up: the job is skipped),
-//! run the [`JobHandler`] while watching for `cancel` and sending
-//! `worker_heartbeat` whenever the handler has been silent for a heartbeat
-//! interval, turn a handler error into an `error`/`worker_error` event, and
-//! finally acknowledge the job to its queue. A job whose ack could not be
-//! published is left unacknowledged, so the queue redelivers it.
+//! Every job taken is one *attempt* (PROTOCOL §4) with a fresh id that all
+//! its events carry, so a job delivered twice (crashed worker, rebalance)
+//! can never splice two answers into one session. For every job
+//! [`run_worker`] takes, in order: subscribe to the session's control
+//! channel (so a `cancel` cannot be missed), publish `worker_ack` (if the
+//! session's log refuses it — ended, expired, or owned by an attempt that
+//! already answered — the job is skipped), run the [`JobHandler`] while
+//! watching for `cancel` and sending `worker_heartbeat` whenever the handler
+//! has been silent for a heartbeat interval, stop it as soon as the log
+//! refuses one of its events, turn a handler error into an
+//! `error`/`worker_error` event, and finally acknowledge the job to its
+//! queue. A job whose ack could not be published is left unacknowledged, so
+//! the queue redelivers it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +22,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sse_bridge_core::protocol::event_type;
 use sse_bridge_core::{
-    BrokerError, Delivery, ErrorCode, Event, EventBus, Job, JobSource, ReceivedJob, SessionId,
+    BrokerError, Delivery, ErrorCode, Event, EventLog, Job, JobSource, ReceivedJob, SessionId,
     Subscription,
 };
 use tokio::sync::Semaphore;
@@ -26,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::publish::{PublishError, publish_event};
+use crate::publish::{PublishError, Published, publish_event};
 
 /// What a handler may fail with; the message reaches the client in an `error` event.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,7 +72,9 @@ impl Default for WorkerOptions {
 /// A handler's view of its session.
 pub struct SessionHandle {
     job: Job,
-    bus: Arc<dyn EventBus>,
+    attempt: String,
+    bus: Arc<dyn EventLog>,
+    /// Cancelled by a `cancel` control message or by the log refusing an event.
     cancel: CancellationToken,
     publish_retry: Duration,
     born: Instant,
@@ -84,9 +91,19 @@ impl SessionHandle {
         self.job.session_id
     }
 
+    /// This run's attempt id, carried by every event it publishes.
+    pub fn attempt(&self) -> &str {
+        &self.attempt
+    }
+
     /// Publishes one event of this session, riding out a short broker
-    /// outage (see [`WorkerOptions::publish_retry`]).
-    pub async fn publish(&self, event_type: &str, payload: Value) -> Result<u64, PublishError> {
+    /// outage (see [`WorkerOptions::publish_retry`]). A refusal by the log
+    /// also cancels the session: the runner stops the handler.
+    pub async fn publish(
+        &self,
+        event_type: &str,
+        payload: Value,
+    ) -> Result<Published, PublishError> {
         self.last_publish_ms
             .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
         let give_up = Instant::now() + self.publish_retry;
@@ -95,6 +112,7 @@ impl SessionHandle {
             match publish_event(
                 self.bus.as_ref(),
                 self.job.session_id,
+                Some(&self.attempt),
                 event_type,
                 payload.clone(),
             )
@@ -106,12 +124,17 @@ impl SessionHandle {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
+                Err(PublishError::Refused(refusal)) => {
+                    self.cancel.cancel();
+                    return Err(PublishError::Refused(refusal));
+                }
                 result => return result,
             }
         }
     }
 
-    /// True once the gateway asked to stop (client gone).
+    /// True once the gateway asked to stop (client gone) or the session
+    /// refused this attempt's events.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
@@ -132,7 +155,7 @@ impl SessionHandle {
 /// up to `options.shutdown_grace` for the jobs in flight.
 pub async fn run_worker(
     source: Arc<dyn JobSource>,
-    bus: Arc<dyn EventBus>,
+    bus: Arc<dyn EventLog>,
     handler: Arc<dyn JobHandler>,
     options: WorkerOptions,
     shutdown: CancellationToken,
@@ -151,12 +174,14 @@ pub async fn run_worker(
         };
         match received {
             Ok(Some(received)) => {
-                let span = tracing::info_span!("job", session_id = %received.job.session_id);
+                let attempt = new_attempt_id();
+                let span =
+                    tracing::info_span!("job", session_id = %received.job.session_id, %attempt);
                 let (bus, handler, abandon) = (bus.clone(), handler.clone(), abandon.clone());
                 tracker.spawn(
                     async move {
                         tokio::select! {
-                            () = run_job(received, bus, handler, options) => {}
+                            () = run_job(received, attempt, bus, handler, options) => {}
                             () = abandon.cancelled() => tracing::warn!("job abandoned at shutdown; it will be redelivered"),
                         }
                         drop(permit);
@@ -184,6 +209,13 @@ pub async fn run_worker(
     }
 }
 
+/// A fresh attempt id: 16 hex digits, unique enough to tell deliveries apart.
+fn new_attempt_id() -> String {
+    let mut id = uuid::Uuid::new_v4().simple().to_string();
+    id.truncate(16);
+    id
+}
+
 /// How a job's handler run ended.
 enum Ended {
     Returned(Result<(), HandlerError>),
@@ -192,7 +224,8 @@ enum Ended {
 
 async fn run_job(
     received: ReceivedJob,
-    bus: Arc<dyn EventBus>,
+    attempt: String,
+    bus: Arc<dyn EventLog>,
     handler: Arc<dyn JobHandler>,
     options: WorkerOptions,
 ) {
@@ -208,6 +241,7 @@ async fn run_job(
     };
     let session = SessionHandle {
         job,
+        attempt,
         bus,
         cancel: CancellationToken::new(),
         publish_retry: options.publish_retry,
@@ -215,8 +249,10 @@ async fn run_job(
         last_publish_ms: AtomicU64::new(0),
     };
     match session.publish(event_type::WORKER_ACK, json!({})).await {
-        Ok(0) => tracing::info!("no gateway listens to this session any more; skipping the job"),
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
+        Err(PublishError::Refused(refusal)) => {
+            tracing::info!("the session does not take this attempt ({refusal}); skipping the job")
+        }
         Err(error) => {
             return tracing::warn!(
                 "cannot publish worker_ack, leaving the job for redelivery: {error}"
@@ -241,7 +277,12 @@ async fn run_handler(
     };
     match ended {
         Ended::Returned(Ok(())) => tracing::info!("job done"),
-        Ended::Cancelled => tracing::info!("job cancelled by the gateway"),
+        Ended::Cancelled => {
+            tracing::info!("job cancelled (by the gateway, or refused by the session)")
+        }
+        Ended::Returned(Err(error)) if session.is_cancelled() => {
+            tracing::info!("job stopped: {error}")
+        }
         Ended::Returned(Err(error)) => {
             tracing::warn!("handler failed: {error}");
             let payload =
@@ -253,10 +294,15 @@ async fn run_handler(
     }
 }
 
-/// Resolves when a `cancel` control message arrives; never otherwise.
+/// Resolves when a `cancel` control message arrives or `token` is cancelled
+/// (the log refused an event); never otherwise.
 async fn wait_for_cancel(mut control: Subscription, token: &CancellationToken) {
     loop {
-        match control.recv().await {
+        let delivery = tokio::select! {
+            delivery = control.recv() => delivery,
+            () = token.cancelled() => return,
+        };
+        match delivery {
             Delivery::Message(raw) => match Event::parse(&raw, 64 * 1024) {
                 Ok(event) if event.event_type() == event_type::CANCEL => {
                     token.cancel();
@@ -264,9 +310,9 @@ async fn wait_for_cancel(mut control: Subscription, token: &CancellationToken) {
                 }
                 _ => tracing::debug!("ignoring a control message that is not cancel"),
             },
-            // Without a control channel a cancel can no longer arrive; the
-            // handler runs to its end.
-            Delivery::Overflowed | Delivery::Closed => std::future::pending().await,
+            // Without a control channel a cancel can no longer arrive; only
+            // a refusal by the log can stop the handler now.
+            Delivery::Overflowed | Delivery::Closed => return token.cancelled().await,
         }
     }
 }

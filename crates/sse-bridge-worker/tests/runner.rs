@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
-use sse_bridge_core::protocol::cancel_message;
+use sse_bridge_core::log::{EventLog, SessionMeta};
+use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, cancel_message};
 use sse_bridge_core::{
     Delivery, EventBus, Job, JobDispatcher, SessionId, SessionRequest, Subscription,
 };
@@ -48,14 +49,24 @@ impl Harness {
         }
     }
 
-    /// Subscribes like a gateway, then dispatches a job for `query`.
+    /// Records and subscribes like a gateway, then dispatches a job for `query`.
     async fn session(&self, query: &str) -> (SessionId, Subscription) {
+        let (job, events) = self.recorded(query).await;
+        self.queue.dispatch(&job).await.unwrap();
+        (job.session_id, events)
+    }
+
+    /// A recorded, subscribed session whose job is not dispatched yet.
+    async fn recorded(&self, query: &str) -> (Job, Subscription) {
         let id = SessionId::new();
+        let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Cancel);
+        self.bus.create(id, &meta).await.unwrap();
         let events = self.bus.subscribe(&id.event_channel()).await.unwrap();
         let body = serde_json::json!({ "user_query": query });
-        let job = Job::new(id, SessionRequest::from_value(body).unwrap());
-        self.queue.dispatch(&job).await.unwrap();
-        (id, events)
+        (
+            Job::new(id, SessionRequest::from_value(body).unwrap()),
+            events,
+        )
     }
 
     async fn stop(self) {
@@ -246,15 +257,17 @@ async fn handler_error_becomes_a_worker_error_event() {
 }
 
 #[tokio::test]
-async fn job_whose_gateway_left_is_skipped_without_running_the_handler() {
+async fn job_of_an_ended_session_is_skipped_without_running_the_handler() {
     let started = Arc::new(AtomicUsize::new(0));
     let handler = Stuck {
         started: started.clone(),
         dropped: Arc::new(AtomicUsize::new(0)),
     };
     let harness = Harness::start(handler, WorkerOptions::default());
-    let (_, events) = harness.session("q").await;
-    drop(events);
+    let (job, _events) = harness.recorded("q").await;
+    let gave_up = Event::error(ErrorCode::AckTimeout, "no worker in time");
+    harness.bus.end(job.session_id, &gave_up).await.unwrap();
+    harness.queue.dispatch(&job).await.unwrap();
     // A live session after it proves the first job was taken and skipped.
     let (_, mut live) = harness.session("q").await;
     assert_eq!(next_event(&mut live).await["event_type"], "worker_ack");
@@ -262,6 +275,74 @@ async fn job_whose_gateway_left_is_skipped_without_running_the_handler() {
         next_event(&mut live).await["event_type"],
         "AgentThoughtStream"
     );
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_handler_whose_events_the_session_refuses_is_stopped() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let handler = Stuck {
+        started: Arc::default(),
+        dropped: dropped.clone(),
+    };
+    let options = WorkerOptions {
+        heartbeat: Some(Duration::from_millis(20)),
+        ..WorkerOptions::default()
+    };
+    let harness = Harness::start(handler, options);
+    let (id, mut events) = harness.session("q").await;
+    assert_eq!(next_event(&mut events).await["event_type"], "worker_ack");
+    // Ended elsewhere (another gateway's timeout): no cancel message at all.
+    let ended = Event::error(ErrorCode::IdleTimeout, "silent");
+    harness.bus.end(id, &ended).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the refused heartbeat did not stop the handler");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_delivery_after_output_ends_the_session_instead_of_splicing() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let handler = Stuck {
+        started: started.clone(),
+        dropped: dropped.clone(),
+    };
+    let options = WorkerOptions {
+        heartbeat: Some(Duration::from_millis(20)),
+        ..WorkerOptions::default()
+    };
+    let harness = Harness::start(handler, options);
+    let (job, mut events) = harness.recorded("q").await;
+    harness.queue.dispatch(&job).await.unwrap();
+    assert_eq!(next_event(&mut events).await["event_type"], "worker_ack");
+    assert_eq!(
+        next_event(&mut events).await["event_type"],
+        "AgentThoughtStream"
+    );
+    // The queue delivers the same job again (a reclaim, a rebalance).
+    harness.queue.dispatch(&job).await.unwrap();
+    let seen = until_terminal(&mut events).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["payload"]["code"], "worker_lost", "{seen:?}");
+    assert!(
+        seen.iter().all(|e| e["event_type"] != "worker_ack"),
+        "no second ack: {seen:?}"
+    );
+    // The first attempt stops at its next (refused) heartbeat; the second never ran.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first attempt was not stopped");
     assert_eq!(started.load(Ordering::SeqCst), 1);
     harness.stop().await;
 }
