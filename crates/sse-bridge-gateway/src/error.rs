@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sse_bridge_core::protocol::InvalidRequest;
-use sse_bridge_core::session::StartError;
+use sse_bridge_core::session::{CancelError, FollowError, StartError};
 
 /// Every way a request can fail before its stream starts.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,12 @@ pub enum ApiError {
     InvalidRequest(#[from] InvalidRequest),
     #[error("service unavailable: {0}")]
     Unavailable(#[from] StartError),
+    #[error("invalid Last-Event-ID: {0}")]
+    InvalidCursor(String),
+    #[error("unknown or expired session")]
+    UnknownSession,
+    #[error("the session log is unavailable: {0}")]
+    LogUnavailable(sse_bridge_core::BrokerError),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -32,9 +38,31 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::LogUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::InvalidCursor(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnknownSession => StatusCode::NOT_FOUND,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+impl From<FollowError> for ApiError {
+    fn from(error: FollowError) -> Self {
+        match error {
+            FollowError::Unknown => ApiError::UnknownSession,
+            FollowError::Unavailable(error) => ApiError::Unavailable(error),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> Self {
+        match error {
+            CancelError::Unknown => ApiError::UnknownSession,
+            CancelError::Unavailable(error) => ApiError::LogUnavailable(error),
         }
     }
 }

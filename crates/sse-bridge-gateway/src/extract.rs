@@ -1,12 +1,19 @@
-//! The session request extractor: content type, size limit and validation
-//! in one place, so the handler receives a [`SessionRequest`] or the client
-//! a precise 4xx.
+//! Request extractors: everything a handler receives is validated here, so
+//! handlers get typed values and clients a precise 4xx.
+//!
+//! * [`SessionBody`] — content type, size limit and validation of the POST body.
+//! * [`SessionPath`] — the `{session_id}` of a path (404 when it cannot name
+//!   a session).
+//! * [`Cursor`] — where a follower resumes: `Last-Event-ID` header, else the
+//!   `last_event_id` query parameter (422 when it is not a stream id).
 
 use axum::body::Body;
-use axum::extract::{FromRef, FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use sse_bridge_core::SessionRequest;
+use sse_bridge_core::log::LogId;
+use sse_bridge_core::{SessionId, SessionRequest};
 
 use crate::error::ApiError;
 
@@ -69,4 +76,62 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError
         }
         Err(error) => Err(ApiError::UnreadableBody(error.to_string())),
     }
+}
+
+/// The session named by the path's `{session_id}`.
+pub struct SessionPath(pub SessionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::UnknownSession)?;
+        // Not a session id we could have made: no such session.
+        raw.parse()
+            .map(SessionPath)
+            .map_err(|_| ApiError::UnknownSession)
+    }
+}
+
+/// The logged event a follower has already seen; `None`: from the start.
+pub struct Cursor(pub Option<LogId>);
+
+/// The query parameter an `EventSource` can carry on its first request
+/// (the header only exists on its reconnects).
+const CURSOR_PARAMETER: &str = "last_event_id";
+
+impl<S: Send + Sync> FromRequestParts<S> for Cursor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // The header wins: a reconnecting EventSource sends its newest id
+        // there, while its URL still carries the first request's query.
+        let header = parts.headers.get("last-event-id");
+        let raw = match header {
+            Some(value) => value
+                .to_str()
+                .map_err(|_| ApiError::InvalidCursor("Last-Event-ID is not ASCII".into()))?
+                .to_owned(),
+            None => query_parameter(parts.uri.query().unwrap_or_default(), CURSOR_PARAMETER)
+                .unwrap_or_default(),
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Cursor(None));
+        }
+        raw.parse()
+            .map(|id| Cursor(Some(id)))
+            .map_err(|e: sse_bridge_core::log::InvalidLogId| ApiError::InvalidCursor(e.to_string()))
+    }
+}
+
+/// The first value of `name` in a query string, percent-decoded.
+fn query_parameter(query: &str, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
 }

@@ -3,10 +3,12 @@
 //! # Layout
 //!
 //! * [`extract`] — `SessionBody`: content type, size limit and validation of
-//!   `POST /v1/react/sessions` (→ 415 / 413 / 422).
-//! * [`routes`] — thin handlers: the session endpoint hands the request to
-//!   [`sse_bridge_core::session::start`] and returns its stream as the body
-//!   (SSE headers, `x-session-id`); `/healthz`, `/readyz`, `/metrics`.
+//!   `POST /v1/react/sessions` (→ 415 / 413 / 422); `SessionPath` and
+//!   `Cursor` (`Last-Event-ID`) for following.
+//! * [`routes`] — thin handlers over [`sse_bridge_core::session`]: create
+//!   (`start`), follow/resume (`follow`) and cancel (`cancel`) a session,
+//!   streams returned as the body (SSE headers, `x-session-id`);
+//!   `/healthz`, `/readyz`, `/metrics`.
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
@@ -20,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -71,8 +73,12 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin
     };
     let layer = CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("last-event-id"),
+        ])
         .expose_headers([HeaderName::from_static("x-session-id")])
         .max_age(Duration::from_secs(3600));
     Ok(Some(layer))
@@ -89,6 +95,14 @@ pub fn router(state: AppState) -> Router {
     let cors = state.cors.clone();
     let router = Router::new()
         .route("/v1/react/sessions", post(routes::create_session))
+        .route(
+            "/v1/react/sessions/{session_id}",
+            delete(routes::cancel_session),
+        )
+        .route(
+            "/v1/react/sessions/{session_id}/events",
+            get(routes::follow_session),
+        )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use sse_bridge_core::BrokerError;
+use sse_bridge_core::session::{Followed, LiveSession};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::SessionBody;
+use crate::extract::{Cursor, SessionBody, SessionPath};
 
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
 pub async fn create_session(
@@ -21,6 +22,40 @@ pub async fn create_session(
     SessionBody(request): SessionBody,
 ) -> Result<Response, ApiError> {
     let session = sse_bridge_core::session::start(&state.sessions, request).await?;
+    Ok(event_stream(session))
+}
+
+/// `GET /v1/react/sessions/{session_id}/events`: follow or resume a session
+/// after `Last-Event-ID` (PROTOCOL §4).
+pub async fn follow_session(
+    State(state): State<AppState>,
+    SessionPath(id): SessionPath,
+    Cursor(after): Cursor,
+) -> Result<Response, ApiError> {
+    match sse_bridge_core::session::follow(&state.sessions, id, after).await? {
+        Followed::Stream(session) => Ok(event_stream(session)),
+        Followed::Ended => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// `DELETE /v1/react/sessions/{session_id}`: cancel a session.
+pub async fn cancel_session(
+    State(state): State<AppState>,
+    SessionPath(id): SessionPath,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cancelled = sse_bridge_core::session::cancel(&state.sessions, id).await?;
+    let status = if cancelled {
+        "cancelled"
+    } else {
+        "already_ended"
+    };
+    Ok(Json(
+        json!({ "session_id": id.to_string(), "status": status }),
+    ))
+}
+
+/// A session's stream as an SSE response (PROTOCOL §3.3 headers).
+fn event_stream(session: LiveSession) -> Response {
     let id =
         HeaderValue::from_str(&session.id().to_string()).expect("a UUID is a valid header value");
     let mut response = Response::new(Body::from_stream(session.into_stream()));
@@ -32,7 +67,7 @@ pub async fn create_session(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert("x-session-id", id);
-    Ok(response)
+    response
 }
 
 /// `GET /healthz`: the process is up.

@@ -93,8 +93,8 @@ local function id_before(a, b)
 end
 
 -- Up to `count` entries after `after` ('' = from the start). Returns
--- {history_lost (0/1), {{id, {'e', json}}, ...}}; history is lost when the
--- capped stream trimmed entries the reader has not seen.
+-- {history_lost (0/1), {{id, {'e', json}}, ...}, known (0/1)}; history is
+-- lost when the capped stream trimmed entries the reader has not seen.
 local function read(keys, args)
   local after, count = args[1], args[2]
   local start = '-'
@@ -114,7 +114,7 @@ local function read(keys, args)
       lost = 1
     end
   end
-  return {lost, entries}
+  return {lost, entries, redis.call('EXISTS', keys[2])}
 end
 
 -- Adds ARGV[1] to the follower count; nil when the session is unknown.

@@ -152,6 +152,7 @@ impl EventLog for RedisBus {
             });
         }
         Ok(LogPage {
+            known: parts.get(2).and_then(int) == Some(1),
             entries,
             history_lost: lost == 1,
         })

@@ -60,7 +60,8 @@ async fn unknown_sessions_are_refused(log: &dyn EventLog) {
     let terminal = Event::error(ErrorCode::IdleTimeout, "x");
     assert_eq!(log.end(id, &terminal).await.unwrap(), Ending::Unknown);
     assert!(log.meta(id).await.unwrap().is_none());
-    assert!(log.read(id, None, 10).await.unwrap().entries.is_empty());
+    let page = log.read(id, None, 10).await.unwrap();
+    assert!(page.entries.is_empty() && !page.known);
     assert_eq!(log.add_followers(id, 1).await.unwrap(), None);
 }
 

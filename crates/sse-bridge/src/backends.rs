@@ -4,23 +4,27 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
-use sse_bridge_core::{EventBus, JobDispatcher, JobSource};
+use sse_bridge_core::log::LogLimits;
+use sse_bridge_core::{EventLog, JobDispatcher, JobSource};
 use sse_bridge_redis::{RedisBus, RedisConfig, RedisJobQueue, RedisQueueConfig};
 
 use crate::cli::{BrokerArgs, QueueKind};
 
-/// The event bus: Redis Pub/Sub with `--redis-url`, else in-process.
+/// The event bus and its session logs: Redis with `--redis-url`, else
+/// in-process.
 pub async fn event_bus(
     args: &BrokerArgs,
     role: &str,
     buffer: usize,
-) -> anyhow::Result<Arc<dyn EventBus>> {
+    log: LogLimits,
+) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(match &args.redis_url {
         Some(url) => {
             let config = RedisConfig {
                 client_name: client_name(args, role),
                 subscription_capacity: buffer,
                 tls_ca_file: args.redis_tls_ca.clone(),
+                log,
                 ..RedisConfig::new(url.clone())
             };
             Arc::new(
@@ -29,7 +33,7 @@ pub async fn event_bus(
                     .context("connecting the Redis event bus")?,
             )
         }
-        None => Arc::new(EmbeddedBus::new(buffer)),
+        None => Arc::new(EmbeddedBus::with_log_limits(buffer, log)),
     })
 }
 

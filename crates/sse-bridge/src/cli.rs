@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sse_bridge_core::log::LogLimits;
 use sse_bridge_core::session::SessionConfig;
 
 #[derive(Debug, Parser)]
@@ -136,6 +137,11 @@ pub struct PublishArgs {
     #[arg(long)]
     pub session: sse_bridge_core::SessionId,
 
+    /// Attempt id the event belongs to (the `attempt` its `worker_ack`
+    /// carried); omit for a worker that sends none.
+    #[arg(long)]
+    pub attempt: Option<String>,
+
     /// Event type, e.g. `AgentThoughtStream`.
     #[arg(long = "type")]
     pub event_type: String,
@@ -229,6 +235,20 @@ pub struct SessionArgs {
     /// Skip worker messages larger than this many bytes.
     #[arg(long, env = "SSE_BRIDGE_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
     pub max_event_bytes: usize,
+
+    /// After the last client of a logged session left, cancel its worker
+    /// only if nobody resumed it within this time.
+    #[arg(long, env = "SSE_BRIDGE_CANCEL_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub cancel_grace: Duration,
+
+    /// Entries kept per session log (older ones are trimmed; a resume from
+    /// before them gets `history_lost`).
+    #[arg(long, env = "SSE_BRIDGE_LOG_MAX_LEN", default_value_t = LogLimits::default().max_len)]
+    pub log_max_len: usize,
+
+    /// A session log and its metadata expire this long after their last write.
+    #[arg(long, env = "SSE_BRIDGE_LOG_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub log_ttl: Duration,
 }
 
 impl SessionArgs {
@@ -240,7 +260,15 @@ impl SessionArgs {
             max_duration: self.max_duration,
             worker_heartbeat: self.worker_heartbeat,
             max_event_bytes: self.max_event_bytes,
+            cancel_grace: self.cancel_grace,
             ..SessionConfig::default()
+        }
+    }
+
+    pub fn log_limits(&self) -> LogLimits {
+        LogLimits {
+            max_len: self.log_max_len,
+            ttl: self.log_ttl,
         }
     }
 }

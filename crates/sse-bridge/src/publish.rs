@@ -1,7 +1,9 @@
-//! `sse-bridge publish`: one event on a session's channel, from a shell.
+//! `sse-bridge publish`: one event into a session (its log and its channel),
+//! from a shell.
 
 use anyhow::Context;
 use sse_bridge_redis::{RedisBus, RedisConfig};
+use sse_bridge_worker::publish::Published;
 use sse_bridge_worker::publish_event;
 
 use crate::cli::PublishArgs;
@@ -17,7 +19,17 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let bus = RedisBus::connect(config)
         .await
         .context("connecting to Redis")?;
-    let receivers = publish_event(&bus, args.session, &args.event_type, payload).await?;
-    println!("{receivers}");
+    let published = publish_event(
+        &bus,
+        args.session,
+        args.attempt.as_deref(),
+        &args.event_type,
+        payload,
+    )
+    .await?;
+    match published {
+        Published::Logged { id, receivers } => println!("logged {id}, delivered to {receivers}"),
+        Published::Live { receivers } => println!("delivered to {receivers}"),
+    }
     Ok(())
 }

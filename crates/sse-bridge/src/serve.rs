@@ -25,8 +25,13 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
             "an external job queue needs an event bus the workers can reach: set --redis-url"
         );
     }
-    let bus =
-        backends::event_bus(&args.broker, "sse-bridge-gateway", args.subscriber_buffer).await?;
+    let bus = backends::event_bus(
+        &args.broker,
+        "sse-bridge-gateway",
+        args.subscriber_buffer,
+        args.session.log_limits(),
+    )
+    .await?;
     // With an external queue the workers live elsewhere; a second consumer
     // here would only compete with them unless explicitly wanted.
     let in_process_worker = queue_kind == QueueKind::Embedded || args.with_worker;

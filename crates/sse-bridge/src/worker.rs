@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use sse_bridge_core::log::LogLimits;
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +19,14 @@ pub async fn run(args: WorkerCommandArgs, shutdown: CancellationToken) -> anyhow
             "a separate worker cannot read the gateway's in-process queue: use --queue redis or kafka"
         );
     }
-    let bus = backends::event_bus(&args.broker, "sse-bridge-worker", 1024).await?;
+    // Workers append to logs the gateways created: the limits are theirs.
+    let bus = backends::event_bus(
+        &args.broker,
+        "sse-bridge-worker",
+        1024,
+        LogLimits::default(),
+    )
+    .await?;
     let queue = backends::job_queue(&args.broker, "sse-bridge-worker", 0, true).await?;
     let source = queue.source.context("the job queue has no consuming end")?;
     tracing::info!(queue = ?args.broker.queue_kind(), "worker started (demo agent)");

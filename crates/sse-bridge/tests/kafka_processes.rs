@@ -210,8 +210,12 @@ async fn two_workers_in_one_group_handle_each_of_100_sessions_exactly_once() {
     }
 }
 
+/// A worker killed mid-answer: Kafka hands the job to another worker after
+/// the rebalance. Its answer must not be spliced onto the first one's half:
+/// the session ends with `worker_lost` (PROTOCOL §4, attempts).
 #[tokio::test]
-async fn worker_restarted_mid_job_gets_the_job_again_and_the_session_completes() {
+async fn a_job_redelivered_after_a_rebalance_mid_answer_ends_with_worker_lost_not_a_spliced_answer()
+{
     let kafka = Kafka::start(1);
     let (_gateway, url) = gateway(REDIS_URL, &kafka.args()).await;
     let mut first = worker(&kafka, &["--demo-delay", "50ms"]);
@@ -226,8 +230,11 @@ async fn worker_restarted_mid_job_gets_the_job_again_and_the_session_completes()
         "a second worker_ack reached the client"
     );
     assert!(
-        text.trim_end()
-            .ends_with(r#"data: {"event_type":"FinalAnswerStreamEnd","payload":{}}"#),
+        !text.contains("FinalAnswerStreamEnd"),
+        "a spliced answer: {text}"
+    );
+    assert!(
+        text.trim_end().ends_with(r#""code":"worker_lost"}}"#),
         "{text}"
     );
 }

@@ -95,6 +95,7 @@ impl Logs {
                 .cloned()
                 .collect();
             LogPage {
+                known: true,
                 entries,
                 history_lost,
             }

@@ -94,6 +94,9 @@ pub struct LogEntry {
 /// A slice of a log read by [`EventLog::read`].
 #[derive(Debug, Default)]
 pub struct LogPage {
+    /// The session exists (`false`: unknown, expired, or lost by a broker
+    /// restarted without persistence).
+    pub known: bool,
     /// Entries after the requested id, oldest first.
     pub entries: Vec<LogEntry>,
     /// Entries after the requested id were trimmed from the capped log: the

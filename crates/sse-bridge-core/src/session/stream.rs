@@ -306,6 +306,13 @@ impl LiveSession {
         };
         self.catching_up = page.entries.len() == LOG_PAGE;
         let now = Instant::now();
+        if !page.known {
+            self.catching_up = false;
+            return Progress::Expired(Failure::new(
+                ErrorCode::BrokerUnavailable,
+                "the event broker no longer knows this session (restarted without persistence?)",
+            ));
+        }
         if page.history_lost {
             self.catching_up = false;
             // Only this reader is behind: its own stream ends, the session goes on.
