@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use sse_bridge_core::EventBus;
 use sse_bridge_core::session::{SessionConfig, SessionLimit};
 
 async fn expect_refused(

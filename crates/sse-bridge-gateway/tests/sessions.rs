@@ -9,7 +9,7 @@ use common::*;
 use futures::StreamExt;
 use serde_json::json;
 use sse_bridge_core::session::SessionConfig;
-use sse_bridge_core::{EventBus, SessionId};
+use sse_bridge_core::SessionId;
 
 fn fast_timeouts() -> SessionConfig {
     SessionConfig {

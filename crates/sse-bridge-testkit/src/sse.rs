@@ -150,3 +150,87 @@ pub async fn read_rest(
     .unwrap_or_else(|_| panic!("{what}: the body did not end within {limit:?}"));
     String::from_utf8(rest).expect("UTF-8 body")
 }
+
+/// One frame of a `GET …/events` stream: its `id:` (if any) and its event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub id: Option<String>,
+    pub event: Value,
+}
+
+/// Opens `GET {url}/v1/react/sessions/{session}/events`, with `Last-Event-ID`
+/// when `last_event_id` is given.
+pub async fn follow(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client.get(format!("{url}/v1/react/sessions/{session}/events"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.send().await.expect("GET …/events")
+}
+
+/// Parses the frames in `buffer` (complete ones only), leaving the rest.
+fn take_frames(buffer: &mut String, frames: &mut Vec<Frame>) {
+    while let Some(end) = buffer.find("\n\n") {
+        let part: String = buffer.drain(..end + 2).collect();
+        let mut id = None;
+        let mut data = None;
+        for line in part.trim_end().lines() {
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(value.to_owned());
+            } else if let Some(json) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str(json).expect("every data line is JSON"));
+            } else {
+                assert!(
+                    line.starts_with(':') || line.starts_with("retry: "),
+                    "unexpected line {line:?}"
+                );
+            }
+        }
+        if let Some(event) = data {
+            frames.push(Frame { id, event });
+        }
+    }
+}
+
+/// Reads frames until `n` arrived (at most 10 s); the body stays open.
+pub async fn read_frames(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    n: usize,
+) -> Vec<Frame> {
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while frames.len() < n {
+            let chunk = body.next().await.expect("body ended early").expect("body chunk");
+            buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8 body"));
+            take_frames(&mut buffer, &mut frames);
+        }
+    })
+    .await
+    .expect("frames did not arrive in time");
+    assert!(buffer.is_empty(), "read past the {n}th frame: {buffer:?}");
+    frames
+}
+
+/// Reads a `GET …/events` body to its end (at most `limit`).
+pub async fn read_all_frames(response: reqwest::Response, limit: Duration) -> Vec<Frame> {
+    assert_eq!(response.status(), 200, "follow answered {}", response.status());
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    tokio::time::timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&chunk.expect("body chunk")).expect("UTF-8 body"));
+            take_frames(&mut buffer, &mut frames);
+        }
+    })
+    .await
+    .expect("the follow stream did not end in time");
+    assert!(buffer.is_empty(), "trailing bytes after the last frame: {buffer:?}");
+    frames
+}

@@ -50,6 +50,21 @@ pub async fn follow(
     {
         return Ok(Followed::Ended);
     }
+    let after = match after {
+        Some(after) => {
+            let first = tokio::time::timeout(timeout, ctx.bus.read(id, None, 1))
+                .await
+                .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
+                .map_err(bounded)?
+                .entries
+                .first()
+                .map(|entry| entry.id);
+            // A cursor before the first entry (`0`, say) has seen nothing:
+            // the follower starts from the ack like any new one.
+            first.filter(|&first| after >= first).map(|_| after)
+        }
+        None => None,
+    };
     let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
         .await
         .map_err(|_| bounded(BrokerError::Timeout(timeout)))?

@@ -1,5 +1,7 @@
-//! A gateway on an ephemeral loopback port with the embedded backends, and a
-//! client that reads SSE the way the seed's browser client does.
+//! A gateway on an ephemeral loopback port — embedded event bus and log, or
+//! the real Redis — with the embedded job queue (the tests take the jobs, as
+//! a worker would), and a client that reads SSE the way the seed's browser
+//! client does.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -13,14 +15,14 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
 use sse_bridge_core::session::{SessionConfig, SessionContext, SessionLimit};
-use sse_bridge_core::{EventBus, Job, JobSource};
+use sse_bridge_core::{EventLog, Job, JobSource};
 use sse_bridge_gateway::{AppState, BodyLimit, DEFAULT_BODY_LIMIT};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
 pub struct TestGateway {
     pub url: String,
-    pub bus: EmbeddedBus,
+    pub bus: Arc<dyn EventLog>,
     pub queue: EmbeddedQueue,
     pub shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -45,12 +47,20 @@ impl TestGateway {
 
     /// Like [`Self::start`], with the state adjusted by `adjust` first.
     pub async fn start_with(config: SessionConfig, adjust: impl FnOnce(&mut AppState)) -> Self {
-        let bus = EmbeddedBus::new(4096);
+        Self::start_on(Arc::new(EmbeddedBus::new(4096)), config, adjust).await
+    }
+
+    /// A gateway whose events and logs go through `bus`.
+    pub async fn start_on(
+        bus: Arc<dyn EventLog>,
+        config: SessionConfig,
+        adjust: impl FnOnce(&mut AppState),
+    ) -> Self {
         let queue = EmbeddedQueue::new(1024);
         let shutdown = CancellationToken::new();
         let mut state = AppState {
             sessions: SessionContext {
-                bus: Arc::new(bus.clone()),
+                bus: bus.clone(),
                 dispatcher: Arc::new(queue.clone()),
                 config,
                 start_timeout: Duration::from_secs(5),
@@ -82,7 +92,7 @@ impl TestGateway {
     pub fn spawn_demo_worker(&self) {
         tokio::spawn(run_worker(
             Arc::new(self.queue.clone()),
-            Arc::new(self.bus.clone()),
+            self.bus.clone(),
             Arc::new(DemoAgent {
                 piece_delay: Duration::ZERO,
             }),
