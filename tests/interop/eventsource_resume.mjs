@@ -154,14 +154,6 @@ const answer = events
   .filter((e) => e.event_type === 'FinalAnswerStream')
   .map((e) => e.char ?? '')
   .join('');
-console.log(
-  JSON.stringify({
-    session: session.id,
-    post_first_frame: session.firstFrame,
-    ...followed,
-    answer,
-    proxy: stats,
-    events,
-  }),
-);
-process.exit(0);
+const report = { session: session.id, post_first_frame: session.firstFrame, ...followed, answer, proxy: stats, events };
+// Exit once the line is flushed: stdout to a pipe is asynchronous in Node.
+process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));

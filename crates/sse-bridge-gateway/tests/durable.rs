@@ -101,7 +101,14 @@ async fn emit_as(
     event_type: &str,
     payload: Value,
 ) -> Result<Published, PublishError> {
-    publish_event(gw.bus.as_ref(), job.session_id, Some(attempt), event_type, payload).await
+    publish_event(
+        gw.bus.as_ref(),
+        job.session_id,
+        Some(attempt),
+        event_type,
+        payload,
+    )
+    .await
 }
 
 /// The `i`th event of a session of `n`: ack, pieces `"i,"`, end.
@@ -136,7 +143,10 @@ fn assert_ids_increase(frames: &[Frame]) {
             (ms.parse().unwrap(), seq.parse().unwrap())
         })
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids do not grow: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids do not grow: {ids:?}"
+    );
 }
 
 fn sid(job: &Job) -> String {
@@ -173,7 +183,9 @@ async fn resume_after_a_cut_anywhere_delivers_every_event_once(backend: Backend)
             let (event_type, payload) = nth(i, N);
             emit(&gw, &job, event_type, payload).await;
         }
-        let mut first = follow(&client(), &gw.url, &sid(&job), None).await.bytes_stream();
+        let mut first = follow(&client(), &gw.url, &sid(&job), None)
+            .await
+            .bytes_stream();
         let mut frames = read_frames(&mut first, k).await;
         drop(first);
         for i in k..N {
@@ -232,15 +244,21 @@ async fn the_end_answers_204_and_unknown_sessions_404(backend: Backend) {
     let done = follow(&client(), &gw.url, &sid(&job), Some(&terminal)).await;
     assert_eq!(done.status(), 204, "a resume from the terminal event");
     let before_end = frames[1].id.clone().unwrap();
-    let last = read_all_frames(follow(&client(), &gw.url, &sid(&job), Some(&before_end)).await, LIMIT)
-        .await;
+    let last = read_all_frames(
+        follow(&client(), &gw.url, &sid(&job), Some(&before_end)).await,
+        LIMIT,
+    )
+    .await;
     assert_eq!(events_of(&last), vec![expected(3)[2].clone()]);
 
     for unknown in [SessionId::new().to_string(), "not-a-session".to_owned()] {
         let response = follow(&client(), &gw.url, &unknown, None).await;
         assert_eq!(response.status(), 404);
         let body: Value = response.json().await.unwrap();
-        assert!(body["detail"].as_str().unwrap().contains("unknown"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("unknown"),
+            "{body}"
+        );
     }
     gw.stop().await;
 }
@@ -256,14 +274,23 @@ async fn cursors_are_parsed_strictly(backend: Backend) {
         let response = follow(&client(), &gw.url, &sid(&job), Some(bad)).await;
         assert_eq!(response.status(), 422, "Last-Event-ID {bad:?}");
         let body: Value = response.json().await.unwrap();
-        assert!(body["detail"].as_str().unwrap().contains("Last-Event-ID"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("Last-Event-ID"),
+            "{body}"
+        );
     }
     // Empty and `0` mean the start, like an EventSource that saw nothing.
     for from_start in ["", "0"] {
-        let frames =
-            read_all_frames(follow(&client(), &gw.url, &sid(&job), Some(from_start)).await, LIMIT)
-                .await;
-        assert_eq!(events_of(&frames), expected(3), "Last-Event-ID {from_start:?}");
+        let frames = read_all_frames(
+            follow(&client(), &gw.url, &sid(&job), Some(from_start)).await,
+            LIMIT,
+        )
+        .await;
+        assert_eq!(
+            events_of(&frames),
+            expected(3),
+            "Last-Event-ID {from_start:?}"
+        );
     }
     // The query parameter serves a first connection; the header wins over it.
     let all = read_all_frames(follow(&client(), &gw.url, &sid(&job), None).await, LIMIT).await;
@@ -282,9 +309,16 @@ async fn cursors_are_parsed_strictly(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(events_of(&read_all_frames(both, LIMIT).await), expected(3)[2..]);
+    assert_eq!(
+        events_of(&read_all_frames(both, LIMIT).await),
+        expected(3)[2..]
+    );
     let bad_query = client()
-        .get(format!("{}/v1/react/sessions/{}/events?last_event_id=-1", gw.url, sid(&job)))
+        .get(format!(
+            "{}/v1/react/sessions/{}/events?last_event_id=-1",
+            gw.url,
+            sid(&job)
+        ))
         .send()
         .await
         .unwrap();
@@ -295,13 +329,19 @@ async fn cursors_are_parsed_strictly(backend: Backend) {
 async fn a_resume_older_than_the_capped_log_ends_with_history_lost(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
     let (_creator, job) = gw.open(json!({"user_query": "q"})).await;
-    let Published::Logged { id: ack_id, .. } = emit(&gw, &job, "worker_ack", json!({})).await else {
+    let Published::Logged { id: ack_id, .. } = emit(&gw, &job, "worker_ack", json!({})).await
+    else {
         panic!("the ack is logged")
     };
     let mut last = ack_id;
     for i in 1..300 {
-        if let Published::Logged { id, .. } =
-            emit(&gw, &job, "FinalAnswerStream", json!({ "char": format!("{i},") })).await
+        if let Published::Logged { id, .. } = emit(
+            &gw,
+            &job,
+            "FinalAnswerStream",
+            json!({ "char": format!("{i},") }),
+        )
+        .await
         {
             last = id;
         }
@@ -338,15 +378,23 @@ async fn a_disconnect_cancels_only_after_the_grace_and_only_if_nobody_resumed(ba
     let mut body = creator.bytes_stream();
     read_events(&mut body, 2).await;
     drop(body);
-    let mut follower = follow(&client(), &gw.url, &sid(&job), None).await.bytes_stream();
+    let mut follower = follow(&client(), &gw.url, &sid(&job), None)
+        .await
+        .bytes_stream();
     read_frames(&mut follower, 2).await;
-    assert_eq!(cancel_reason(&mut control, Duration::from_millis(1000)).await, None);
+    assert_eq!(
+        cancel_reason(&mut control, Duration::from_millis(1000)).await,
+        None
+    );
     // The follower leaves too, and nobody comes back: cancel after the grace.
     drop(follower);
     let left = tokio::time::Instant::now();
     let reason = cancel_reason(&mut control, Duration::from_secs(5)).await;
     assert_eq!(reason.as_deref(), Some("client_disconnected"));
-    assert!(left.elapsed() >= Duration::from_millis(300), "cancelled before the grace");
+    assert!(
+        left.elapsed() >= Duration::from_millis(300),
+        "cancelled before the grace"
+    );
     // The log says so to anyone who comes back later.
     let frames = read_all_frames(follow(&client(), &gw.url, &sid(&job), None).await, LIMIT).await;
     assert_eq!(frames.last().unwrap().event["payload"]["code"], "cancelled");
@@ -362,7 +410,10 @@ async fn a_disconnect_cancels_only_after_the_grace_and_only_if_nobody_resumed(ba
     let mut body = creator.bytes_stream();
     read_events(&mut body, 1).await;
     drop(body);
-    assert_eq!(cancel_reason(&mut control, Duration::from_millis(1200)).await, None);
+    assert_eq!(
+        cancel_reason(&mut control, Duration::from_millis(1200)).await,
+        None
+    );
     gw.stop().await;
 }
 
@@ -371,7 +422,9 @@ async fn delete_cancels_the_worker_and_every_follower(backend: Backend) {
     let (creator, job) = gw.open(json!({"user_query": "q"})).await;
     let mut control = control_of(&gw, &job).await;
     emit(&gw, &job, "worker_ack", json!({})).await;
-    let mut follower = follow(&client(), &gw.url, &sid(&job), None).await.bytes_stream();
+    let mut follower = follow(&client(), &gw.url, &sid(&job), None)
+        .await
+        .bytes_stream();
     read_frames(&mut follower, 1).await;
     let delete = |id: String| {
         let url = gw.url.clone();
@@ -386,16 +439,24 @@ async fn delete_cancels_the_worker_and_every_follower(backend: Backend) {
     let response = delete(sid(&job)).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"session_id": sid(&job), "status": "cancelled"}));
     assert_eq!(
-        cancel_reason(&mut control, Duration::from_secs(5)).await.as_deref(),
+        body,
+        json!({"session_id": sid(&job), "status": "cancelled"})
+    );
+    assert_eq!(
+        cancel_reason(&mut control, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some("cancelled")
     );
     let end = read_frames(&mut follower, 1).await;
     assert_eq!(end[0].event["payload"]["code"], "cancelled");
     assert!(end[0].id.is_some(), "the cancel is in the log");
     let posted = read_all(creator).await;
-    assert_eq!(posted.events.last().unwrap()["payload"]["code"], "cancelled");
+    assert_eq!(
+        posted.events.last().unwrap()["payload"]["code"],
+        "cancelled"
+    );
 
     let again: Value = delete(sid(&job)).await.json().await.unwrap();
     assert_eq!(again["status"], "already_ended");
@@ -416,11 +477,18 @@ async fn gateway_timeouts_are_logged_and_cancel_the_worker(backend: Backend) {
     let mut control = control_of(&gw, &job).await;
     emit(&gw, &job, "worker_ack", json!({})).await;
     let posted = read_all(creator).await;
-    assert_eq!(posted.events.last().unwrap()["payload"]["code"], "idle_timeout");
+    assert_eq!(
+        posted.events.last().unwrap()["payload"]["code"],
+        "idle_timeout"
+    );
     let reason = cancel_reason(&mut control, Duration::from_secs(5)).await;
     assert_eq!(reason.as_deref(), Some("idle_timeout"));
     let frames = read_all_frames(follow(&client(), &gw.url, &sid(&job), None).await, LIMIT).await;
-    assert_eq!(events_of(&frames)[1..], posted.events[1..], "the same end in the log");
+    assert_eq!(
+        events_of(&frames)[1..],
+        posted.events[1..],
+        "the same end in the log"
+    );
     let terminal = frames.last().unwrap().id.clone().unwrap();
     let done = follow(&client(), &gw.url, &sid(&job), Some(&terminal)).await;
     assert_eq!(done.status(), 204);
@@ -434,7 +502,13 @@ async fn gateway_timeouts_are_logged_and_cancel_the_worker(backend: Backend) {
         tokio::spawn(async move {
             for _ in 0..100 {
                 let piece = json!({"char": "."});
-                let sent = publish_event(bus.as_ref(), job.session_id, Some("a"), "FinalAnswerStream", piece);
+                let sent = publish_event(
+                    bus.as_ref(),
+                    job.session_id,
+                    Some("a"),
+                    "FinalAnswerStream",
+                    piece,
+                );
                 if sent.await.is_err() {
                     return; // refused: the session ended
                 }
@@ -444,9 +518,14 @@ async fn gateway_timeouts_are_logged_and_cancel_the_worker(backend: Backend) {
         })
     };
     let posted = read_all(creator).await;
-    assert_eq!(posted.events.last().unwrap()["payload"]["code"], "session_timeout");
     assert_eq!(
-        cancel_reason(&mut control, Duration::from_secs(5)).await.as_deref(),
+        posted.events.last().unwrap()["payload"]["code"],
+        "session_timeout"
+    );
+    assert_eq!(
+        cancel_reason(&mut control, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some("session_timeout")
     );
     chatter.await.unwrap();
@@ -458,27 +537,48 @@ async fn a_second_attempt_after_output_ends_the_session_instead_of_splicing(back
 
     // Before output, a new attempt takes over seamlessly.
     let (creator, job) = gw.open(json!({"user_query": "q"})).await;
-    emit_as(&gw, &job, "a", "worker_ack", json!({})).await.unwrap();
-    emit_as(&gw, &job, "b", "worker_ack", json!({})).await.unwrap();
+    emit_as(&gw, &job, "a", "worker_ack", json!({}))
+        .await
+        .unwrap();
+    emit_as(&gw, &job, "b", "worker_ack", json!({}))
+        .await
+        .unwrap();
     let stale = emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "a"})).await;
     assert!(matches!(stale, Err(PublishError::Refused(_))));
-    emit_as(&gw, &job, "b", "FinalAnswerStream", json!({"char": "b"})).await.unwrap();
-    emit_as(&gw, &job, "b", "FinalAnswerStreamEnd", json!({})).await.unwrap();
+    emit_as(&gw, &job, "b", "FinalAnswerStream", json!({"char": "b"}))
+        .await
+        .unwrap();
+    emit_as(&gw, &job, "b", "FinalAnswerStreamEnd", json!({}))
+        .await
+        .unwrap();
     let posted = read_all(creator).await;
-    assert_eq!(kinds(&posted.events), ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]);
+    assert_eq!(
+        kinds(&posted.events),
+        ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
+    );
     assert_eq!(posted.text("FinalAnswerStream"), "b");
 
     // After output, the session is lost rather than spliced — for the
     // creator and for every replay alike.
     let (creator, job) = gw.open(json!({"user_query": "q"})).await;
-    emit_as(&gw, &job, "a", "worker_ack", json!({})).await.unwrap();
-    emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "a"})).await.unwrap();
+    emit_as(&gw, &job, "a", "worker_ack", json!({}))
+        .await
+        .unwrap();
+    emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "a"}))
+        .await
+        .unwrap();
     let second = emit_as(&gw, &job, "b", "worker_ack", json!({})).await;
-    assert!(matches!(second, Err(PublishError::Refused(_))), "{second:?}");
+    assert!(
+        matches!(second, Err(PublishError::Refused(_))),
+        "{second:?}"
+    );
     let late = emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "x"})).await;
     assert!(matches!(late, Err(PublishError::Refused(_))), "{late:?}");
     let posted = read_all(creator).await;
-    assert_eq!(kinds(&posted.events), ["worker_ack", "FinalAnswerStream", "error"]);
+    assert_eq!(
+        kinds(&posted.events),
+        ["worker_ack", "FinalAnswerStream", "error"]
+    );
     assert_eq!(posted.events[2]["payload"]["code"], "worker_lost");
     let replay = read_all_frames(follow(&client(), &gw.url, &sid(&job), None).await, LIMIT).await;
     assert_eq!(events_of(&replay), posted.events);
@@ -516,7 +616,10 @@ async fn followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_dupl
                 let mut frames: Vec<Frame> = Vec::new();
                 let mut rounds = 0u64;
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                while frames.last().is_none_or(|f| f.event["event_type"] != "FinalAnswerStreamEnd") {
+                while frames
+                    .last()
+                    .is_none_or(|f| f.event["event_type"] != "FinalAnswerStreamEnd")
+                {
                     assert!(tokio::time::Instant::now() < deadline, "followers too slow");
                     rounds += 1;
                     let cursor = frames.last().and_then(|f| f.id.clone());
@@ -551,7 +654,8 @@ async fn publish_only_workers_still_work_live_only() {
     let gw = Backend::Redis.gateway(SessionConfig::default()).await;
     let (creator, job) = gw.open(json!({"user_query": "q"})).await;
     gw.publish(&job, "worker_ack", json!({})).await;
-    gw.publish(&job, "FinalAnswerStream", json!({"char": "x"})).await;
+    gw.publish(&job, "FinalAnswerStream", json!({"char": "x"}))
+        .await;
     gw.publish(&job, "FinalAnswerStreamEnd", json!({})).await;
     read_all(creator).await.assert_answered("x");
     let frames = tokio::time::timeout(LIMIT, async {
@@ -567,5 +671,62 @@ async fn publish_only_workers_still_work_live_only() {
     let frames = frames.await.expect("the end was logged");
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].event["payload"]["code"], "history_lost");
+    gw.stop().await;
+}
+
+/// Only the gateway's subscriber connection drops (`CLIENT KILL TYPE
+/// pubsub`: what a health-check timeout or `client-output-buffer-limit
+/// pubsub` does) while workers keep publishing to nobody. A logged session
+/// catches up from its log and completes with every event once; a
+/// live-only one ends with `history_lost` instead of a silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_subscriber_link_loses_nothing_logged_and_ends_live_only_sessions_honestly() {
+    let redis = sse_bridge_testkit::redis::RedisServer::start();
+    let config = RedisConfig {
+        client_name: unique("t-kill"),
+        ..RedisConfig::new(redis.url())
+    };
+    let bus = std::sync::Arc::new(RedisBus::connect(config).await.unwrap());
+    let gw = TestGateway::start_on(bus.clone(), SessionConfig::default(), |_| {}).await;
+    const N: usize = 200;
+
+    let (logged, job) = gw.open(json!({"user_query": "q"})).await;
+    let (live_only, seed_job) = gw.open(json!({"user_query": "q"})).await;
+    for i in 0..10 {
+        let (event_type, payload) = nth(i, N);
+        emit(&gw, &job, event_type, payload).await;
+    }
+    gw.publish(&seed_job, "worker_ack", json!({})).await;
+    gw.publish(&seed_job, "FinalAnswerStream", json!({"char": "a"}))
+        .await;
+    let mut logged = logged.bytes_stream();
+    let mut seen = read_events(&mut logged, 10).await;
+    let mut live_only = live_only.bytes_stream();
+    read_events(&mut live_only, 2).await;
+
+    let mut admin = sse_bridge_testkit::redis::plain(&redis.url()).await;
+    let killed = sse_bridge_testkit::redis::kill_clients(&mut admin, "pubsub").await;
+    assert_eq!(killed, 1, "the gateway's one subscriber connection");
+    // The worker goes on at once, into the outage and past it.
+    for i in 10..N {
+        let (event_type, payload) = nth(i, N);
+        emit(&gw, &job, event_type, payload).await;
+        gw.publish(&seed_job, "FinalAnswerStream", json!({"char": "b"}))
+            .await;
+        if i % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let rest = read_rest(logged, LIMIT, "the logged session").await;
+    seen.extend(
+        rest.split_terminator("\n\n")
+            .filter_map(|frame| frame.strip_prefix("data: "))
+            .map(|json| serde_json::from_str::<Value>(json).unwrap()),
+    );
+    assert_eq!(seen, expected(N), "every event once, in order");
+    let rest = read_rest(live_only, LIMIT, "the live-only session").await;
+    let last = rest.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.contains(r#""code":"history_lost""#), "{rest}");
+    assert!(bus.link_up());
     gw.stop().await;
 }

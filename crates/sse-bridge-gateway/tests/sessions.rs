@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use serde_json::json;
-use sse_bridge_core::session::SessionConfig;
 use sse_bridge_core::SessionId;
+use sse_bridge_core::session::SessionConfig;
 
 fn fast_timeouts() -> SessionConfig {
     SessionConfig {

@@ -196,3 +196,15 @@ impl Drop for TempKey {
         }
     }
 }
+
+/// `CLIENT KILL TYPE <kind>`: drops every connection of that kind (`pubsub`,
+/// `normal`, ...); returns how many.
+pub async fn kill_clients(conn: &mut MultiplexedConnection, kind: &str) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg(kind)
+        .query_async(conn)
+        .await
+        .expect("CLIENT KILL")
+}

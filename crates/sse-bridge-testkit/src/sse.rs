@@ -206,7 +206,11 @@ pub async fn read_frames(
     let mut frames = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), async {
         while frames.len() < n {
-            let chunk = body.next().await.expect("body ended early").expect("body chunk");
+            let chunk = body
+                .next()
+                .await
+                .expect("body ended early")
+                .expect("body chunk");
             buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8 body"));
             take_frames(&mut buffer, &mut frames);
         }
@@ -219,7 +223,12 @@ pub async fn read_frames(
 
 /// Reads a `GET …/events` body to its end (at most `limit`).
 pub async fn read_all_frames(response: reqwest::Response, limit: Duration) -> Vec<Frame> {
-    assert_eq!(response.status(), 200, "follow answered {}", response.status());
+    assert_eq!(
+        response.status(),
+        200,
+        "follow answered {}",
+        response.status()
+    );
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut frames = Vec::new();
@@ -231,6 +240,9 @@ pub async fn read_all_frames(response: reqwest::Response, limit: Duration) -> Ve
     })
     .await
     .expect("the follow stream did not end in time");
-    assert!(buffer.is_empty(), "trailing bytes after the last frame: {buffer:?}");
+    assert!(
+        buffer.is_empty(),
+        "trailing bytes after the last frame: {buffer:?}"
+    );
     frames
 }

@@ -47,7 +47,10 @@ async fn session_log(url: &str, session: &str) -> Vec<(String, Value)> {
             let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name));
             let id = field("id: ").expect("every frame has an id");
             let data = field("data: ").expect("data line");
-            (id.to_owned(), serde_json::from_str(data).expect("JSON data"))
+            (
+                id.to_owned(),
+                serde_json::from_str(data).expect("JSON data"),
+            )
         })
         .collect()
 }
@@ -78,7 +81,10 @@ async fn run_eventsource(url: &str) -> Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        let start: String = stdout.chars().take(2000).collect();
+        panic!("the script's output is not one JSON line ({e}): {start}…")
+    })
 }
 
 #[tokio::test]
@@ -106,22 +112,42 @@ async fn eventsource_resumes_through_a_cutting_proxy_and_stops_on_204() {
     // It stopped by itself, on the 204, after the connections were cut.
     assert_eq!(report["closed_by_itself"], true, "{summary}");
     let errors = report["errors"].as_array().expect("errors");
-    assert_eq!(errors.last().map(|e| &e["code"]), Some(&Value::from(204)), "{summary}");
-    assert!(cuts.as_u64() >= Some(2), "the proxy cut too little: {summary}");
-    assert!(opens.as_u64() >= Some(3), "too few reconnections: {summary}");
+    assert_eq!(
+        errors.last().map(|e| &e["code"]),
+        Some(&Value::from(204)),
+        "{summary}"
+    );
+    assert!(
+        cuts.as_u64() >= Some(2),
+        "the proxy cut too little: {summary}"
+    );
+    assert!(
+        opens.as_u64() >= Some(3),
+        "too few reconnections: {summary}"
+    );
 
     // One whole session.
     let events = report["events"].as_array().expect("events");
-    let kinds: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"worker_ack"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"FinalAnswerStreamEnd"), "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "AgentToolCallStart").count(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "AgentToolCallStart").count(),
+        1,
+        "{kinds:?}"
+    );
     assert_eq!(report["answer"], "12*12 = 144", "{summary}");
 
     // Each event once, in log order: a replay from the start would repeat ids.
     let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     for pair in ids.windows(2) {
-        assert!(log_id(pair[0]) < log_id(pair[1]), "ids out of order or repeated: {pair:?}");
+        assert!(
+            log_id(pair[0]) < log_id(pair[1]),
+            "ids out of order or repeated: {pair:?}"
+        );
     }
 
     // Every reconnection resumed from the last event it had, ending with the
@@ -129,9 +155,15 @@ async fn eventsource_resumes_through_a_cutting_proxy_and_stops_on_204() {
     let requests = report["proxy"]["requests"].as_array().expect("requests");
     assert_eq!(requests[0]["last_event_id"], Value::Null, "{summary}");
     for request in requests {
-        assert_eq!(request["last_event_id"], request["last_seen_id"], "{request}");
+        assert_eq!(
+            request["last_event_id"], request["last_seen_id"],
+            "{request}"
+        );
     }
-    assert_eq!(requests.last().unwrap()["last_event_id"], ids[ids.len() - 1]);
+    assert_eq!(
+        requests.last().unwrap()["last_event_id"],
+        ids[ids.len() - 1]
+    );
 
     // Nothing skipped: exactly the session's log, as a plain reader gets it.
     let session = report["session"].as_str().expect("session id");
@@ -144,5 +176,8 @@ async fn eventsource_resumes_through_a_cutting_proxy_and_stops_on_204() {
         .iter()
         .map(|e| (e["id"].as_str().unwrap(), &e["event_type"], &e["char"]))
         .collect();
-    assert_eq!(received, logged, "the EventSource's events are not the session log");
+    assert_eq!(
+        received, logged,
+        "the EventSource's events are not the session log"
+    );
 }
