@@ -115,10 +115,7 @@ function follow(url) {
     const started = Date.now();
     const errors = [];
     let opens = 0;
-    const es = new EventSource(url, { fetch: (u, init) => {
-      const headers = { ...init.headers }; delete headers['Last-Event-ID'];
-      return fetch(u, { ...init, headers });
-    } });
+    const es = new EventSource(url);
     es.onopen = () => {
       opens += 1;
     };
