@@ -85,6 +85,7 @@ on_both_backends!(
     gateway_timeouts_are_logged_and_cancel_the_worker,
     a_second_attempt_after_output_ends_the_session_instead_of_splicing,
     followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_duplicate,
+    shutdown_ends_the_creators_session_and_closes_followers_quietly,
 );
 
 /// The worker side: one event through the session log, as attempt `a`.
@@ -647,6 +648,35 @@ async fn followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_dupl
     gw.stop().await;
 }
 
+async fn shutdown_ends_the_creators_session_and_closes_followers_quietly(backend: Backend) {
+    let gw = backend.gateway(SessionConfig::default()).await;
+    let (creator, job) = gw.open(json!({"user_query": "q"})).await;
+    let mut control = control_of(&gw, &job).await;
+    emit(&gw, &job, "worker_ack", json!({})).await;
+    let mut follower = follow(&client(), &gw.url, &sid(&job), None)
+        .await
+        .bytes_stream();
+    read_frames(&mut follower, 1).await;
+    gw.shutdown.cancel();
+    let posted = read_all(creator).await;
+    assert_eq!(
+        posted.events.last().unwrap()["payload"]["code"],
+        "server_shutdown"
+    );
+    let rest = read_rest(follower, LIMIT, "the follower at shutdown").await;
+    assert!(
+        !rest.contains("data:"),
+        "the follower got a frame: {rest:?}"
+    );
+    assert_eq!(
+        cancel_reason(&mut control, Duration::from_secs(5))
+            .await
+            .as_deref(),
+        Some("server_shutdown")
+    );
+    gw.stop().await;
+}
+
 /// A worker that only PUBLISHes (seed style) still drives a session, live
 /// only; a late follower learns that its history cannot be replayed.
 #[tokio::test]
@@ -723,7 +753,28 @@ async fn a_dropped_subscriber_link_loses_nothing_logged_and_ends_live_only_sessi
             .filter_map(|frame| frame.strip_prefix("data: "))
             .map(|json| serde_json::from_str::<Value>(json).unwrap()),
     );
-    assert_eq!(seen, expected(N), "every event once, in order");
+    if seen != expected(N) {
+        let chars: Vec<String> = seen
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}{}",
+                    e["event_type"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .chars()
+                        .next()
+                        .unwrap(),
+                    e["payload"]["char"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        panic!(
+            "every event once, in order; got {} events: {}",
+            seen.len(),
+            chars.join(" ")
+        );
+    }
     let rest = read_rest(live_only, LIMIT, "the live-only session").await;
     let last = rest.trim_end().rsplit("\n\n").next().unwrap();
     assert!(last.contains(r#""code":"history_lost""#), "{rest}");

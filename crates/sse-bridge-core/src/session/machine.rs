@@ -413,6 +413,15 @@ impl SessionMachine {
         self.finish(Outcome::Failed(failure.code))
     }
 
+    /// Ends this stream without a frame: its reader should reconnect (a
+    /// follower of a gateway that shuts down resumes on another one).
+    pub fn close(&mut self, code: ErrorCode) -> Progress {
+        if let Phase::Finished(outcome) = self.phase {
+            return Progress::Finished(outcome);
+        }
+        self.finish(Outcome::Failed(code))
+    }
+
     fn forward(&mut self, event: &Event, now: Instant, out: &mut BytesMut) -> Progress {
         self.write(event, now, out);
         self.stats.forwarded += 1;

@@ -58,6 +58,11 @@ pub struct LiveSession {
     subscription: Subscription,
     link: watch::Receiver<bool>,
     link_open: bool,
+    /// The broker link is down: live messages wait in the subscription.
+    link_down: bool,
+    /// Live messages received after a link change this stream has not
+    /// handled yet: they may follow a gap, so they wait for the catch-up.
+    unsettled: Vec<Bytes>,
     /// The log holds entries this stream has not read yet.
     catching_up: bool,
     machine: SessionMachine,
@@ -163,6 +168,8 @@ impl LiveSession {
             role,
             link: subscription.link(),
             link_open: true,
+            link_down: false,
+            unsettled: Vec::new(),
             subscription,
             catching_up: false,
             machine,
@@ -200,6 +207,8 @@ impl LiveSession {
         loop {
             let progress = if self.catching_up {
                 self.read_log_page(&mut out).await
+            } else if !self.unsettled.is_empty() {
+                self.settle_unsettled(&mut out)
             } else {
                 let progress = self.wait_and_step(&mut out).await;
                 self.drain_ready(progress, &mut out)
@@ -214,6 +223,9 @@ impl LiveSession {
         }
     }
 
+    /// Waits for the next thing to happen. A link change is looked at
+    /// before any live message: messages that follow a drop may follow a
+    /// gap, and must wait until the log has been read.
     async fn wait_and_step(&mut self, out: &mut BytesMut) -> Progress {
         let deadline = self.machine.deadline();
         tokio::select! {
@@ -221,11 +233,11 @@ impl LiveSession {
             _ = self.shutdown.cancelled() => {
                 Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
             }
-            delivery = self.subscription.recv() => self.on_delivery(delivery, out),
             changed = self.link.changed(), if self.link_open => match changed {
                 Ok(()) => {
                     let up = *self.link.borrow_and_update();
                     self.machine.on_link(up, Instant::now());
+                    self.link_down = !up;
                     if up {
                         self.recover()
                     } else {
@@ -238,6 +250,7 @@ impl LiveSession {
                     Progress::Continue
                 }
             },
+            delivery = self.subscription.recv(), if !self.link_down => self.on_delivery(delivery, out),
             _ = tokio::time::sleep_until(deadline) => self.machine.on_timer(Instant::now(), out),
         }
     }
@@ -257,9 +270,14 @@ impl LiveSession {
         Progress::Continue
     }
 
-    /// Adds every message already queued to the same chunk.
+    /// Adds every message already queued to the same chunk — unless the
+    /// log must be read first (a catch-up is due, or a link change is pending).
     fn drain_ready(&mut self, mut progress: Progress, out: &mut BytesMut) -> Progress {
-        while progress == Progress::Continue && out.len() < MAX_CHUNK_BYTES {
+        while progress == Progress::Continue
+            && out.len() < MAX_CHUNK_BYTES
+            && !self.catching_up
+            && self.unsettled.is_empty()
+        {
             match self.subscription.try_recv() {
                 Some(delivery) => progress = self.on_delivery(delivery, out),
                 None => break,
@@ -270,6 +288,12 @@ impl LiveSession {
 
     fn on_delivery(&mut self, delivery: Delivery, out: &mut BytesMut) -> Progress {
         match delivery {
+            // Received after the link changed (the change is not handled
+            // yet): it may come after a gap.
+            Delivery::Message(raw) if self.link.has_changed().unwrap_or(false) => {
+                self.unsettled.push(raw);
+                Progress::Continue
+            }
             Delivery::Message(raw) => self.machine.on_message(&raw, Instant::now(), out),
             Delivery::Overflowed => Progress::Expired(Failure::new(
                 ErrorCode::SlowConsumer,
@@ -280,6 +304,19 @@ impl LiveSession {
                 "the event bus closed the subscription",
             )),
         }
+    }
+
+    /// Handles the live messages held back by a link change, now that the
+    /// log has been read past the gap (those already read are dropped by id).
+    fn settle_unsettled(&mut self, out: &mut BytesMut) -> Progress {
+        let now = Instant::now();
+        for raw in std::mem::take(&mut self.unsettled) {
+            let progress = self.machine.on_message(&raw, now, out);
+            if progress != Progress::Continue {
+                return progress;
+            }
+        }
+        Progress::Continue
     }
 
     /// Reads one page of the log after the last entry handled.
@@ -342,6 +379,10 @@ impl LiveSession {
         let Progress::Expired(failure) = progress else {
             return progress;
         };
+        if self.role == Role::Follower && failure.code == ErrorCode::ServerShutdown {
+            // Nothing is wrong with the session: the reader resumes elsewhere.
+            return self.machine.close(failure.code);
+        }
         if !self.ends_session(failure.code) {
             return self.machine.fail(&failure, Instant::now(), out);
         }
