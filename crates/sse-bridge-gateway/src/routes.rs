@@ -33,7 +33,7 @@ pub async fn follow_session(
     Cursor(after): Cursor,
 ) -> Result<Response, ApiError> {
     match sse_bridge_core::session::follow(&state.sessions, id, after).await? {
-        Followed::Stream(session) => Ok(event_stream(session)),
+        Followed::Stream(session) => Ok(event_stream(*session)),
         Followed::Ended => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

@@ -15,8 +15,9 @@ use crate::protocol::SessionId;
 
 /// What a follow request gets.
 pub enum Followed {
-    /// Replay after the cursor, then live, until the terminal event.
-    Stream(LiveSession),
+    /// Replay after the cursor, then live, until the terminal event (boxed:
+    /// it is large, and moved into the response body anyway).
+    Stream(Box<LiveSession>),
     /// The cursor is the session's terminal event: nothing more will come.
     Ended,
 }
@@ -74,12 +75,12 @@ pub async fn follow(
         Some(_) => {}
         None => return Err(FollowError::Unknown),
     }
-    Ok(Followed::Stream(LiveSession::follower(
+    Ok(Followed::Stream(Box::new(LiveSession::follower(
         ctx,
         id,
         &meta,
         after,
         subscription,
         slot,
-    )))
+    ))))
 }
