@@ -174,6 +174,32 @@ async fn cancel_reason(control: &mut Subscription, within: Duration) -> Option<S
     }
 }
 
+/// A session whose worker acked, with its creator, a follower that read
+/// the ack, and a subscription to its control channel.
+struct Acked {
+    creator: reqwest::Response,
+    job: Job,
+    control: Subscription,
+    follower: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+}
+
+impl Acked {
+    async fn open(gw: &TestGateway) -> Self {
+        let (creator, job) = gw.open(json!({"user_query": "q"})).await;
+        let control = control_of(gw, &job).await;
+        emit(gw, &job, "worker_ack", json!({})).await;
+        let response = follow(&client(), &gw.url, &sid(&job), None).await;
+        let mut follower = Box::pin(response.bytes_stream());
+        read_frames(&mut follower, 1).await;
+        Acked {
+            creator,
+            job,
+            control,
+            follower,
+        }
+    }
+}
+
 async fn resume_after_a_cut_anywhere_delivers_every_event_once(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
     const N: usize = 20;
@@ -420,13 +446,12 @@ async fn a_disconnect_cancels_only_after_the_grace_and_only_if_nobody_resumed(ba
 
 async fn delete_cancels_the_worker_and_every_follower(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
-    let (creator, job) = gw.open(json!({"user_query": "q"})).await;
-    let mut control = control_of(&gw, &job).await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    let mut follower = follow(&client(), &gw.url, &sid(&job), None)
-        .await
-        .bytes_stream();
-    read_frames(&mut follower, 1).await;
+    let Acked {
+        creator,
+        job,
+        mut control,
+        mut follower,
+    } = Acked::open(&gw).await;
     let delete = |id: String| {
         let url = gw.url.clone();
         async move {
@@ -650,13 +675,12 @@ async fn followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_dupl
 
 async fn shutdown_ends_the_creators_session_and_closes_followers_quietly(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
-    let (creator, job) = gw.open(json!({"user_query": "q"})).await;
-    let mut control = control_of(&gw, &job).await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    let mut follower = follow(&client(), &gw.url, &sid(&job), None)
-        .await
-        .bytes_stream();
-    read_frames(&mut follower, 1).await;
+    let Acked {
+        creator,
+        mut control,
+        follower,
+        ..
+    } = Acked::open(&gw).await;
     gw.shutdown.cancel();
     let posted = read_all(creator).await;
     assert_eq!(

@@ -97,34 +97,16 @@ pub async fn read_all(response: reqwest::Response) -> SseRead {
     read_all_within(response, Duration::from_secs(20)).await
 }
 
-/// Reads frames until `n` events arrived; the body stays open.
+/// Reads frames until at least `n` events arrived; the body stays open.
 pub async fn read_events(
     body: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
     n: usize,
 ) -> Vec<Value> {
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while events.len() < n {
-            let chunk = body
-                .next()
-                .await
-                .expect("body ended early")
-                .expect("body chunk");
-            buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8 body"));
-            while let Some(end) = buffer.find("\n\n") {
-                let part: String = buffer.drain(..end + 2).collect();
-                if let Some(json) = part.strip_prefix("data: ") {
-                    events.push(
-                        serde_json::from_str(json.trim_end()).expect("every data part is JSON"),
-                    );
-                }
-            }
-        }
-    })
-    .await
-    .expect("events did not arrive in time");
-    events
+    read_frames(body, n)
+        .await
+        .into_iter()
+        .map(|frame| frame.event)
+        .collect()
 }
 
 pub fn kinds(events: &[Value]) -> Vec<&str> {

@@ -162,6 +162,17 @@ async fn demo_agent_without_arithmetic_reads_the_clock() {
     harness.stop().await;
 }
 
+/// Waits (at most 5 s) until a `Stuck` handler was dropped, i.e. stopped.
+async fn wait_until_dropped(dropped: &AtomicUsize, what: &str) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while dropped.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 /// Blocks until cancelled; counts starts and completed drops.
 struct Stuck {
     started: Arc<AtomicUsize>,
@@ -217,13 +228,7 @@ async fn cancel_on_the_control_channel_stops_the_handler() {
         )
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the handler was not stopped");
+    wait_until_dropped(&dropped, "the handler was not stopped").await;
     assert_eq!(started.load(Ordering::SeqCst), 1);
     // Its control subscription is gone too.
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -296,13 +301,7 @@ async fn a_handler_whose_events_the_session_refuses_is_stopped() {
     // Ended elsewhere (another gateway's timeout): no cancel message at all.
     let ended = Event::error(ErrorCode::IdleTimeout, "silent");
     harness.bus.end(id, &ended).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the refused heartbeat did not stop the handler");
+    wait_until_dropped(&dropped, "the refused heartbeat did not stop the handler").await;
     harness.stop().await;
 }
 
@@ -336,13 +335,7 @@ async fn a_second_delivery_after_output_ends_the_session_instead_of_splicing() {
         "no second ack: {seen:?}"
     );
     // The first attempt stops at its next (refused) heartbeat; the second never ran.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while dropped.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the first attempt was not stopped");
+    wait_until_dropped(&dropped, "the first attempt was not stopped").await;
     assert_eq!(started.load(Ordering::SeqCst), 1);
     harness.stop().await;
 }
