@@ -62,7 +62,7 @@ pub struct LiveSession {
     link_down: bool,
     /// Live messages received after a link change this stream has not
     /// handled yet: they may follow a gap, so they wait for the catch-up.
-    unsettled: Vec<Bytes>,
+    held_back: Vec<Bytes>,
     /// The log holds entries this stream has not read yet.
     catching_up: bool,
     machine: SessionMachine,
@@ -169,7 +169,7 @@ impl LiveSession {
             link: subscription.link(),
             link_open: true,
             link_down: false,
-            unsettled: Vec::new(),
+            held_back: Vec::new(),
             subscription,
             catching_up: false,
             machine,
@@ -207,13 +207,13 @@ impl LiveSession {
         loop {
             let progress = if self.catching_up {
                 self.read_log_page(&mut out).await
-            } else if !self.unsettled.is_empty() {
-                self.settle_unsettled(&mut out)
+            } else if !self.held_back.is_empty() {
+                self.deliver_held_back(&mut out)
             } else {
                 let progress = self.wait_and_step(&mut out).await;
                 self.drain_ready(progress, &mut out)
             };
-            if let Progress::Finished(outcome) = self.settle(progress, &mut out).await {
+            if let Progress::Finished(outcome) = self.resolve_failure(progress, &mut out).await {
                 self.finish(outcome);
                 return Some(out.freeze());
             }
@@ -276,7 +276,7 @@ impl LiveSession {
         while progress == Progress::Continue
             && out.len() < MAX_CHUNK_BYTES
             && !self.catching_up
-            && self.unsettled.is_empty()
+            && self.held_back.is_empty()
         {
             match self.subscription.try_recv() {
                 Some(delivery) => progress = self.on_delivery(delivery, out),
@@ -291,7 +291,7 @@ impl LiveSession {
             // Received after the link changed (the change is not handled
             // yet): it may come after a gap.
             Delivery::Message(raw) if self.link.has_changed().unwrap_or(false) => {
-                self.unsettled.push(raw);
+                self.held_back.push(raw);
                 Progress::Continue
             }
             Delivery::Message(raw) => self.machine.on_message(&raw, Instant::now(), out),
@@ -308,9 +308,9 @@ impl LiveSession {
 
     /// Handles the live messages held back by a link change, now that the
     /// log has been read past the gap (those already read are dropped by id).
-    fn settle_unsettled(&mut self, out: &mut BytesMut) -> Progress {
+    fn deliver_held_back(&mut self, out: &mut BytesMut) -> Progress {
         let now = Instant::now();
-        for raw in std::mem::take(&mut self.unsettled) {
+        for raw in std::mem::take(&mut self.held_back) {
             let progress = self.machine.on_message(&raw, now, out);
             if progress != Progress::Continue {
                 return progress;
@@ -375,7 +375,7 @@ impl LiveSession {
     /// it ends the session (so every reader gets the same terminal event,
     /// after every event logged before it), directly when it concerns this
     /// stream only or the log cannot be reached.
-    async fn settle(&mut self, progress: Progress, out: &mut BytesMut) -> Progress {
+    async fn resolve_failure(&mut self, progress: Progress, out: &mut BytesMut) -> Progress {
         let Progress::Expired(failure) = progress else {
             return progress;
         };
