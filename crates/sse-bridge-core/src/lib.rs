@@ -18,6 +18,8 @@
 //! * [`log`] — the [`EventLog`]: a durable log per session (append +
 //!   publish in one step, the attempt rule, gateway-decided ends), what
 //!   following, resuming and link recovery read.
+//! * [`format`] — output formats: an [`format::Encoder`] per stream turns
+//!   events into native, AG-UI or AI SDK frames.
 //! * [`sse`] — `id:`/`data:` framing: events go out to the client here.
 //! * [`embedded`] — in-process bus and queue, the single-binary default.
 //!   Redis and Kafka backends live in their own crates behind the same traits.
@@ -26,6 +28,7 @@
 pub mod bus;
 pub mod embedded;
 pub mod error;
+pub mod format;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

@@ -1,18 +1,22 @@
 //! Request extractors: everything a handler receives is validated here, so
 //! handlers get typed values and clients a precise 4xx.
 //!
-//! * [`SessionBody`] — content type, size limit and validation of the POST body.
+//! * [`SessionBody`], [`AgUiBody`], [`ChatBody`] — content type, size limit
+//!   and validation of each POST body (native, AG-UI, AI SDK).
 //! * [`SessionPath`] — the `{session_id}` of a path (404 when it cannot name
 //!   a session).
 //! * [`Cursor`] — where a follower resumes: `Last-Event-ID` header, else the
-//!   `last_event_id` query parameter (422 when it is not a stream id).
+//!   `last_event_id` query parameter (422 when it is not a stream id);
+//!   [`FormatParam`] — `?format=` of a follower.
 
 use axum::body::Body;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use sse_bridge_core::format::{AgUiRun, AiSdkChat, Format};
 use sse_bridge_core::log::LogId;
+use sse_bridge_core::protocol::InvalidRequest;
 use sse_bridge_core::{SessionId, SessionRequest};
 
 use crate::error::ApiError;
@@ -24,6 +28,35 @@ pub struct BodyLimit(pub usize);
 /// A validated `POST /v1/react/sessions` body.
 pub struct SessionBody(pub SessionRequest);
 
+/// A validated `POST /v1/ag-ui` body (AG-UI `RunAgentInput`).
+pub struct AgUiBody(pub AgUiRun);
+
+/// A validated `POST /v1/ai-sdk/chat` body (`DefaultChatTransport`'s).
+pub struct ChatBody(pub AiSdkChat);
+
+/// Reads a JSON body: content type, size limit (declared and streamed),
+/// syntax. What each endpoint's extractor starts from.
+async fn json_body<S>(request: Request, state: &S) -> Result<serde_json::Value, ApiError>
+where
+    BodyLimit: FromRef<S>,
+{
+    let BodyLimit(limit) = BodyLimit::from_ref(state);
+    if !is_json(&request) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let bytes = read_limited(request.into_body(), limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::InvalidRequest(InvalidRequest::NotJson(e.to_string())))
+}
+
 impl<S> FromRequest<S> for SessionBody
 where
     S: Send + Sync,
@@ -32,20 +65,34 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let BodyLimit(limit) = BodyLimit::from_ref(state);
-        if !is_json(&request) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        let bytes = read_limited(request.into_body(), limit).await?;
-        Ok(SessionBody(SessionRequest::parse(&bytes)?))
+        let body = json_body(request, state).await?;
+        Ok(SessionBody(SessionRequest::from_value(body)?))
+    }
+}
+
+impl<S> FromRequest<S> for AgUiBody
+where
+    S: Send + Sync,
+    BodyLimit: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = json_body(request, state).await?;
+        Ok(AgUiBody(AgUiRun::parse(body)?))
+    }
+}
+
+impl<S> FromRequest<S> for ChatBody
+where
+    S: Send + Sync,
+    BodyLimit: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = json_body(request, state).await?;
+        Ok(ChatBody(AiSdkChat::parse(body)?))
     }
 }
 
@@ -124,6 +171,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Cursor {
         raw.parse()
             .map(|id| Cursor(Some(id)))
             .map_err(|e: sse_bridge_core::log::InvalidLogId| ApiError::InvalidCursor(e.to_string()))
+    }
+}
+
+/// The output format a follower asked for with `?format=` (default native).
+pub struct FormatParam(pub Format);
+
+impl<S: Send + Sync> FromRequestParts<S> for FormatParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match query_parameter(parts.uri.query().unwrap_or_default(), "format") {
+            None => Ok(FormatParam(Format::Native)),
+            Some(label) => Format::from_label(&label).map(FormatParam).ok_or_else(|| {
+                ApiError::InvalidRequest(InvalidRequest::Input(format!(
+                    "format must be native, ag-ui or ai-sdk, not {label:?}"
+                )))
+            }),
+        }
     }
 }
 

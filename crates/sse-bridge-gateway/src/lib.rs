@@ -6,9 +6,10 @@
 //!   `POST /v1/react/sessions` (→ 415 / 413 / 422); `SessionPath` and
 //!   `Cursor` (`Last-Event-ID`) for following.
 //! * [`routes`] — thin handlers over [`sse_bridge_core::session`]: create
-//!   (`start`), follow/resume (`follow`) and cancel (`cancel`) a session,
-//!   streams returned as the body (SSE headers, `x-session-id`);
-//!   `/healthz`, `/readyz`, `/metrics`.
+//!   (`start`: native, AG-UI, AI SDK), follow/resume (`follow`, any format;
+//!   `follow_run`, `follow_chat`) and cancel (`cancel`) a session, streams
+//!   returned as the body (SSE headers, `x-session-id`); `/healthz`,
+//!   `/readyz`, `/metrics`.
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
@@ -79,7 +80,10 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin
             header::AUTHORIZATION,
             HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([HeaderName::from_static("x-session-id")])
+        .expose_headers([
+            HeaderName::from_static("x-session-id"),
+            HeaderName::from_static("x-vercel-ai-ui-message-stream"),
+        ])
         .max_age(Duration::from_secs(3600));
     Ok(Some(layer))
 }
@@ -102,6 +106,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/react/sessions/{session_id}/events",
             get(routes::follow_session),
+        )
+        .route("/v1/ag-ui", post(routes::run_ag_ui))
+        .route(
+            "/v1/ag-ui/runs/{run_id}/events",
+            get(routes::replay_ag_ui_run),
+        )
+        .route("/v1/ai-sdk/chat", post(routes::chat_ai_sdk))
+        .route(
+            "/v1/ai-sdk/chat/{chat_id}/stream",
+            get(routes::resume_ai_sdk_chat),
         )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))

@@ -4,36 +4,100 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use sse_bridge_core::BrokerError;
-use sse_bridge_core::session::{Followed, LiveSession};
+use sse_bridge_core::format::Format;
+use sse_bridge_core::session::{self, Followed, LiveSession, Presentation};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Cursor, SessionBody, SessionPath};
+use crate::extract::{AgUiBody, ChatBody, Cursor, FormatParam, SessionBody, SessionPath};
 
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
 pub async fn create_session(
     State(state): State<AppState>,
     SessionBody(request): SessionBody,
 ) -> Result<Response, ApiError> {
-    let session = sse_bridge_core::session::start(&state.sessions, request).await?;
-    Ok(event_stream(session))
+    let session = session::start(&state.sessions, request, Presentation::native()).await?;
+    Ok(event_stream(session, Format::Native))
+}
+
+/// `POST /v1/ag-ui`: start a session for an AG-UI `RunAgentInput` and
+/// stream it as AG-UI events (PROTOCOL §5).
+pub async fn run_ag_ui(
+    State(state): State<AppState>,
+    AgUiBody(run): AgUiBody,
+) -> Result<Response, ApiError> {
+    let presentation = Presentation {
+        format: Format::AgUi,
+        thread_id: Some(run.thread_id),
+        run_id: Some(run.run_id),
+        chat_id: None,
+    };
+    let session = session::start(&state.sessions, run.request, presentation).await?;
+    Ok(event_stream(session, Format::AgUi))
+}
+
+/// `GET /v1/ag-ui/runs/{run_id}/events`: the run again from `RUN_STARTED`.
+pub async fn replay_ag_ui_run(
+    State(state): State<AppState>,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
+    followed(
+        session::follow_run(&state.sessions, &run_id).await?,
+        Format::AgUi,
+    )
+}
+
+/// `POST /v1/ai-sdk/chat`: start a session for a `useChat` message and
+/// stream it as a UI message stream (PROTOCOL §5).
+pub async fn chat_ai_sdk(
+    State(state): State<AppState>,
+    ChatBody(chat): ChatBody,
+) -> Result<Response, ApiError> {
+    let presentation = Presentation {
+        format: Format::AiSdk,
+        thread_id: None,
+        run_id: None,
+        chat_id: Some(chat.chat_id),
+    };
+    let session = session::start(&state.sessions, chat.request, presentation).await?;
+    Ok(event_stream(session, Format::AiSdk))
+}
+
+/// `GET /v1/ai-sdk/chat/{chat_id}/stream` (`reconnectToStream`): the chat's
+/// live message from `start`, or `204` when it has none.
+pub async fn resume_ai_sdk_chat(
+    State(state): State<AppState>,
+    Path(chat_id): Path<String>,
+) -> Result<Response, ApiError> {
+    followed(
+        session::follow_chat(&state.sessions, &chat_id).await?,
+        Format::AiSdk,
+    )
 }
 
 /// `GET /v1/react/sessions/{session_id}/events`: follow or resume a session
-/// after `Last-Event-ID` (PROTOCOL §4).
+/// after `Last-Event-ID` (PROTOCOL §4), in any format (`?format=`).
 pub async fn follow_session(
     State(state): State<AppState>,
     SessionPath(id): SessionPath,
+    FormatParam(format): FormatParam,
     Cursor(after): Cursor,
 ) -> Result<Response, ApiError> {
-    match sse_bridge_core::session::follow(&state.sessions, id, after).await? {
-        Followed::Stream(session) => Ok(event_stream(*session)),
+    followed(
+        session::follow(&state.sessions, id, format, after).await?,
+        format,
+    )
+}
+
+fn followed(followed: Followed, format: Format) -> Result<Response, ApiError> {
+    match followed {
+        Followed::Stream(session) => Ok(event_stream(*session, format)),
         Followed::Ended => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -43,7 +107,7 @@ pub async fn cancel_session(
     State(state): State<AppState>,
     SessionPath(id): SessionPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let cancelled = sse_bridge_core::session::cancel(&state.sessions, id).await?;
+    let cancelled = session::cancel(&state.sessions, id).await?;
     let status = if cancelled {
         "cancelled"
     } else {
@@ -54,8 +118,9 @@ pub async fn cancel_session(
     ))
 }
 
-/// A session's stream as an SSE response (PROTOCOL §3.3 headers).
-fn event_stream(session: LiveSession) -> Response {
+/// A session's stream as an SSE response (PROTOCOL §3.3 headers; the AI
+/// SDK's client also wants its protocol header).
+fn event_stream(session: LiveSession, format: Format) -> Response {
     let id =
         HeaderValue::from_str(&session.id().to_string()).expect("a UUID is a valid header value");
     let mut response = Response::new(Body::from_stream(session.into_stream()));
@@ -67,6 +132,12 @@ fn event_stream(session: LiveSession) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert("x-session-id", id);
+    if format == Format::AiSdk {
+        headers.insert(
+            "x-vercel-ai-ui-message-stream",
+            HeaderValue::from_static("v1"),
+        );
+    }
     response
 }
 

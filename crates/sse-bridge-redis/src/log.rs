@@ -33,6 +33,11 @@ pub(crate) fn load_functions() -> redis::Cmd {
         .to_owned()
 }
 
+/// The key holding the session an alias names (`sse_alias:chat:<id>`, ...).
+fn alias_key(alias: &str) -> String {
+    format!("sse_alias:{alias}")
+}
+
 fn fcall(function: &str, id: SessionId) -> redis::Cmd {
     redis::cmd(if function == "sse_bridge_read" {
         "FCALL_RO"
@@ -75,20 +80,28 @@ impl EventLog for RedisBus {
         let limits = self.log_limits();
         let ttl_ms = limits.ttl.as_millis() as u64;
         let key = id.meta_key();
+        let mut fields = vec![
+            ("created_at", meta.created_at_ms.to_string()),
+            ("principal", meta.principal.clone()),
+            ("format", meta.format.clone()),
+            ("on_disconnect", meta.on_disconnect.as_str().to_owned()),
+            ("followers", meta.followers.to_string()),
+            ("max_len", limits.max_len.max(1).to_string()),
+            ("ttl_ms", ttl_ms.to_string()),
+        ];
+        let labels = [
+            ("thread_id", &meta.thread_id),
+            ("run_id", &meta.run_id),
+            ("chat_id", &meta.chat_id),
+        ];
+        for (name, value) in labels {
+            if let Some(value) = value {
+                fields.push((name, value.clone()));
+            }
+        }
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("created_at", meta.created_at_ms.to_string()),
-                    ("principal", meta.principal.clone()),
-                    ("format", meta.format.clone()),
-                    ("on_disconnect", meta.on_disconnect.as_str().to_owned()),
-                    ("followers", meta.followers.to_string()),
-                    ("max_len", limits.max_len.max(1).to_string()),
-                    ("ttl_ms", ttl_ms.to_string()),
-                ],
-            )
+            .hset_multiple(&key, &fields)
             .ignore()
             .pexpire(&key, ttl_ms as i64)
             .ignore();
@@ -106,6 +119,9 @@ impl EventLog for RedisBus {
             principal: field("principal"),
             created_at_ms: created_at.parse().unwrap_or_default(),
             format: field("format"),
+            thread_id: fields.get("thread_id").cloned(),
+            run_id: fields.get("run_id").cloned(),
+            chat_id: fields.get("chat_id").cloned(),
             on_disconnect: OnDisconnect::from_label(&field("on_disconnect")).unwrap_or_default(),
             ended: fields.get("ended").and_then(|id| id.parse().ok()),
             followers: field("followers").parse().unwrap_or_default(),
@@ -201,6 +217,23 @@ impl EventLog for RedisBus {
             (Some(2), Some(id)) => Ok(Ending::AlreadyEnded(id)),
             _ => Err(unexpected("sse_bridge_end", &reply)),
         }
+    }
+
+    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError> {
+        let ttl_ms = self.log_limits().ttl.as_millis() as u64;
+        let set = redis::cmd("SET")
+            .arg(alias_key(alias))
+            .arg(id.to_string())
+            .arg("PX")
+            .arg(ttl_ms)
+            .to_owned();
+        self.commands().query(&set).await
+    }
+
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError> {
+        let get = redis::cmd("GET").arg(alias_key(alias)).to_owned();
+        let id: Option<String> = self.commands().query(&get).await?;
+        Ok(id.and_then(|id| id.parse().ok()))
     }
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {

@@ -47,6 +47,35 @@ pub async fn check_event_log(log: &dyn EventLog, trim_batch: usize) {
     gateway_end_is_exclusive(log).await;
     reads_page_and_detect_trimmed_history(log, trim_batch).await;
     followers_are_counted(log).await;
+    aliases_name_live_sessions(log).await;
+}
+
+async fn aliases_name_live_sessions(log: &dyn EventLog) {
+    let alias = format!("chat:{}", SessionId::new());
+    assert_eq!(log.resolve_alias(&alias).await.unwrap(), None);
+    let first = created(log).await;
+    log.bind_alias(&alias, first).await.unwrap();
+    assert_eq!(log.resolve_alias(&alias).await.unwrap(), Some(first));
+    let second = created(log).await;
+    log.bind_alias(&alias, second).await.unwrap();
+    assert_eq!(
+        log.resolve_alias(&alias).await.unwrap(),
+        Some(second),
+        "taken over"
+    );
+    let mut meta = SessionMeta::new("anonymous", "ai-sdk", OnDisconnect::Cancel);
+    meta.chat_id = Some("c1".into());
+    let labelled = SessionId::new();
+    log.create(labelled, &meta).await.unwrap();
+    assert_eq!(
+        log.meta(labelled)
+            .await
+            .unwrap()
+            .unwrap()
+            .chat_id
+            .as_deref(),
+        Some("c1")
+    );
 }
 
 async fn unknown_sessions_are_refused(log: &dyn EventLog) {

@@ -33,6 +33,8 @@ pub(super) struct Logs {
 
 struct State {
     sessions: HashMap<SessionId, Record>,
+    /// Aliases of sessions; an alias whose session expired resolves to nothing.
+    aliases: HashMap<String, SessionId>,
     next_sweep: Instant,
 }
 
@@ -53,6 +55,7 @@ impl Logs {
             limits,
             state: Mutex::new(State {
                 sessions: HashMap::new(),
+                aliases: HashMap::new(),
                 next_sweep: Instant::now(),
             }),
         }
@@ -62,7 +65,11 @@ impl Logs {
         let mut state = self.lock();
         let now = Instant::now();
         if now >= state.next_sweep {
-            state.sessions.retain(|_, record| record.expires > now);
+            let State {
+                sessions, aliases, ..
+            } = &mut *state;
+            sessions.retain(|_, record| record.expires > now);
+            aliases.retain(|_, id| sessions.contains_key(id));
             state.next_sweep = now + SWEEP_EVERY;
         }
         state.sessions.insert(
@@ -150,6 +157,15 @@ impl Logs {
             record.meta.followers += delta;
             record.meta.followers
         })
+    }
+
+    pub(super) fn bind_alias(&self, alias: &str, id: SessionId) {
+        self.lock().aliases.insert(alias.to_owned(), id);
+    }
+
+    pub(super) fn resolve_alias(&self, alias: &str) -> Option<SessionId> {
+        let id = *self.lock().aliases.get(alias)?;
+        self.with_record(id, |_| id)
     }
 
     /// Appends `event`, trims, publishes it with its `log_id`, and marks the

@@ -93,6 +93,15 @@ impl EventLog for EmbeddedBus {
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {
         Ok(self.logs.add_followers(id, delta))
     }
+
+    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError> {
+        self.logs.bind_alias(alias, id);
+        Ok(())
+    }
+
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError> {
+        Ok(self.logs.resolve_alias(alias))
+    }
 }
 
 /// In-process job queue: many producers, many competing consumers.

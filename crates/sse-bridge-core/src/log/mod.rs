@@ -61,8 +61,13 @@ pub struct SessionMeta {
     pub principal: String,
     /// Unix milliseconds.
     pub created_at_ms: u64,
-    /// Output format of the creating endpoint (`native`).
+    /// Output format of the creating endpoint (`native`, `ag-ui`, `ai-sdk`).
     pub format: String,
+    /// AG-UI thread and run ids, AI SDK chat id: what the format's client
+    /// knows the session by.
+    pub thread_id: Option<String>,
+    pub run_id: Option<String>,
+    pub chat_id: Option<String>,
     pub on_disconnect: OnDisconnect,
     /// The id of the log's terminal event, once the session ended.
     pub ended: Option<LogId>,
@@ -77,6 +82,9 @@ impl SessionMeta {
             principal: principal.to_owned(),
             created_at_ms: crate::protocol::unix_ms(),
             format: format.to_owned(),
+            thread_id: None,
+            run_id: None,
+            chat_id: None,
             on_disconnect,
             ended: None,
             followers: 1,
@@ -193,4 +201,11 @@ pub trait EventLog: EventBus {
     /// Adds `delta` to the session's follower count; the new count, or
     /// `None` when the session is unknown.
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError>;
+
+    /// Names session `id` by `alias` (an AI SDK chat, an AG-UI run) for as
+    /// long as the session's log lives; a later session may take the alias over.
+    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError>;
+
+    /// The session `alias` names, if any.
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError>;
 }

@@ -262,6 +262,9 @@ pub enum InvalidRequest {
     ModelAliasNotString,
     #[error("on_disconnect must be \"cancel\" or \"continue\"")]
     BadOnDisconnect,
+    /// An AG-UI or AI SDK body that is not what its client sends.
+    #[error("{0}")]
+    Input(String),
 }
 
 impl SessionRequest {
@@ -269,6 +272,11 @@ impl SessionRequest {
         let value: Value =
             serde_json::from_slice(raw).map_err(|e| InvalidRequest::NotJson(e.to_string()))?;
         Self::from_value(value)
+    }
+
+    /// The body as JSON (what the job carries).
+    pub fn as_object(&self) -> &Map<String, Value> {
+        &self.body
     }
 
     pub fn from_value(value: Value) -> Result<Self, InvalidRequest> {

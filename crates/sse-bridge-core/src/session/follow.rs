@@ -8,8 +8,9 @@
 //! copies of what it replayed: no gap between replay and live, no duplicate.
 
 use super::stream::LiveSession;
-use super::{SessionContext, StartError};
+use super::{SessionContext, StartError, chat_alias, run_alias};
 use crate::error::BrokerError;
+use crate::format::Format;
 use crate::log::LogId;
 use crate::protocol::SessionId;
 
@@ -31,12 +32,62 @@ pub enum FollowError {
     Unavailable(#[from] StartError),
 }
 
-/// Starts following session `id` after the logged event `after` (from the
-/// start when `None`).
+/// Starts following session `id` in `format` after the logged event
+/// `after` (from the start when `None`). Only the native format resumes
+/// after a cursor; AG-UI and the AI SDK replay a run whole, from its start
+/// frame, as their clients expect.
 pub async fn follow(
     ctx: &SessionContext,
     id: SessionId,
+    format: Format,
     after: Option<LogId>,
+) -> Result<Followed, FollowError> {
+    open(
+        ctx,
+        id,
+        format,
+        after.filter(|_| format == Format::Native),
+        false,
+    )
+    .await
+}
+
+/// `GET /v1/ai-sdk/chat/{chat_id}/stream` (the AI SDK's `reconnectToStream`):
+/// the chat's live message replayed from its `start` and tailed; `Ended`
+/// when the chat has no live message (none started, or it is complete).
+pub async fn follow_chat(ctx: &SessionContext, chat_id: &str) -> Result<Followed, FollowError> {
+    match resolve(ctx, &chat_alias(chat_id)).await? {
+        Some(id) => open(ctx, id, Format::AiSdk, None, true).await,
+        None => Ok(Followed::Ended),
+    }
+}
+
+/// `GET /v1/ag-ui/runs/{run_id}/events`: the whole run again, from
+/// `RUN_STARTED`, for a page that reloads.
+pub async fn follow_run(ctx: &SessionContext, run_id: &str) -> Result<Followed, FollowError> {
+    let id = resolve(ctx, &run_alias(run_id))
+        .await?
+        .ok_or(FollowError::Unknown)?;
+    open(ctx, id, Format::AgUi, None, false).await
+}
+
+async fn resolve(ctx: &SessionContext, alias: &str) -> Result<Option<SessionId>, FollowError> {
+    let timeout = ctx.start_timeout;
+    tokio::time::timeout(timeout, ctx.bus.resolve_alias(alias))
+        .await
+        .map_err(|_| BrokerError::Timeout(timeout))
+        .and_then(|resolved| resolved)
+        .map_err(|e| FollowError::Unavailable(StartError::Subscribe(e)))
+}
+
+/// Opens a follower's stream; `live_only`: an ended session is `Ended`
+/// whatever the cursor.
+async fn open(
+    ctx: &SessionContext,
+    id: SessionId,
+    format: Format,
+    after: Option<LogId>,
+    live_only: bool,
 ) -> Result<Followed, FollowError> {
     let slot = ctx.limit.try_take()?;
     let bounded = |e: BrokerError| FollowError::Unavailable(StartError::Subscribe(e));
@@ -46,8 +97,8 @@ pub async fn follow(
         .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
         .map_err(bounded)?
         .ok_or(FollowError::Unknown)?;
-    if let (Some(ended), Some(after)) = (meta.ended, after)
-        && after >= ended
+    if let Some(ended) = meta.ended
+        && (live_only || after.is_some_and(|after| after >= ended))
     {
         return Ok(Followed::Ended);
     }
@@ -79,6 +130,7 @@ pub async fn follow(
         ctx,
         id,
         &meta,
+        format,
         after,
         subscription,
         slot,

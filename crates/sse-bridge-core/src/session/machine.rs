@@ -29,9 +29,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
+use crate::format::Encoder;
 use crate::log::{Admission, AttemptGate, LogEntry, LogId};
 use crate::protocol::{ErrorCode, Event, MalformedEvent, event_type};
-use crate::sse::{self, Framing};
+use crate::sse;
 
 /// Every duration and bound of a session; defaults are PROTOCOL.md's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +147,8 @@ enum Phase {
 #[derive(Debug)]
 pub struct SessionMachine {
     config: SessionConfig,
-    framing: Framing,
+    /// Turns forwarded events into frames of the stream's format.
+    encoder: Box<dyn Encoder>,
     started: Instant,
     phase: Phase,
     held: Vec<Event>,
@@ -165,11 +167,16 @@ pub struct SessionMachine {
 
 impl SessionMachine {
     /// A machine for a session that started at `started` (earlier than `now`
-    /// for a follower joining later).
-    pub fn new(config: SessionConfig, framing: Framing, started: Instant, now: Instant) -> Self {
+    /// for a follower joining later), writing frames with `encoder`.
+    pub fn new(
+        config: SessionConfig,
+        encoder: Box<dyn Encoder>,
+        started: Instant,
+        now: Instant,
+    ) -> Self {
         SessionMachine {
             config,
-            framing,
+            encoder,
             started,
             phase: Phase::AwaitingAck,
             held: Vec::new(),
@@ -194,6 +201,11 @@ impl SessionMachine {
 
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    /// The frames that open the stream in its format (before any event).
+    pub fn start(&mut self, out: &mut BytesMut) {
+        self.encoder.start(out);
     }
 
     /// Where a log read must continue from.
@@ -436,7 +448,7 @@ impl SessionMachine {
     }
 
     fn write(&mut self, event: &Event, now: Instant, out: &mut BytesMut) {
-        sse::write_event(out, event, self.framing);
+        self.encoder.event(event, out);
         self.last_write = now;
     }
 
@@ -489,6 +501,7 @@ fn error_outcome(event: &Event) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::Framing;
 
     const ACK: &[u8] = br#"{"event_type":"worker_ack","payload":{}}"#;
     const END: &[u8] = br#"{"event_type":"FinalAnswerStreamEnd","payload":{}}"#;
@@ -518,10 +531,14 @@ mod tests {
             .collect()
     }
 
+    fn native(framing: Framing) -> Box<dyn Encoder> {
+        Box::new(crate::format::Native::new(framing))
+    }
+
     fn machine() -> (SessionMachine, Instant) {
         let t0 = Instant::now();
         (
-            SessionMachine::new(SessionConfig::default(), Framing::DataOnly, t0, t0),
+            SessionMachine::new(SessionConfig::default(), native(Framing::DataOnly), t0, t0),
             t0,
         )
     }
@@ -742,7 +759,7 @@ mod tests {
             max_held_events: 2,
             ..SessionConfig::default()
         };
-        let mut m = SessionMachine::new(config, Framing::DataOnly, t0, t0);
+        let mut m = SessionMachine::new(config, native(Framing::DataOnly), t0, t0);
         let mut out = BytesMut::new();
         m.on_message(&piece("a"), t0, &mut out);
         m.on_message(&piece("b"), t0, &mut out);
@@ -791,7 +808,7 @@ mod tests {
     #[test]
     fn a_resuming_machine_streams_after_its_cursor_with_ids() {
         let t0 = Instant::now();
-        let mut m = SessionMachine::new(SessionConfig::default(), Framing::WithIds, t0, t0)
+        let mut m = SessionMachine::new(SessionConfig::default(), native(Framing::WithIds), t0, t0)
             .resuming(LogId::new(5, 0));
         let mut out = BytesMut::new();
         m.on_entry(&entry(5, &piece("old")), t0, &mut out);

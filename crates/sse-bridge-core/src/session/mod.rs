@@ -23,12 +23,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
+use crate::format::Format;
 use crate::log::{EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 
 pub use cancel::{CancelError, cancel};
-pub use follow::{FollowError, Followed, follow};
+pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
 pub use machine::{Failure, Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
 pub use stream::{LiveSession, Role};
 
@@ -73,6 +74,40 @@ impl Default for SessionLimit {
     }
 }
 
+/// How a new session is served: its format and the ids its client knows
+/// it by (recorded in the metadata, and as aliases any gateway can resolve).
+#[derive(Debug, Clone)]
+pub struct Presentation {
+    pub format: Format,
+    /// AG-UI `threadId` / `runId`: `RUN_STARTED` and `RUN_FINISHED` carry them.
+    pub thread_id: Option<String>,
+    pub run_id: Option<String>,
+    /// AI SDK chat id: `GET /v1/ai-sdk/chat/{id}/stream` finds the session by it.
+    pub chat_id: Option<String>,
+}
+
+impl Presentation {
+    /// `POST /v1/react/sessions`.
+    pub fn native() -> Self {
+        Presentation {
+            format: Format::Native,
+            thread_id: None,
+            run_id: None,
+            chat_id: None,
+        }
+    }
+}
+
+/// The alias of an AI SDK chat's live session.
+pub fn chat_alias(chat_id: &str) -> String {
+    format!("chat:{chat_id}")
+}
+
+/// The alias of an AG-UI run's session.
+pub fn run_alias(run_id: &str) -> String {
+    format!("ag-ui-run:{run_id}")
+}
+
 /// Why a session could not start (the client gets a 503).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -105,9 +140,10 @@ impl StartError {
 pub async fn start(
     ctx: &SessionContext,
     request: SessionRequest,
+    presentation: Presentation,
 ) -> Result<LiveSession, StartError> {
     let id = SessionId::new();
-    let result = start_with_id(ctx, id, request).await;
+    let result = start_with_id(ctx, id, request, presentation).await;
     if let Err(error) = &result {
         metrics::counter!(crate::metrics::SESSIONS_REFUSED, "reason" => error.label()).increment(1);
         tracing::warn!(session_id = %id, "session refused: {error}");
@@ -119,12 +155,19 @@ async fn start_with_id(
     ctx: &SessionContext,
     id: SessionId,
     request: SessionRequest,
+    presentation: Presentation,
 ) -> Result<LiveSession, StartError> {
     let slot = ctx.limit.try_take()?;
     let timeout = ctx.start_timeout;
-    let on_disconnect = request.on_disconnect();
-    let meta = SessionMeta::new(ANONYMOUS, NATIVE_FORMAT, on_disconnect);
-    tokio::time::timeout(timeout, ctx.bus.create(id, &meta))
+    let mut meta = SessionMeta::new(
+        ANONYMOUS,
+        presentation.format.as_str(),
+        request.on_disconnect(),
+    );
+    meta.thread_id = presentation.thread_id;
+    meta.run_id = presentation.run_id;
+    meta.chat_id = presentation.chat_id;
+    tokio::time::timeout(timeout, record(ctx, id, &meta))
         .await
         .map_err(|_| StartError::Record(BrokerError::Timeout(timeout)))?
         .map_err(StartError::Record)?;
@@ -149,14 +192,28 @@ async fn start_with_id(
     Ok(LiveSession::creator(
         ctx,
         id,
+        &meta,
         model_alias.as_deref(),
-        on_disconnect,
         subscription,
         slot,
     ))
 }
 
+/// Writes a new session's metadata and the aliases its client knows it by.
+async fn record(
+    ctx: &SessionContext,
+    id: SessionId,
+    meta: &SessionMeta,
+) -> Result<(), BrokerError> {
+    ctx.bus.create(id, meta).await?;
+    if let Some(chat_id) = &meta.chat_id {
+        ctx.bus.bind_alias(&chat_alias(chat_id), id).await?;
+    }
+    if let Some(run_id) = &meta.run_id {
+        ctx.bus.bind_alias(&run_alias(run_id), id).await?;
+    }
+    Ok(())
+}
+
 /// The principal of every session while authentication is off.
 const ANONYMOUS: &str = "anonymous";
-/// The output format of `POST /v1/react/sessions`.
-const NATIVE_FORMAT: &str = "native";

@@ -28,6 +28,7 @@ use super::SessionContext;
 use super::cancel::{self, Departure};
 use super::machine::{Failure, Outcome, Progress, SessionMachine};
 use crate::bus::{Delivery, Subscription};
+use crate::format::{AgUi, AiSdk, Encoder, Format, Native};
 use crate::log::{Ending, EventLog, LogId, SessionMeta};
 use crate::metrics as m;
 use crate::protocol::{ErrorCode, OnDisconnect, SessionId, unix_ms};
@@ -80,12 +81,13 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// The creating `POST`'s stream (data-only frames).
+    /// The creating `POST`'s stream, in the format it was created in
+    /// (native: data-only frames).
     pub(super) fn creator(
         ctx: &SessionContext,
         id: SessionId,
+        meta: &SessionMeta,
         model_alias: Option<&str>,
-        on_disconnect: OnDisconnect,
         subscription: Subscription,
         slot: OwnedSemaphorePermit,
     ) -> Self {
@@ -98,25 +100,31 @@ impl LiveSession {
         metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
         span.in_scope(|| tracing::info!("session started"));
         let now = Instant::now();
-        let machine = SessionMachine::new(ctx.config, Framing::DataOnly, now, now);
-        Self::new(
+        let format = Format::from_label(&meta.format).unwrap_or(Format::Native);
+        let encoder = encoder(format, id, meta, Framing::DataOnly);
+        let machine = SessionMachine::new(ctx.config, encoder, now, now);
+        let mut session = Self::new(
             ctx,
             id,
             Role::Creator,
             machine,
-            on_disconnect,
+            meta.on_disconnect,
             subscription,
             slot,
             span,
-        )
+        );
+        session.machine.start(&mut session.preamble);
+        session
     }
 
-    /// A follower's stream (frames with ids), replaying the log after
-    /// `after` (from the start when `None`) before it goes live.
+    /// A follower's stream in `format` (native: frames with ids),
+    /// replaying the log after `after` (from the start when `None`) before
+    /// it goes live.
     pub(super) fn follower(
         ctx: &SessionContext,
         id: SessionId,
         meta: &SessionMeta,
+        format: Format,
         after: Option<LogId>,
         subscription: Subscription,
         slot: OwnedSemaphorePermit,
@@ -133,7 +141,8 @@ impl LiveSession {
         // Deadlines count from the session's creation, as its creator's do.
         let age = Duration::from_millis(unix_ms().saturating_sub(meta.created_at_ms));
         let started = now.checked_sub(age).unwrap_or(now);
-        let mut machine = SessionMachine::new(ctx.config, Framing::WithIds, started, now);
+        let encoder = encoder(format, id, meta, Framing::WithIds);
+        let mut machine = SessionMachine::new(ctx.config, encoder, started, now);
         if let Some(after) = after {
             machine = machine.resuming(after);
         }
@@ -147,7 +156,10 @@ impl LiveSession {
             slot,
             span,
         );
-        sse::write_retry(&mut session.preamble, RETRY_HINT);
+        if format == Format::Native {
+            sse::write_retry(&mut session.preamble, RETRY_HINT);
+        }
+        session.machine.start(&mut session.preamble);
         session.catching_up = true;
         session
     }
@@ -450,6 +462,26 @@ impl LiveSession {
             foreign_attempts = stats.foreign,
             "stream ended"
         );
+    }
+}
+
+/// The encoder of a stream of session `id` in `format`; `framing` is the
+/// native format's.
+fn encoder(
+    format: Format,
+    id: SessionId,
+    meta: &SessionMeta,
+    framing: Framing,
+) -> Box<dyn Encoder> {
+    let id = id.to_string();
+    match format {
+        Format::Native => Box::new(Native::new(framing)),
+        Format::AgUi => Box::new(AgUi::new(
+            meta.thread_id.as_deref().unwrap_or(&id),
+            meta.run_id.as_deref().unwrap_or(&id),
+            &id,
+        )),
+        Format::AiSdk => Box::new(AiSdk::new(&format!("msg-{id}"))),
     }
 }
 

@@ -1,0 +1,209 @@
+//! AG-UI (`@ag-ui/client`'s `HttpAgent`): the run as AG-UI events.
+//!
+//! | worker event | AG-UI |
+//! |---|---|
+//! | (stream start) | `RUN_STARTED {threadId, runId}` |
+//! | `worker_ack` | `CUSTOM {name: "worker_ack", value}` |
+//! | `AgentThoughtStream` | `REASONING_START` + `REASONING_MESSAGE_START` (role `reasoning`) once, then `REASONING_MESSAGE_CONTENT` |
+//! | `AgentToolCallStart` | `TOOL_CALL_START` + `TOOL_CALL_ARGS` (input as JSON text) + `TOOL_CALL_END` |
+//! | `AgentToolCallEnd` | `TOOL_CALL_RESULT` for the oldest open call of that tool |
+//! | `FinalAnswerStream` | `TEXT_MESSAGE_START` (role `assistant`) once, then `TEXT_MESSAGE_CONTENT` |
+//! | `FinalAnswerStreamEnd` | close what is open, `RUN_FINISHED` |
+//! | `error` | `RUN_ERROR {message, code}` |
+//! | anything else | `CUSTOM {name: event_type, value: payload}` |
+//!
+//! A reasoning or text message is closed before anything else opens, so
+//! the client's verifier (no content before its start, no duplicate start,
+//! nothing open at `RUN_FINISHED`) accepts every stream.
+
+use bytes::BytesMut;
+use serde_json::{Value, json};
+
+use super::{Encoder, payload_of, text_of, write_data};
+use crate::protocol::{Event, event_type};
+
+/// The AG-UI encoder of one stream.
+#[derive(Debug)]
+pub struct AgUi {
+    thread_id: String,
+    run_id: String,
+    /// Prefix of the ids this stream makes: replays make the same ids.
+    ids: String,
+    made: u64,
+    reasoning: Option<String>,
+    text: Option<String>,
+    /// Tool calls waiting for their result: (toolCallId, tool name).
+    calls: Vec<(String, String)>,
+}
+
+impl AgUi {
+    /// An encoder for the run `run_id` of thread `thread_id`; `ids` prefixes
+    /// every id it makes (the session id).
+    pub fn new(thread_id: &str, run_id: &str, ids: &str) -> Self {
+        AgUi {
+            thread_id: thread_id.to_owned(),
+            run_id: run_id.to_owned(),
+            ids: ids.to_owned(),
+            made: 0,
+            reasoning: None,
+            text: None,
+            calls: Vec::new(),
+        }
+    }
+
+    fn next_id(&mut self, kind: &str) -> String {
+        self.made += 1;
+        format!("{kind}-{}-{}", self.ids, self.made)
+    }
+
+    fn close_reasoning(&mut self, out: &mut BytesMut) {
+        if let Some(id) = self.reasoning.take() {
+            write_data(
+                out,
+                &json!({"type": "REASONING_MESSAGE_END", "messageId": id}),
+            );
+            write_data(out, &json!({"type": "REASONING_END", "messageId": id}));
+        }
+    }
+
+    fn close_text(&mut self, out: &mut BytesMut) {
+        if let Some(id) = self.text.take() {
+            write_data(out, &json!({"type": "TEXT_MESSAGE_END", "messageId": id}));
+        }
+    }
+
+    fn close_all(&mut self, out: &mut BytesMut) {
+        self.close_reasoning(out);
+        self.close_text(out);
+    }
+
+    fn custom(out: &mut BytesMut, name: &str, value: Value) {
+        write_data(
+            out,
+            &json!({"type": "CUSTOM", "name": name, "value": value}),
+        );
+    }
+}
+
+impl Encoder for AgUi {
+    fn start(&mut self, out: &mut BytesMut) {
+        write_data(
+            out,
+            &json!({"type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id}),
+        );
+    }
+
+    fn event(&mut self, event: &Event, out: &mut BytesMut) {
+        let payload = payload_of(event);
+        match event.event_type() {
+            event_type::WORKER_ACK => Self::custom(out, event_type::WORKER_ACK, payload),
+            event_type::THOUGHT => {
+                self.close_text(out);
+                let id = match &self.reasoning {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = self.next_id("reasoning");
+                        write_data(out, &json!({"type": "REASONING_START", "messageId": id}));
+                        write_data(
+                            out,
+                            &json!({"type": "REASONING_MESSAGE_START", "messageId": id, "role": "reasoning"}),
+                        );
+                        self.reasoning = Some(id.clone());
+                        id
+                    }
+                };
+                let delta = text_of(&payload["char"]);
+                if !delta.is_empty() {
+                    write_data(
+                        out,
+                        &json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": id, "delta": delta}),
+                    );
+                }
+            }
+            event_type::TOOL_CALL_START => {
+                self.close_all(out);
+                let id = self.next_id("call");
+                let name = text_of(&payload["tool_name"]);
+                write_data(
+                    out,
+                    &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
+                );
+                let args = payload.get("tool_input").cloned().unwrap_or(Value::Null);
+                write_data(
+                    out,
+                    &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": args.to_string()}),
+                );
+                write_data(out, &json!({"type": "TOOL_CALL_END", "toolCallId": id}));
+                self.calls.push((id, name));
+            }
+            event_type::TOOL_CALL_END => {
+                self.close_all(out);
+                let name = text_of(&payload["tool_name"]);
+                match take_call(&mut self.calls, &name) {
+                    Some(call) => {
+                        let message = self.next_id("result");
+                        let content = text_of(payload.get("output").unwrap_or(&Value::Null));
+                        write_data(
+                            out,
+                            &json!({"type": "TOOL_CALL_RESULT", "messageId": message, "toolCallId": call,
+                                    "content": content, "role": "tool"}),
+                        );
+                    }
+                    // A result with no call to pair it with: pass it on as is.
+                    None => Self::custom(out, event_type::TOOL_CALL_END, payload),
+                }
+            }
+            event_type::ANSWER => {
+                self.close_reasoning(out);
+                let id = match &self.text {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = self.next_id("message");
+                        write_data(
+                            out,
+                            &json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"}),
+                        );
+                        self.text = Some(id.clone());
+                        id
+                    }
+                };
+                let delta = text_of(&payload["char"]);
+                if !delta.is_empty() {
+                    write_data(
+                        out,
+                        &json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": id, "delta": delta}),
+                    );
+                }
+            }
+            event_type::ANSWER_END => {
+                self.close_all(out);
+                write_data(
+                    out,
+                    &json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id}),
+                );
+            }
+            event_type::ERROR => {
+                let message = match payload.get("error") {
+                    Some(Value::String(message)) => message.clone(),
+                    _ => "the run failed".to_owned(),
+                };
+                let mut error = json!({"type": "RUN_ERROR", "message": message});
+                if let Some(Value::String(code)) = payload.get("code") {
+                    error["code"] = Value::String(code.clone());
+                }
+                write_data(out, &error);
+            }
+            other => Self::custom(out, other, payload),
+        }
+    }
+}
+
+/// Takes the oldest open call of tool `name` (of any tool when no call of
+/// that name is open).
+pub(super) fn take_call(calls: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let index = calls
+        .iter()
+        .position(|(_, tool)| tool == name)
+        .or(if calls.is_empty() { None } else { Some(0) })?;
+    Some(calls.remove(index).0)
+}

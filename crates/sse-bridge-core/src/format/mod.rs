@@ -1,0 +1,94 @@
+//! Output formats (PROTOCOL §5): the same worker events, three wire
+//! vocabularies.
+//!
+//! An [`Encoder`] turns the events a session forwards into SSE frames, and
+//! keeps the per-stream state a format needs (which reasoning, text or tool
+//! call is open, which ids it gave them). Formats are applied on output
+//! only: the log holds worker events, so a session started through one
+//! endpoint can be followed in any format.
+//!
+//! * [`Native`] — the worker's JSON, `data:` frames (with `id:` for followers).
+//! * [`AgUi`] — AG-UI events (`RUN_STARTED`, `REASONING_*`, `TOOL_CALL_*`,
+//!   `TEXT_MESSAGE_*`, `RUN_FINISHED` / `RUN_ERROR`, `CUSTOM`).
+//! * [`AiSdk`] — the Vercel AI SDK UI message stream (`start`, `reasoning-*`,
+//!   `tool-input-available` / `tool-output-available`, `text-*`, `finish`,
+//!   `[DONE]`).
+//!
+//! Ids an encoder makes (message, reasoning, tool call) are derived from the
+//! session id and a counter, so a replay of the same log yields the same ids
+//! — what the AI SDK's `reconnectToStream` relies on. Frames are LF-only.
+//! `requests` turns the AG-UI and AI SDK request bodies into a session request.
+
+mod ag_ui;
+mod ai_sdk;
+mod native;
+mod requests;
+
+use bytes::{BufMut, BytesMut};
+use serde_json::Value;
+
+use crate::protocol::Event;
+
+pub use ag_ui::AgUi;
+pub use ai_sdk::AiSdk;
+pub use native::Native;
+pub use requests::{AgUiRun, AiSdkChat};
+
+/// Turns a session's forwarded events into frames of one format.
+pub trait Encoder: Send + Sync + std::fmt::Debug + 'static {
+    /// Frames that open the stream, before any event (AG-UI `RUN_STARTED`,
+    /// AI SDK `start`); nothing for the native format.
+    fn start(&mut self, _out: &mut BytesMut) {}
+
+    /// The frames of one forwarded event, the terminal one included.
+    fn event(&mut self, event: &Event, out: &mut BytesMut);
+}
+
+/// Which encoder an endpoint asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Native,
+    AgUi,
+    AiSdk,
+}
+
+impl Format {
+    /// The name stored in session metadata and accepted as `?format=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::AgUi => "ag-ui",
+            Format::AiSdk => "ai-sdk",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Format::Native, Format::AgUi, Format::AiSdk]
+            .into_iter()
+            .find(|f| f.as_str() == label)
+    }
+}
+
+/// Appends `data: <json>\n\n`.
+fn write_data(out: &mut BytesMut, value: &Value) {
+    out.put_slice(b"data: ");
+    out.put_slice(&serde_json::to_vec(value).expect("serialising a Value cannot fail"));
+    out.put_slice(b"\n\n");
+}
+
+/// An event's `event_type` and `payload` as JSON (`Null` when absent).
+fn payload_of(event: &Event) -> Value {
+    serde_json::from_slice::<Value>(event.json())
+        .ok()
+        .and_then(|mut v| v.get_mut("payload").map(Value::take))
+        .unwrap_or(Value::Null)
+}
+
+/// A payload field as text: strings as they are, anything else as JSON.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
