@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # One side-by-side benchmark run: sse-bridge vs the Python reference of the
 # seed design (../shared/reference), same Redis, same machine, same load
-# generator; plus the machine's ceiling (raw Redis PUBLISH rate).
+# generator; plus the machine's ceiling (raw Redis PUBLISH rate). sse-bridge
+# also runs throughput and latency in resumable mode (the bench's worker
+# sends every event through FCALL sse_bridge_append: XADD to the session log
+# + PUBLISH in one call) beside the Pub/Sub-only ones; the reference has no
+# log, so it runs Pub/Sub only.
 #
-#   bash bench/compare.sh            # full run (~10 min)
-#   QUICK=1 bash bench/compare.sh    # small sizes, a smoke run (~2 min)
+#   bash bench/compare.sh                # full run (~5 min)
+#   QUICK=1 bash bench/compare.sh        # small sizes, a smoke run (~2 min)
+#   ONLY_OURS=1 bash bench/compare.sh    # sse-bridge only, no reference
 #
-# Writes bench/results.jsonl (one JSON line per scenario and gateway),
+# Writes bench/results.jsonl (one JSON line per scenario, gateway and mode),
 # bench/summary.md (tables, ratios) and bench/chart.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +26,9 @@ if [ "${QUICK:-0}" = 1 ]; then
 else
     SESSIONS=3000 EVENTS=100 CONC=100 LAT_SESSIONS=400 HOLD_OURS=10000 HOLD_REF=2000 SETUP=1000
 fi
+
+# No bench run may take longer than this (seconds).
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -48,7 +56,7 @@ BENCH=target/release/sse-bridge-bench
 GATEWAY=target/release/sse-bridge
 
 VENV=target/reference-venv
-if ! "$VENV/bin/python" -c 'import fastapi, uvicorn, redis' >/dev/null 2>&1; then
+if [ "${ONLY_OURS:-0}" != 1 ] && ! "$VENV/bin/python" -c 'import fastapi, uvicorn, redis' >/dev/null 2>&1; then
     log "creating $VENV for the reference"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REFERENCE_DIR/requirements.txt"
@@ -62,14 +70,17 @@ wait_up() {
     done
     echo "gateway at $1 did not come up" >&2; return 1
 }
-events_per_s() { # label → throughput events/s from the results file
-    python3 -c "import json,sys; print([json.loads(l)['events_per_s'] for l in open('$OUT') if json.loads(l)['label']=='$1' and json.loads(l)['scenario']=='throughput'][-1])"
+events_per_s() { # label mode → throughput events/s from the results file
+    python3 -c "import json; rs=[json.loads(l) for l in open('$OUT')]; print([r['events_per_s'] for r in rs if (r['label'], r.get('mode', 'pubsub'), r['scenario']) == ('$1', '$2', 'throughput')][-1])"
+}
+bench() { # the load generator, bounded in time
+    timeout "$RUN_TIMEOUT" "$BENCH" "$@"
 }
 
 # --- the machine's ceiling ----------------------------------------------------
 log "ceiling: raw Redis PUBLISH rate (redis-benchmark, 50 clients, no pipelining)"
 PAYLOAD='{"event_type":"FinalAnswerStream","payload":{"char":"x","seq":42,"t":123456789}}'
-CEILING=$(redis-benchmark -h 127.0.0.1 -p 6379 -n 300000 -c 50 -q PUBLISH bench_ceiling "$PAYLOAD" \
+CEILING=$(timeout "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p 6379 -n 300000 -c 50 -q PUBLISH bench_ceiling "$PAYLOAD" \
     | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1 | cut -d' ' -f1)
 echo "ceiling: $CEILING PUBLISH/s"
 
@@ -78,8 +89,10 @@ start_gateway() { # label → GW_PID, GW_URL
     case $1 in
     ours)
         GW_URL="http://127.0.0.1:$OURS_PORT"
+        # --log-ttl: the session logs of a run expire soon after it, rather
+        # than filling a shared Redis for the default hour.
         RUST_LOG=warn "$GATEWAY" serve --listen 127.0.0.1:$OURS_PORT --redis-url "$REDIS_URL" --queue redis \
-            --idle-timeout 60s >> /tmp/sse-bridge-bench-ours.log 2>&1 &
+            --idle-timeout 60s --log-ttl 10m >> /tmp/sse-bridge-bench-ours.log 2>&1 &
         ;;
     reference)
         GW_URL="http://127.0.0.1:$REF_PORT"
@@ -97,31 +110,43 @@ stop_gateway() {
 trap 'stop_gateway' EXIT
 
 # --- one gateway through every scenario ----------------------------------------
-run_scenarios() { # label hold_streams
-    local label=$1 hold=$2
+throughput_and_latency() { # label mode: full speed, then paced at half of it
+    local label=$1 mode=$2
+    local args=(--url "$GW_URL" --redis-url "$REDIS_URL" --label "$label" --out "$OUT" --mode "$mode")
+    log "$label, $mode: throughput ($SESSIONS sessions × $EVENTS events, $CONC at a time)"
+    bench "${args[@]}" --gateway-pid "$GW_PID" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
+    local max rate
+    max=$(events_per_s "$label" "$mode")
+    rate=$(python3 -c "print(round($max * 0.5))")
+    local paced=(latency --rate "$rate" --sessions "$LAT_SESSIONS" --events "$EVENTS" --concurrency "$CONC")
+    log "$label, $mode: latency paced at $rate events/s (half of its max $max), sessions in step"
+    bench "${args[@]}" "${paced[@]}"
+    log "$label, $mode: latency paced at $rate events/s, each session at its own phase"
+    bench "${args[@]}" "${paced[@]}" --spread
+}
+
+run_scenarios() { # label hold_streams mode… (throughput and latency in each)
+    local label=$1 hold=$2 mode
+    shift 2
     log "starting $label"
     start_gateway "$label"
+    for mode in "$@"; do
+        throughput_and_latency "$label" "$mode"
+    done
     local common=(--url "$GW_URL" --redis-url "$REDIS_URL" --label "$label" --out "$OUT")
-    log "$label: throughput ($SESSIONS sessions × $EVENTS events, $CONC at a time)"
-    "$BENCH" "${common[@]}" --gateway-pid "$GW_PID" throughput --sessions "$SESSIONS" --events "$EVENTS" --concurrency "$CONC"
-    local max rate
-    max=$(events_per_s "$label")
-    rate=$(python3 -c "print(round($max * 0.5))")
-    log "$label: latency paced at $rate events/s (half of its max $max)"
-    "$BENCH" "${common[@]}" latency --rate "$rate" --sessions "$LAT_SESSIONS" --events "$EVENTS" --concurrency "$CONC"
     log "$label: setup (POST → worker_ack)"
-    "$BENCH" "${common[@]}" setup --sessions "$SETUP" --concurrency 10
+    bench "${common[@]}" setup --sessions "$SETUP" --concurrency 10
     # Memory per stream on a fresh process: allocator pools grown by the
     # scenarios above would otherwise hide the streams' real cost.
     stop_gateway
     start_gateway "$label"
     log "$label: hold $hold streams (fresh process)"
-    "$BENCH" "${common[@]}" --gateway-pid "$GW_PID" hold --streams "$hold"
+    bench "${common[@]}" --gateway-pid "$GW_PID" hold --streams "$hold"
     stop_gateway
 }
 
-run_scenarios ours "$HOLD_OURS"
-run_scenarios reference "$HOLD_REF"
+run_scenarios ours "$HOLD_OURS" pubsub resumable
+[ "${ONLY_OURS:-0}" = 1 ] || run_scenarios reference "$HOLD_REF" pubsub
 
 "$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee bench/summary.md
 "$BENCH" chart --input "$OUT" --ceiling "$CEILING" --output bench/chart.png

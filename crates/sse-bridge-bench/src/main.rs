@@ -3,12 +3,15 @@
 //!
 //! It plays both ends: many HTTP clients that verify every session, and the
 //! worker side (its own consumer group on the job stream, events published
-//! on Redis Pub/Sub with their publish time). Each run appends one JSON line
-//! per scenario to `--out`.
+//! on Redis Pub/Sub with their publish time — or, with `--mode resumable`,
+//! appended to sse-bridge's session log and published by one
+//! `FCALL sse_bridge_append`). Each run appends one JSON line per scenario to
+//! `--out`; a run with failed sessions or undelivered events exits non-zero.
 //!
 //! # Layout
 //! * `client` — POST, incremental SSE parsing, per-session verification.
-//! * `worker` — jobs in from the Redis Stream, events out on Pub/Sub.
+//! * `worker` — jobs in from the Redis Stream, events out on Pub/Sub or
+//!   through the session log.
 //! * `scenarios` — throughput, latency, hold, setup.
 //! * `probe` — gateway RSS from `/proc`, Redis `CLIENT LIST`.
 //! * `clock` — the shared monotonic clock behind latencies.
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scenarios::{Report, Target};
+use worker::Mode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +52,10 @@ struct Cli {
     /// Name of the gateway in the report.
     #[arg(long, default_value = "ours")]
     label: String,
+    /// How the bench's worker sends events: plain PUBLISH (any gateway), or
+    /// FCALL sse_bridge_append into the session log (sse-bridge only).
+    #[arg(long, value_enum, default_value_t = Mode::Pubsub)]
+    mode: Mode,
     /// Append each report as a JSON line to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -76,6 +84,10 @@ enum Scenario {
         events: u64,
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Give each session its own phase (report `latency-spread`):
+        /// otherwise sessions started together send in step, in bursts.
+        #[arg(long)]
+        spread: bool,
     },
     /// Streams held open after the ack: RSS and Redis connections per stream.
     Hold {
@@ -123,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         redis_url: cli.redis_url,
         stream: cli.stream,
         gateway_pid: cli.gateway_pid,
+        mode: cli.mode,
     };
     let mut report = match cli.scenario {
         Scenario::Throughput {
@@ -135,7 +148,8 @@ async fn main() -> anyhow::Result<()> {
             sessions,
             events,
             concurrency,
-        } => scenarios::latency(&target, rate, sessions, events, concurrency).await?,
+            spread,
+        } => scenarios::latency(&target, rate, sessions, events, concurrency, spread).await?,
         Scenario::Hold { streams } => scenarios::hold(&target, streams).await?,
         Scenario::Setup {
             sessions,
@@ -158,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     report.label = cli.label;
+    report.mode = cli.mode;
     print_report(&report);
     if let Some(path) = cli.out {
         let mut file = std::fs::OpenOptions::new()
@@ -166,11 +181,12 @@ async fn main() -> anyhow::Result<()> {
             .open(&path)?;
         writeln!(file, "{}", serde_json::to_string(&report)?)?;
     }
-    if report.failed > 0 {
+    if report.failed > 0 || report.worker_errors > 0 {
         anyhow::bail!(
-            "{} of {} sessions failed: {:?}",
+            "{} of {} sessions failed, {} events not delivered by the worker: {:?}",
             report.failed,
             report.sessions,
+            report.worker_errors,
             report.errors
         );
     }
@@ -179,8 +195,16 @@ async fn main() -> anyhow::Result<()> {
 
 fn print_report(r: &Report) {
     println!(
-        "{:<10} {:<10} sessions={} failed={} events={} elapsed={:.2}s events/s={:.0}",
-        r.label, r.scenario, r.sessions, r.failed, r.events, r.elapsed_s, r.events_per_s
+        "{:<10} {:<10} {:<9} sessions={} failed={} worker_errors={} events={} elapsed={:.2}s events/s={:.0}",
+        r.label,
+        r.scenario,
+        r.mode.name(),
+        r.sessions,
+        r.failed,
+        r.worker_errors,
+        r.events,
+        r.elapsed_s,
+        r.events_per_s
     );
     let l = &r.latency;
     if l.count > 0 {
@@ -192,8 +216,9 @@ fn print_report(r: &Report) {
     let c = &r.cpu;
     if let (Some(g), Some(rd), Some(b)) = (c.gateway_s, c.redis_s, c.bench_s) {
         println!(
-            "  CPU s: gateway={g:.2} redis={rd:.2} bench={b:.2} ({:.2} µs gateway CPU per event)",
-            r.gateway_cpu_us_per_event.unwrap_or_default()
+            "  CPU s: gateway={g:.2} redis={rd:.2} bench={b:.2} (per event: {:.2} µs gateway, {:.2} µs Redis)",
+            r.gateway_cpu_us_per_event.unwrap_or_default(),
+            r.redis_cpu_us_per_event.unwrap_or_default()
         );
     }
     let s = &r.setup;

@@ -1,6 +1,7 @@
 //! The four scenarios. Each drives real sessions end to end through the
 //! gateway under test and counts every session that was not exactly right
-//! as a failure.
+//! as a failure, and every event the worker side could not deliver (a
+//! refused log append included) as a worker error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::client::{http_client, run_session};
 use crate::probe;
-use crate::worker::{BenchWorker, Plan};
+use crate::worker::{BenchWorker, Mode, Plan};
 
 /// Where the gateway under test and its Redis are.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Target {
     pub stream: String,
     /// Gateway process, for RSS (hold scenario).
     pub gateway_pid: Option<u32>,
+    /// How the bench's worker sends events.
+    pub mode: Mode,
 }
 
 /// p50/p90/p99/max in microseconds.
@@ -52,8 +55,11 @@ impl From<&Histogram<u64>> for Percentiles {
 pub struct Report {
     pub scenario: &'static str,
     pub label: String,
+    pub mode: Mode,
     pub sessions: u64,
     pub failed: u64,
+    /// Events the worker could not deliver (failed commands, refused appends).
+    pub worker_errors: u64,
     pub events: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
@@ -65,6 +71,8 @@ pub struct Report {
     pub cpu: probe::CpuSplit,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_cpu_us_per_event: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cpu_us_per_event: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_streams: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,7 +204,7 @@ async fn run_with_worker(
     concurrency: usize,
     pieces: u64,
 ) -> anyhow::Result<Report> {
-    let worker = BenchWorker::start(&target.redis_url, &target.stream, plan).await?;
+    let worker = start_worker(target, plan).await?;
     let mut redis = redis::Client::open(target.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
@@ -214,10 +222,25 @@ async fn run_with_worker(
     .await;
     let mut report = tally.into_report(scenario, started.elapsed());
     report.cpu = cpu.stop();
-    report.gateway_cpu_us_per_event =
-        (report.cpu.gateway_s).map(|s| s * 1e6 / report.events.max(1) as f64);
-    worker.stop().await?;
+    let per_event = |cpu_s: Option<f64>| cpu_s.map(|s| s * 1e6 / report.events.max(1) as f64);
+    report.gateway_cpu_us_per_event = per_event(report.cpu.gateway_s);
+    report.redis_cpu_us_per_event = per_event(report.cpu.redis_s);
+    stop_worker(worker, &mut report).await?;
     Ok(report)
+}
+
+async fn start_worker(target: &Target, plan: Plan) -> anyhow::Result<BenchWorker> {
+    BenchWorker::start(&target.redis_url, &target.stream, plan, target.mode).await
+}
+
+/// Stops `worker` and adds its faults to `report`.
+async fn stop_worker(worker: BenchWorker, report: &mut Report) -> anyhow::Result<()> {
+    let (faults, samples) = worker.stop().await?;
+    report.worker_errors = faults;
+    report
+        .errors
+        .extend(samples.into_iter().map(|s| format!("worker: {s}")));
+    Ok(())
 }
 
 /// N sessions × K events at full speed.
@@ -234,20 +257,25 @@ pub async fn throughput(
 }
 
 /// Paced publishing at `rate` events/s in total across `concurrency` sessions.
+/// The sessions of a batch start together and tick in step — every tick a
+/// burst of up to `concurrency` events — unless `spread` gives each its own
+/// phase (reported as `latency-spread`): the same rate, arriving evenly.
 pub async fn latency(
     target: &Target,
     rate: f64,
     sessions: u64,
     events: u64,
     concurrency: usize,
+    spread: bool,
 ) -> anyhow::Result<Report> {
     let interval = Duration::from_secs_f64(concurrency as f64 / rate);
     let plan = Plan::Paced {
         events: events as usize,
         interval,
+        spread,
     };
-    let mut report =
-        run_with_worker(target, "latency", plan, sessions, concurrency, events).await?;
+    let scenario = if spread { "latency-spread" } else { "latency" };
+    let mut report = run_with_worker(target, scenario, plan, sessions, concurrency, events).await?;
     report.target_rate = Some(rate);
     Ok(report)
 }
@@ -266,7 +294,7 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
     let mut redis = redis::Client::open(target.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    let worker = BenchWorker::start(&target.redis_url, &target.stream, Plan::Hold).await?;
+    let worker = start_worker(target, Plan::Hold).await?;
     let (clients_before, _) = probe::redis_clients(&mut redis).await?;
     let rss_before = probe::rss_kib(pid)?;
 
@@ -311,6 +339,6 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
     report.rss_per_stream_kib = Some(rss_held.saturating_sub(rss_before) as f64 / streams as f64);
     report.redis_connections_added = Some(clients_held.saturating_sub(clients_before));
     report.redis_subscriber_connections = Some(subscribers);
-    worker.stop().await?;
+    stop_worker(worker, &mut report).await?;
     Ok(report)
 }

@@ -1,40 +1,104 @@
 //! The worker side of the bench: takes jobs from the Redis Stream with its
-//! own consumer group and publishes each session's events on Redis Pub/Sub,
-//! exactly as PROTOCOL.md asks of a worker — so any conforming gateway
-//! (ours, the Python reference) can be driven.
+//! own consumer group and sends each session's events the way PROTOCOL.md
+//! asks of a worker — so any conforming gateway (ours, the Python reference)
+//! can be driven. [`Mode`] picks how: a plain `PUBLISH` (live only), or
+//! `FCALL sse_bridge_append` (logged in the session's Stream and published in
+//! one call; sse-bridge only). Anything the worker could not deliver — a
+//! failed command, a refused append — is counted in its [`Faults`].
 
-use std::sync::Arc;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::AsyncCommands;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, Value};
 use tokio::sync::watch;
 
 use crate::clock::now_us;
+
+/// How the worker hands each event to the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `PUBLISH sse_session:{id} <json>`: live only, as in the seed design.
+    #[default]
+    Pubsub,
+    /// `FCALL sse_bridge_append`: appended to `sse_events:{id}` and
+    /// published in one server-side call, under an attempt id per session.
+    Resumable,
+}
+
+impl Mode {
+    /// The name on the command line and in the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Pubsub => "pubsub",
+            Mode::Resumable => "resumable",
+        }
+    }
+}
 
 /// What the worker does with each session.
 #[derive(Debug, Clone, Copy)]
 pub enum Plan {
     /// `worker_ack`, `events` pieces as fast as possible, `FinalAnswerStreamEnd`.
     Burst { events: usize },
-    /// The same, one piece every `interval`.
-    Paced { events: usize, interval: Duration },
+    /// The same, one piece every `interval`; with `spread`, each session
+    /// ticks at its own phase instead of in step with the sessions started
+    /// with it.
+    Paced {
+        events: usize,
+        interval: Duration,
+        spread: bool,
+    },
     /// `worker_ack`, then nothing until released, then `FinalAnswerStreamEnd`.
     Hold,
+}
+
+/// Events the worker failed to deliver, with the first few reasons.
+#[derive(Debug, Default)]
+pub struct Faults {
+    count: AtomicU64,
+    samples: Mutex<Vec<String>>,
+}
+
+impl Faults {
+    const SAMPLES: usize = 5;
+
+    fn record(&self, what: String) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut samples = self.samples.lock().expect("not poisoned");
+        if samples.len() < Self::SAMPLES {
+            samples.push(what);
+        }
+    }
+
+    /// How many events failed, and the first few reasons.
+    pub fn take(&self) -> (u64, Vec<String>) {
+        let samples = std::mem::take(&mut *self.samples.lock().expect("not poisoned"));
+        (self.count.load(Ordering::Relaxed), samples)
+    }
 }
 
 /// A running bench worker; stops when dropped.
 pub struct BenchWorker {
     stop: watch::Sender<bool>,
     release: watch::Sender<bool>,
+    faults: Arc<Faults>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl BenchWorker {
-    pub async fn start(redis_url: &str, stream: &str, plan: Plan) -> anyhow::Result<Self> {
+    pub async fn start(
+        redis_url: &str,
+        stream: &str,
+        plan: Plan,
+        mode: Mode,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(redis_url).context("redis url")?;
         // Under full load a reply can take longer than redis-rs's default 500 ms.
         let config =
@@ -58,18 +122,25 @@ impl BenchWorker {
             .context("creating the bench consumer group")?;
         let (stop, stop_rx) = watch::channel(false);
         let (release, release_rx) = watch::channel(false);
+        let faults = Arc::<Faults>::default();
+        let sessions = Sessions {
+            redis: publisher,
+            plan,
+            mode,
+            release: release_rx,
+            faults: faults.clone(),
+        };
         let task = tokio::spawn(read_jobs(
             reader,
-            publisher,
             stream.to_owned(),
             group,
-            plan,
+            sessions,
             stop_rx,
-            release_rx,
         ));
         Ok(BenchWorker {
             stop,
             release,
+            faults,
             task,
         })
     }
@@ -79,26 +150,35 @@ impl BenchWorker {
         self.release.send_replace(true);
     }
 
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// Stops taking jobs; returns what [`Faults::take`] returns.
+    pub async fn stop(self) -> anyhow::Result<(u64, Vec<String>)> {
         self.stop.send_replace(true);
-        self.task.await?
+        self.task.await??;
+        Ok(self.faults.take())
     }
+}
+
+/// What every session the worker runs shares.
+#[derive(Clone)]
+struct Sessions {
+    redis: MultiplexedConnection,
+    plan: Plan,
+    mode: Mode,
+    release: watch::Receiver<bool>,
+    faults: Arc<Faults>,
 }
 
 async fn read_jobs(
     mut reader: MultiplexedConnection,
-    publisher: MultiplexedConnection,
     stream: String,
     group: String,
-    plan: Plan,
+    sessions: Sessions,
     stop: watch::Receiver<bool>,
-    release: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let options = StreamReadOptions::default()
         .group(&group, "bench")
         .count(512)
         .block(100);
-    let release = Arc::new(release);
     while !*stop.borrow() {
         let reply: StreamReadReply = reader.xread_options(&[&stream], &[">"], &options).await?;
         let mut ids = Vec::new();
@@ -109,12 +189,7 @@ async fn read_jobs(
                 eprintln!("bench worker: skipping an entry without a job");
                 continue;
             };
-            tokio::spawn(run_session(
-                publisher.clone(),
-                session,
-                plan,
-                release.as_ref().clone(),
-            ));
+            tokio::spawn(run_session(sessions.clone(), session));
         }
         if !ids.is_empty() {
             let _: () = reader.xack(&stream, &group, &ids).await?;
@@ -134,44 +209,142 @@ fn session_id_of(job: &str) -> Option<String> {
     Some(job.get("session_id")?.as_str()?.to_owned())
 }
 
-async fn run_session(
-    mut redis: MultiplexedConnection,
-    session: String,
-    plan: Plan,
-    mut release: watch::Receiver<bool>,
-) {
-    let channel = format!("sse_session:{session}");
-    let mut publish = async |message: String| -> bool {
-        let sent: redis::RedisResult<i64> = redis.publish(&channel, message).await;
-        sent.is_ok()
-    };
-    if !publish(r#"{"event_type":"worker_ack","payload":{}}"#.to_owned()).await {
+/// One session's events, in order: `worker_ack`, the plan's pieces,
+/// `FinalAnswerStreamEnd`. Stops at the first event that was not delivered.
+async fn run_session(mut ctx: Sessions, session: String) {
+    let mut events = Emitter::new(ctx.redis, ctx.mode, &session);
+    let mut send =
+        async |event_type: &str, payload: &str| match events.emit(event_type, payload).await {
+            Ok(()) => true,
+            Err(fault) => {
+                ctx.faults.record(format!("session {session}: {fault}"));
+                false
+            }
+        };
+    if !send("worker_ack", "{}").await {
         return;
     }
-    let (events, interval) = match plan {
+    let (pieces, mut ticker) = match ctx.plan {
         Plan::Burst { events } => (events, None),
-        Plan::Paced { events, interval } => (events, Some(interval)),
+        Plan::Paced {
+            events,
+            interval,
+            spread,
+        } => (events, Some(ticker(interval, spread, &session))),
         Plan::Hold => {
-            let _ = release.wait_for(|released| *released).await;
+            let _ = ctx.release.wait_for(|released| *released).await;
             (0, None)
         }
     };
-    let mut ticker = interval.map(|every| {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker
-    });
-    for seq in 0..events {
+    for seq in 0..pieces {
         if let Some(ticker) = ticker.as_mut() {
             ticker.tick().await;
         }
-        let piece = format!(
-            r#"{{"event_type":"FinalAnswerStream","payload":{{"char":"x","seq":{seq},"t":{}}}}}"#,
-            now_us()
-        );
-        if !publish(piece).await {
+        let piece = format!(r#"{{"char":"x","seq":{seq},"t":{}}}"#, now_us());
+        if !send("FinalAnswerStream", &piece).await {
             return;
         }
     }
-    publish(r#"{"event_type":"FinalAnswerStreamEnd","payload":{}}"#.to_owned()).await;
+    send("FinalAnswerStreamEnd", "{}").await;
+}
+
+/// Ticks every `every` from now — or, with `spread`, from an offset within
+/// the first interval that the session's id picks, so that sessions started
+/// together do not all send at the same instant.
+fn ticker(every: Duration, spread: bool, session: &str) -> tokio::time::Interval {
+    let offset = if spread {
+        every.mul_f64(fraction_of(session))
+    } else {
+        Duration::ZERO
+    };
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// A number in [0, 1) picked evenly by `session`.
+fn fraction_of(session: &str) -> f64 {
+    let mut hasher = DefaultHasher::new();
+    session.hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sends one session's events in the worker's [`Mode`].
+struct Emitter {
+    redis: MultiplexedConnection,
+    mode: Mode,
+    channel: String,
+    log_key: String,
+    meta_key: String,
+    /// The `attempt` field this job run puts in every event (resumable).
+    attempt_field: String,
+    attempt: String,
+}
+
+/// Distinct attempt ids within one bench process.
+static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(0);
+
+impl Emitter {
+    fn new(redis: MultiplexedConnection, mode: Mode, session: &str) -> Self {
+        let attempt = format!("{:016x}", NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed));
+        let attempt_field = match mode {
+            Mode::Pubsub => String::new(),
+            Mode::Resumable => format!(r#","attempt":"{attempt}""#),
+        };
+        Emitter {
+            redis,
+            mode,
+            channel: format!("sse_session:{session}"),
+            log_key: format!("sse_events:{session}"),
+            meta_key: format!("sse_session_meta:{session}"),
+            attempt_field,
+            attempt,
+        }
+    }
+
+    /// Delivers one event (`payload` is its compact JSON); `Err` says why not.
+    async fn emit(&mut self, event_type: &str, payload: &str) -> Result<(), String> {
+        let event = format!(
+            r#"{{"event_type":"{event_type}","payload":{payload}{}}}"#,
+            self.attempt_field
+        );
+        match self.mode {
+            Mode::Pubsub => {
+                let sent: redis::RedisResult<i64> = self.redis.publish(&self.channel, event).await;
+                sent.map(drop).map_err(|e| format!("PUBLISH failed: {e}"))
+            }
+            Mode::Resumable => {
+                let reply: Value = redis::cmd("FCALL")
+                    .arg("sse_bridge_append")
+                    .arg(2)
+                    .arg(&self.log_key)
+                    .arg(&self.meta_key)
+                    .arg(event)
+                    .arg(event_type)
+                    .arg(&self.attempt)
+                    .query_async(&mut self.redis)
+                    .await
+                    .map_err(|e| format!("FCALL sse_bridge_append failed: {e}"))?;
+                appended(&reply).map_err(|why| format!("{event_type}: {why}"))
+            }
+        }
+    }
+}
+
+/// Reads `sse_bridge_append`'s reply: `[1, log id, receivers]` (logged) and
+/// `[2, "", receivers]` (published only) are deliveries; `[0, reason]` is a
+/// refusal.
+fn appended(reply: &Value) -> Result<(), String> {
+    let parts = match reply {
+        Value::Array(parts) => parts.as_slice(),
+        _ => &[],
+    };
+    match parts {
+        [Value::Int(1), Value::BulkString(id), Value::Int(_)] if !id.is_empty() => Ok(()),
+        [Value::Int(2), _, Value::Int(_)] => Ok(()),
+        [Value::Int(0), Value::BulkString(reason)] => {
+            Err(format!("refused ({})", String::from_utf8_lossy(reason)))
+        }
+        _ => Err(format!("unexpected reply {reply:?}")),
+    }
 }
