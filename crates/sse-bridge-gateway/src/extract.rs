@@ -1,8 +1,8 @@
 //! Request extractors: everything a handler receives is validated here, so
 //! handlers get typed values and clients a precise 4xx.
 //!
-//! * [`SessionBody`], [`AgUiBody`], [`ChatBody`] — content type, size limit
-//!   and validation of each POST body (native, AG-UI, AI SDK).
+//! * [`Validated`] — content type, size limit and validation of each POST
+//!   body (native, AG-UI, AI SDK: the [`FromJsonBody`] types).
 //! * [`SessionPath`] — the `{session_id}` of a path (404 when it cannot name
 //!   a session).
 //! * [`Cursor`] — where a follower resumes: `Last-Event-ID` header, else the
@@ -25,74 +25,59 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// A validated `POST /v1/react/sessions` body.
-pub struct SessionBody(pub SessionRequest);
+/// A POST body validated as `T`: a session request (`POST
+/// /v1/react/sessions`), an AG-UI `RunAgentInput` (`POST /v1/ag-ui`) or an
+/// AI SDK chat request (`POST /v1/ai-sdk/chat`).
+pub struct Validated<T>(pub T);
 
-/// A validated `POST /v1/ag-ui` body (AG-UI `RunAgentInput`).
-pub struct AgUiBody(pub AgUiRun);
-
-/// A validated `POST /v1/ai-sdk/chat` body (`DefaultChatTransport`'s).
-pub struct ChatBody(pub AiSdkChat);
-
-/// Reads a JSON body: content type, size limit (declared and streamed),
-/// syntax. What each endpoint's extractor starts from.
-async fn json_body<S>(request: Request, state: &S) -> Result<serde_json::Value, ApiError>
-where
-    BodyLimit: FromRef<S>,
-{
-    let BodyLimit(limit) = BodyLimit::from_ref(state);
-    if !is_json(&request) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    let bytes = read_limited(request.into_body(), limit).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::InvalidRequest(InvalidRequest::NotJson(e.to_string())))
+/// A request body type, checked from its JSON.
+pub trait FromJsonBody: Sized {
+    fn from_json(body: serde_json::Value) -> Result<Self, InvalidRequest>;
 }
 
-impl<S> FromRequest<S> for SessionBody
+impl FromJsonBody for SessionRequest {
+    fn from_json(body: serde_json::Value) -> Result<Self, InvalidRequest> {
+        SessionRequest::from_value(body)
+    }
+}
+
+impl FromJsonBody for AgUiRun {
+    fn from_json(body: serde_json::Value) -> Result<Self, InvalidRequest> {
+        AgUiRun::parse(body)
+    }
+}
+
+impl FromJsonBody for AiSdkChat {
+    fn from_json(body: serde_json::Value) -> Result<Self, InvalidRequest> {
+        AiSdkChat::parse(body)
+    }
+}
+
+impl<S, T> FromRequest<S> for Validated<T>
 where
     S: Send + Sync,
     BodyLimit: FromRef<S>,
+    T: FromJsonBody,
 {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = json_body(request, state).await?;
-        Ok(SessionBody(SessionRequest::from_value(body)?))
-    }
-}
-
-impl<S> FromRequest<S> for AgUiBody
-where
-    S: Send + Sync,
-    BodyLimit: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = json_body(request, state).await?;
-        Ok(AgUiBody(AgUiRun::parse(body)?))
-    }
-}
-
-impl<S> FromRequest<S> for ChatBody
-where
-    S: Send + Sync,
-    BodyLimit: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = json_body(request, state).await?;
-        Ok(ChatBody(AiSdkChat::parse(body)?))
+        let BodyLimit(limit) = BodyLimit::from_ref(state);
+        if !is_json(&request) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        let bytes = read_limited(request.into_body(), limit).await?;
+        let body =
+            serde_json::from_slice(&bytes).map_err(|e| InvalidRequest::NotJson(e.to_string()))?;
+        Ok(Validated(T::from_json(body)?))
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! # Layout
 //!
-//! * [`extract`] — `SessionBody`: content type, size limit and validation of
-//!   `POST /v1/react/sessions` (→ 415 / 413 / 422); `SessionPath` and
-//!   `Cursor` (`Last-Event-ID`) for following.
+//! * [`extract`] — `Validated<T>`: content type, size limit and validation of
+//!   each POST body (→ 415 / 413 / 422); `SessionPath`, `Cursor`
+//!   (`Last-Event-ID`) and `FormatParam` for following.
 //! * [`routes`] — thin handlers over [`sse_bridge_core::session`]: create
 //!   (`start`: native, AG-UI, AI SDK), follow/resume (`follow`, any format;
 //!   `follow_run`, `follow_chat`) and cancel (`cancel`) a session, streams

@@ -15,12 +15,14 @@ use sse_bridge_core::session::{self, Followed, LiveSession, Presentation};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AgUiBody, ChatBody, Cursor, FormatParam, SessionBody, SessionPath};
+use crate::extract::{Cursor, FormatParam, SessionPath, Validated};
+use sse_bridge_core::SessionRequest;
+use sse_bridge_core::format::{AgUiRun, AiSdkChat};
 
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
 pub async fn create_session(
     State(state): State<AppState>,
-    SessionBody(request): SessionBody,
+    Validated(request): Validated<SessionRequest>,
 ) -> Result<Response, ApiError> {
     let session = session::start(&state.sessions, request, Presentation::native()).await?;
     Ok(event_stream(session, Format::Native))
@@ -30,7 +32,7 @@ pub async fn create_session(
 /// stream it as AG-UI events (PROTOCOL §5).
 pub async fn run_ag_ui(
     State(state): State<AppState>,
-    AgUiBody(run): AgUiBody,
+    Validated(run): Validated<AgUiRun>,
 ) -> Result<Response, ApiError> {
     let presentation = Presentation {
         format: Format::AgUi,
@@ -57,7 +59,7 @@ pub async fn replay_ag_ui_run(
 /// stream it as a UI message stream (PROTOCOL §5).
 pub async fn chat_ai_sdk(
     State(state): State<AppState>,
-    ChatBody(chat): ChatBody,
+    Validated(chat): Validated<AiSdkChat>,
 ) -> Result<Response, ApiError> {
     let presentation = Presentation {
         format: Format::AiSdk,

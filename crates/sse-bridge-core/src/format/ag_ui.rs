@@ -19,7 +19,7 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{Encoder, payload_of, text_of, write_data};
+use super::{Encoder, Ids, open_part, payload_of, text_of, write_data};
 use crate::protocol::{Event, event_type};
 
 /// The AG-UI encoder of one stream.
@@ -27,9 +27,8 @@ use crate::protocol::{Event, event_type};
 pub struct AgUi {
     thread_id: String,
     run_id: String,
-    /// Prefix of the ids this stream makes: replays make the same ids.
-    ids: String,
-    made: u64,
+    /// Scoped by the session id: replays make the same ids.
+    ids: Ids,
     reasoning: Option<String>,
     text: Option<String>,
     /// Tool calls waiting for their result: (toolCallId, tool name).
@@ -43,17 +42,11 @@ impl AgUi {
         AgUi {
             thread_id: thread_id.to_owned(),
             run_id: run_id.to_owned(),
-            ids: ids.to_owned(),
-            made: 0,
+            ids: Ids::new(Some(ids)),
             reasoning: None,
             text: None,
             calls: Vec::new(),
         }
-    }
-
-    fn next_id(&mut self, kind: &str) -> String {
-        self.made += 1;
-        format!("{kind}-{}-{}", self.ids, self.made)
     }
 
     fn close_reasoning(&mut self, out: &mut BytesMut) {
@@ -99,19 +92,19 @@ impl Encoder for AgUi {
             event_type::WORKER_ACK => Self::custom(out, event_type::WORKER_ACK, payload),
             event_type::THOUGHT => {
                 self.close_text(out);
-                let id = match &self.reasoning {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id = self.next_id("reasoning");
+                let id = open_part(
+                    &mut self.reasoning,
+                    &mut self.ids,
+                    "reasoning",
+                    out,
+                    |id, out| {
                         write_data(out, &json!({"type": "REASONING_START", "messageId": id}));
                         write_data(
                             out,
                             &json!({"type": "REASONING_MESSAGE_START", "messageId": id, "role": "reasoning"}),
                         );
-                        self.reasoning = Some(id.clone());
-                        id
-                    }
-                };
+                    },
+                );
                 let delta = text_of(&payload["char"]);
                 if !delta.is_empty() {
                     write_data(
@@ -122,7 +115,7 @@ impl Encoder for AgUi {
             }
             event_type::TOOL_CALL_START => {
                 self.close_all(out);
-                let id = self.next_id("call");
+                let id = self.ids.next("call");
                 let name = text_of(&payload["tool_name"]);
                 write_data(
                     out,
@@ -141,7 +134,7 @@ impl Encoder for AgUi {
                 let name = text_of(&payload["tool_name"]);
                 match take_call(&mut self.calls, &name) {
                     Some(call) => {
-                        let message = self.next_id("result");
+                        let message = self.ids.next("result");
                         let content = text_of(payload.get("output").unwrap_or(&Value::Null));
                         write_data(
                             out,
@@ -155,18 +148,12 @@ impl Encoder for AgUi {
             }
             event_type::ANSWER => {
                 self.close_reasoning(out);
-                let id = match &self.text {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id = self.next_id("message");
-                        write_data(
-                            out,
-                            &json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"}),
-                        );
-                        self.text = Some(id.clone());
-                        id
-                    }
-                };
+                let id = open_part(&mut self.text, &mut self.ids, "message", out, |id, out| {
+                    write_data(
+                        out,
+                        &json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"}),
+                    );
+                });
                 let delta = text_of(&payload["char"]);
                 if !delta.is_empty() {
                     write_data(

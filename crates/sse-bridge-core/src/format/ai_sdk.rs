@@ -20,14 +20,14 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
 use super::ag_ui::take_call;
-use super::{Encoder, payload_of, text_of, write_data};
+use super::{Encoder, Ids, open_part, payload_of, text_of, write_data};
 use crate::protocol::{Event, event_type};
 
 /// The AI SDK encoder of one stream.
 #[derive(Debug)]
 pub struct AiSdk {
     message_id: String,
-    made: u64,
+    ids: Ids,
     reasoning: Option<String>,
     text: Option<String>,
     /// Tool calls waiting for their output: (toolCallId, tool name).
@@ -40,16 +40,11 @@ impl AiSdk {
     pub fn new(message_id: &str) -> Self {
         AiSdk {
             message_id: message_id.to_owned(),
-            made: 0,
+            ids: Ids::new(None),
             reasoning: None,
             text: None,
             calls: Vec::new(),
         }
-    }
-
-    fn next_id(&mut self, kind: &str) -> String {
-        self.made += 1;
-        format!("{kind}-{}", self.made)
     }
 
     fn close_parts(&mut self, out: &mut BytesMut) {
@@ -83,15 +78,15 @@ impl Encoder for AiSdk {
                 if let Some(id) = self.text.take() {
                     write_data(out, &json!({"type": "text-end", "id": id}));
                 }
-                let id = match &self.reasoning {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id = self.next_id("reasoning");
+                let id = open_part(
+                    &mut self.reasoning,
+                    &mut self.ids,
+                    "reasoning",
+                    out,
+                    |id, out| {
                         write_data(out, &json!({"type": "reasoning-start", "id": id}));
-                        self.reasoning = Some(id.clone());
-                        id
-                    }
-                };
+                    },
+                );
                 let delta = text_of(&payload["char"]);
                 write_data(
                     out,
@@ -100,7 +95,7 @@ impl Encoder for AiSdk {
             }
             event_type::TOOL_CALL_START => {
                 self.close_parts(out);
-                let id = self.next_id("call");
+                let id = self.ids.next("call");
                 let name = text_of(&payload["tool_name"]);
                 let input = payload.get("tool_input").cloned().unwrap_or(Value::Null);
                 write_data(
@@ -130,15 +125,9 @@ impl Encoder for AiSdk {
                 if let Some(id) = self.reasoning.take() {
                     write_data(out, &json!({"type": "reasoning-end", "id": id}));
                 }
-                let id = match &self.text {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id = self.next_id("text");
-                        write_data(out, &json!({"type": "text-start", "id": id}));
-                        self.text = Some(id.clone());
-                        id
-                    }
-                };
+                let id = open_part(&mut self.text, &mut self.ids, "text", out, |id, out| {
+                    write_data(out, &json!({"type": "text-start", "id": id}));
+                });
                 let delta = text_of(&payload["char"]);
                 write_data(
                     out,
