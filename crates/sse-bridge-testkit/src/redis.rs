@@ -20,8 +20,8 @@ pub fn unique(prefix: &str) -> String {
 /// per answer, not redis-rs's 500 ms): load tests keep Redis busy.
 pub async fn plain(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).expect("valid URL");
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(10)));
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await

@@ -1,0 +1,125 @@
+//! Interop with the official agent-UI clients, run by Node: `@ag-ui/client`'s
+//! `HttpAgent` against `POST /v1/ag-ui` (and the run replay), and the AI
+//! SDK's `DefaultChatTransport` + `readUIMessageStream` against
+//! `POST /v1/ai-sdk/chat` (and `reconnectToStream`), each on the embedded
+//! gateway, on a Redis gateway with a separate worker process, and on a
+//! Redis gateway no worker serves (the error each client sees).
+//!
+//! The Node side is `tests/interop/ag_ui.test.mjs` and
+//! `tests/interop/ai_sdk.test.mjs` (`node --test`); it needs
+//! `npm ci --prefix tests/interop` (`.ci/run` does it).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+
+const NODE_LIMIT: Duration = Duration::from_secs(120);
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sse-bridge"))
+}
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
+}
+
+/// A gateway (`serve` with `args`), once healthy, and its URL.
+async fn gateway(args: &[&str], name: &str) -> (ChildProcess, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut all = vec!["serve", "--listen", &listen];
+    all.extend(args);
+    let process = ChildProcess::spawn(bin(), &all, &[], name);
+    let url = format!("http://{listen}");
+    wait_healthy(&url, &process, Duration::from_secs(20)).await;
+    (process, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
+    let dir = interop_dir();
+    for package in ["@ag-ui/client", "ai"] {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
+        );
+    }
+
+    // Embedded queue and demo agent; 20 ms a piece makes a message last
+    // about 2 s, long enough to reconnect to it mid-way.
+    let (embedded, embedded_url) = gateway(&["--demo-delay", "20ms"], "agent-ui-embedded").await;
+
+    // Gateway and worker as separate processes over Redis.
+    let stream = TempKey::new("sse_jobs_agent_ui");
+    let group = unique("sse_workers_agent_ui");
+    let redis = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &stream,
+        "--group",
+        &group,
+    ];
+    let (redis_gateway, redis_url) = gateway(&redis, "agent-ui-redis-gateway").await;
+    let mut worker_args = vec!["worker"];
+    worker_args.extend(redis);
+    worker_args.extend(["--demo-delay", "10ms"]);
+    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "agent-ui-worker");
+
+    // Over Redis with no worker at all: every session ends in `ack_timeout`.
+    let idle_stream = TempKey::new("sse_jobs_agent_ui_idle");
+    let idle_group = unique("sse_workers_agent_ui_idle");
+    let (idle_gateway, idle_url) = gateway(
+        &[
+            "--redis-url",
+            REDIS_URL,
+            "--redis-stream",
+            &idle_stream,
+            "--group",
+            &idle_group,
+            "--ack-timeout",
+            "500ms",
+        ],
+        "agent-ui-no-worker",
+    )
+    .await;
+
+    let child = tokio::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .arg(dir.join("ag_ui.test.mjs"))
+        .arg(dir.join("ai_sdk.test.mjs"))
+        .current_dir(&dir)
+        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
+        .env("SSE_BRIDGE_REDIS_GATEWAY", &redis_url)
+        .env("SSE_BRIDGE_NO_WORKER_GATEWAY", &idle_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running `node` (Node 20+ must be installed)");
+    let out = tokio::time::timeout(NODE_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("`node --test` did not finish within {NODE_LIMIT:?}"))
+        .expect("node output");
+
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        let logs = [
+            ("embedded gateway", &embedded),
+            ("redis gateway", &redis_gateway),
+            ("worker", &worker),
+            ("no-worker gateway", &idle_gateway),
+        ]
+        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
+        .join("\n");
+        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
+    }
+    println!("{report}");
+}
