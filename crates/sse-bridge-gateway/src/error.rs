@@ -1,7 +1,7 @@
 //! The gateway's HTTP errors: a status and `{"detail": "..."}` (PROTOCOL §3.1).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sse_bridge_core::protocol::InvalidRequest;
 use sse_bridge_core::session::{CancelError, FollowError, StartError};
@@ -18,11 +18,15 @@ pub enum ApiError {
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
     #[error("service unavailable: {0}")]
-    Unavailable(#[from] StartError),
+    Unavailable(StartError),
     #[error("invalid Last-Event-ID: {0}")]
     InvalidCursor(String),
     #[error("unknown or expired session")]
     UnknownSession,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("too many live sessions for this principal; retry when one has ended")]
+    TooManySessions,
     #[error("the session log is unavailable: {0}")]
     LogUnavailable(sse_bridge_core::BrokerError),
     #[error("not found")]
@@ -42,9 +46,20 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::InvalidCursor(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::PrincipalAtCapacity => ApiError::TooManySessions,
+            error => ApiError::Unavailable(error),
         }
     }
 }
@@ -53,7 +68,7 @@ impl From<FollowError> for ApiError {
     fn from(error: FollowError) -> Self {
         match error {
             FollowError::Unknown => ApiError::UnknownSession,
-            FollowError::Unavailable(error) => ApiError::Unavailable(error),
+            FollowError::Unavailable(error) => error.into(),
         }
     }
 }
@@ -67,9 +82,26 @@ impl From<CancelError> for ApiError {
     }
 }
 
+/// Seconds a client over its session limit is told to wait.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({ "detail": self.to_string() }));
-        (self.status(), body).into_response()
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManySessions => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }

@@ -10,10 +10,13 @@
 //!   `follow_run`, `follow_chat`) and cancel (`cancel`) a session, streams
 //!   returned as the body (SSE headers, `x-session-id`); `/healthz`,
 //!   `/readyz`, `/metrics`.
+//! * [`auth`] — [`Auth`]: API keys and JWTs → the caller's principal
+//!   (`Caller`), off by default.
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -34,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+pub use auth::Auth;
 pub use error::ApiError;
 pub use extract::BodyLimit;
 
@@ -49,6 +53,14 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Cross-origin access for browsers on other origins; `None`: same origin only.
     pub cors: Option<CorsLayer>,
+    /// Who may call the session endpoints (off when empty).
+    pub auth: Auth,
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
 
 /// An origin given for CORS that is not a valid header value.

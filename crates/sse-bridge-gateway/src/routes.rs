@@ -14,6 +14,7 @@ use sse_bridge_core::format::Format;
 use sse_bridge_core::session::{self, Followed, LiveSession, Presentation};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Cursor, FormatParam, SessionPath, Validated};
 use sse_bridge_core::SessionRequest;
@@ -22,9 +23,11 @@ use sse_bridge_core::format::{AgUiRun, AiSdkChat};
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
 pub async fn create_session(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Validated(request): Validated<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    let session = session::start(&state.sessions, request, Presentation::native()).await?;
+    let presentation = Presentation::native();
+    let session = session::start(&state.sessions, &principal, request, presentation).await?;
     Ok(event_stream(session, Format::Native))
 }
 
@@ -32,6 +35,7 @@ pub async fn create_session(
 /// stream it as AG-UI events (PROTOCOL §5).
 pub async fn run_ag_ui(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Validated(run): Validated<AgUiRun>,
 ) -> Result<Response, ApiError> {
     let presentation = Presentation {
@@ -40,25 +44,25 @@ pub async fn run_ag_ui(
         run_id: Some(run.run_id),
         chat_id: None,
     };
-    let session = session::start(&state.sessions, run.request, presentation).await?;
+    let session = session::start(&state.sessions, &principal, run.request, presentation).await?;
     Ok(event_stream(session, Format::AgUi))
 }
 
 /// `GET /v1/ag-ui/runs/{run_id}/events`: the run again from `RUN_STARTED`.
 pub async fn replay_ag_ui_run(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    followed(
-        session::follow_run(&state.sessions, &run_id).await?,
-        Format::AgUi,
-    )
+    let run = session::follow_run(&state.sessions, &principal, &run_id).await?;
+    followed(run, Format::AgUi)
 }
 
 /// `POST /v1/ai-sdk/chat`: start a session for a `useChat` message and
 /// stream it as a UI message stream (PROTOCOL §5).
 pub async fn chat_ai_sdk(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Validated(chat): Validated<AiSdkChat>,
 ) -> Result<Response, ApiError> {
     let presentation = Presentation {
@@ -67,7 +71,7 @@ pub async fn chat_ai_sdk(
         run_id: None,
         chat_id: Some(chat.chat_id),
     };
-    let session = session::start(&state.sessions, chat.request, presentation).await?;
+    let session = session::start(&state.sessions, &principal, chat.request, presentation).await?;
     Ok(event_stream(session, Format::AiSdk))
 }
 
@@ -75,26 +79,24 @@ pub async fn chat_ai_sdk(
 /// live message from `start`, or `204` when it has none.
 pub async fn resume_ai_sdk_chat(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     Path(chat_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    followed(
-        session::follow_chat(&state.sessions, &chat_id).await?,
-        Format::AiSdk,
-    )
+    let chat = session::follow_chat(&state.sessions, &principal, &chat_id).await?;
+    followed(chat, Format::AiSdk)
 }
 
 /// `GET /v1/react/sessions/{session_id}/events`: follow or resume a session
 /// after `Last-Event-ID` (PROTOCOL §4), in any format (`?format=`).
 pub async fn follow_session(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     SessionPath(id): SessionPath,
     FormatParam(format): FormatParam,
     Cursor(after): Cursor,
 ) -> Result<Response, ApiError> {
-    followed(
-        session::follow(&state.sessions, id, format, after).await?,
-        format,
-    )
+    let session = session::follow(&state.sessions, &principal, id, format, after).await?;
+    followed(session, format)
 }
 
 fn followed(followed: Followed, format: Format) -> Result<Response, ApiError> {
@@ -107,9 +109,10 @@ fn followed(followed: Followed, format: Format) -> Result<Response, ApiError> {
 /// `DELETE /v1/react/sessions/{session_id}`: cancel a session.
 pub async fn cancel_session(
     State(state): State<AppState>,
+    Caller(principal): Caller,
     SessionPath(id): SessionPath,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let cancelled = session::cancel(&state.sessions, id).await?;
+    let cancelled = session::cancel(&state.sessions, &principal, id).await?;
     let status = if cancelled {
         "cancelled"
     } else {
@@ -184,8 +187,13 @@ async fn check(probe: impl Future<Output = Result<(), BrokerError>>) -> Result<(
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format (behind auth with `guard_metrics`).
+pub async fn metrics(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    if state.auth.guard_metrics
+        && let Err(error) = state.auth.authenticate(&request.into_parts().0)
+    {
+        return error.into_response();
+    }
     let channels = state.sessions.bus.routed_channels();
     metrics::gauge!(sse_bridge_core::metrics::BUS_CHANNELS).set(channels as f64);
     match &state.metrics {

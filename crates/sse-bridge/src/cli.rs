@@ -165,6 +165,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_BRIDGE_MAX_SESSIONS", default_value_t = 50_000)]
     pub max_sessions: usize,
 
+    /// Live streams (sessions and followers) per principal; more get 429.
+    #[arg(long, env = "SSE_BRIDGE_MAX_SESSIONS_PER_PRINCIPAL")]
+    pub max_sessions_per_principal: Option<usize>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Allow browser pages on this origin to call the API (CORS), repeatable;
     /// `*` allows any origin. Env: comma-separated.
     #[arg(
@@ -207,6 +214,77 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+/// Who may call the session endpoints. Off unless a key or a JWT key is given.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// An API key `NAME=KEY` (the bearer token is KEY, the principal NAME),
+    /// repeatable. Env: comma-separated.
+    #[arg(
+        long = "api-key",
+        env = "SSE_BRIDGE_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// A file of API keys, one `NAME=KEY` per line (`#` comments).
+    #[arg(long, env = "SSE_BRIDGE_API_KEYS_FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
+
+    /// Accept JWTs signed with this HS256 secret (principal = `sub`).
+    #[arg(long, env = "SSE_BRIDGE_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// Accept JWTs signed with the RS256 key of this PEM public key file
+    /// (instead of an HS256 secret).
+    #[arg(
+        long,
+        env = "SSE_BRIDGE_JWT_RS256_PUBLIC_KEY",
+        conflicts_with = "jwt_hs256_secret"
+    )]
+    pub jwt_rs256_public_key: Option<std::path::PathBuf>,
+
+    /// Required `aud` of JWTs.
+    #[arg(long, env = "SSE_BRIDGE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Required `iss` of JWTs.
+    #[arg(long, env = "SSE_BRIDGE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// `/metrics` wants a token too (when auth is on).
+    #[arg(long, env = "SSE_BRIDGE_METRICS_REQUIRE_AUTH")]
+    pub metrics_require_auth: bool,
+}
+
+impl AuthArgs {
+    pub fn build(&self) -> anyhow::Result<sse_bridge_gateway::Auth> {
+        use anyhow::Context;
+        use sse_bridge_gateway::auth::JwtKey;
+        let from_file = match &self.api_keys_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => String::new(),
+        };
+        let file_keys = from_file
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let keys = self.api_keys.iter().map(String::as_str).chain(file_keys);
+        let mut auth = sse_bridge_gateway::Auth::default().with_api_keys(keys)?;
+        let (audience, issuer) = (self.jwt_audience.as_deref(), self.jwt_issuer.as_deref());
+        if let Some(secret) = &self.jwt_hs256_secret {
+            auth = auth.with_jwt(JwtKey::Hs256Secret(secret.as_bytes()), audience, issuer)?;
+        }
+        if let Some(path) = &self.jwt_rs256_public_key {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            auth = auth.with_jwt(JwtKey::Rs256PublicPem(&pem), audience, issuer)?;
+        }
+        auth.guard_metrics = self.metrics_require_auth;
+        Ok(auth)
+    }
 }
 
 /// The session lifecycle timings (PROTOCOL §3).

@@ -64,16 +64,21 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
             config: args.session.config(),
             start_timeout: args.start_timeout,
             shutdown: shutdown.clone(),
-            limit: SessionLimit::new(args.max_sessions),
+            limit: match args.max_sessions_per_principal {
+                Some(max) => SessionLimit::new(args.max_sessions).per_principal(max),
+                None => SessionLimit::new(args.max_sessions),
+            },
         },
         body_limit: BodyLimit(args.body_limit),
         metrics: Some(metrics),
         cors: sse_bridge_gateway::cors_layer(&args.cors_allow_origins)?,
+        auth: args.auth.build().context("authentication settings")?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(
+        auth = state.auth.is_enabled(),
         queue = ?queue_kind,
         event_bus = if args.broker.redis_url.is_some() { "redis" } else { "embedded" },
         in_process_worker = worker.is_some(),

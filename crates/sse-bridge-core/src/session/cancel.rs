@@ -58,12 +58,25 @@ pub enum CancelError {
     Unavailable(#[from] BrokerError),
 }
 
-/// `DELETE /v1/react/sessions/{id}`: `true` if this call cancelled the
-/// session, `false` if it had already ended.
-pub async fn cancel(ctx: &SessionContext, id: SessionId) -> Result<bool, CancelError> {
+/// `DELETE /v1/react/sessions/{id}` by `principal`: `true` if this call
+/// cancelled the session, `false` if it had already ended. Another
+/// principal's session is [`CancelError::Unknown`], as if it did not exist.
+pub async fn cancel(
+    ctx: &SessionContext,
+    principal: &str,
+    id: SessionId,
+) -> Result<bool, CancelError> {
+    let timeout = ctx.start_timeout;
+    let owned = tokio::time::timeout(timeout, ctx.bus.meta(id))
+        .await
+        .map_err(|_| BrokerError::Timeout(timeout))??
+        .is_some_and(|meta| meta.principal == principal);
+    if !owned {
+        return Err(CancelError::Unknown);
+    }
     let failure = Failure::new(ErrorCode::Cancelled, "the session was cancelled");
     let ending = tokio::time::timeout(
-        ctx.start_timeout,
+        timeout,
         end_session(
             ctx.bus.as_ref(),
             id,
@@ -72,7 +85,7 @@ pub async fn cancel(ctx: &SessionContext, id: SessionId) -> Result<bool, CancelE
         ),
     )
     .await
-    .map_err(|_| BrokerError::Timeout(ctx.start_timeout))??;
+    .map_err(|_| BrokerError::Timeout(timeout))??;
     match ending {
         Ending::Appended(_) => Ok(true),
         Ending::AlreadyEnded(_) => Ok(false),

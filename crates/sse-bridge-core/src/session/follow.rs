@@ -1,7 +1,8 @@
 //! Following and resuming a session: `GET /v1/react/sessions/{id}/events`
 //! (PROTOCOL §4).
 //!
-//! [`follow`] answers before any byte is streamed: unknown session (404),
+//! [`follow`] answers before any byte is streamed: unknown session — or one
+//! another principal created, answered the same so existence does not leak (404),
 //! a resume from the terminal event (204, so an `EventSource` stops), or a
 //! [`LiveSession`] in the follower role. That stream subscribes *first*,
 //! then replays the log after the cursor, then goes live, dropping live
@@ -32,43 +33,50 @@ pub enum FollowError {
     Unavailable(#[from] StartError),
 }
 
-/// Starts following session `id` in `format` after the logged event
+/// `principal` starts following session `id` in `format` after the logged event
 /// `after` (from the start when `None`). Only the native format resumes
 /// after a cursor; AG-UI and the AI SDK replay a run whole, from its start
 /// frame, as their clients expect.
 pub async fn follow(
     ctx: &SessionContext,
+    principal: &str,
     id: SessionId,
     format: Format,
     after: Option<LogId>,
 ) -> Result<Followed, FollowError> {
-    open(
-        ctx,
-        id,
-        format,
-        after.filter(|_| format == Format::Native),
-        false,
-    )
-    .await
+    let after = after.filter(|_| format == Format::Native);
+    open(ctx, principal, id, format, after, false).await
 }
 
 /// `GET /v1/ai-sdk/chat/{chat_id}/stream` (the AI SDK's `reconnectToStream`):
 /// the chat's live message replayed from its `start` and tailed; `Ended`
 /// when the chat has no live message (none started, or it is complete).
-pub async fn follow_chat(ctx: &SessionContext, chat_id: &str) -> Result<Followed, FollowError> {
+pub async fn follow_chat(
+    ctx: &SessionContext,
+    principal: &str,
+    chat_id: &str,
+) -> Result<Followed, FollowError> {
     match resolve(ctx, &chat_alias(chat_id)).await? {
-        Some(id) => open(ctx, id, Format::AiSdk, None, true).await,
+        Some(id) => match open(ctx, principal, id, Format::AiSdk, None, true).await {
+            // Another principal's chat of that name: nothing of ours is live.
+            Err(FollowError::Unknown) => Ok(Followed::Ended),
+            followed => followed,
+        },
         None => Ok(Followed::Ended),
     }
 }
 
 /// `GET /v1/ag-ui/runs/{run_id}/events`: the whole run again, from
 /// `RUN_STARTED`, for a page that reloads.
-pub async fn follow_run(ctx: &SessionContext, run_id: &str) -> Result<Followed, FollowError> {
+pub async fn follow_run(
+    ctx: &SessionContext,
+    principal: &str,
+    run_id: &str,
+) -> Result<Followed, FollowError> {
     let id = resolve(ctx, &run_alias(run_id))
         .await?
         .ok_or(FollowError::Unknown)?;
-    open(ctx, id, Format::AgUi, None, false).await
+    open(ctx, principal, id, Format::AgUi, None, false).await
 }
 
 async fn resolve(ctx: &SessionContext, alias: &str) -> Result<Option<SessionId>, FollowError> {
@@ -84,18 +92,20 @@ async fn resolve(ctx: &SessionContext, alias: &str) -> Result<Option<SessionId>,
 /// whatever the cursor.
 async fn open(
     ctx: &SessionContext,
+    principal: &str,
     id: SessionId,
     format: Format,
     after: Option<LogId>,
     live_only: bool,
 ) -> Result<Followed, FollowError> {
-    let slot = ctx.limit.try_take()?;
+    let slot = ctx.limit.try_take(principal)?;
     let bounded = |e: BrokerError| FollowError::Unavailable(StartError::Subscribe(e));
     let timeout = ctx.start_timeout;
     let meta = tokio::time::timeout(timeout, ctx.bus.meta(id))
         .await
         .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
         .map_err(bounded)?
+        .filter(|meta| meta.principal == principal)
         .ok_or(FollowError::Unknown)?;
     if let Some(ended) = meta.ended
         && (live_only || after.is_some_and(|after| after >= ended))

@@ -13,13 +13,13 @@
 
 mod cancel;
 mod follow;
+mod limit;
 pub mod machine;
 mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
@@ -30,6 +30,7 @@ use crate::queue::JobDispatcher;
 
 pub use cancel::{CancelError, cancel};
 pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
+pub use limit::{SessionLimit, Slot};
 pub use machine::{Failure, Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
 pub use stream::{LiveSession, Role};
 
@@ -46,32 +47,6 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     /// Live sessions allowed at once in this process.
     pub limit: SessionLimit,
-}
-
-/// How many sessions may be live at once; each holds one slot until dropped.
-#[derive(Clone)]
-pub struct SessionLimit(Arc<Semaphore>);
-
-impl SessionLimit {
-    pub fn new(max_sessions: usize) -> Self {
-        SessionLimit(Arc::new(Semaphore::new(
-            max_sessions.min(Semaphore::MAX_PERMITS),
-        )))
-    }
-
-    fn try_take(&self) -> Result<OwnedSemaphorePermit, StartError> {
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| StartError::AtCapacity)
-    }
-}
-
-impl Default for SessionLimit {
-    /// No practical limit.
-    fn default() -> Self {
-        SessionLimit::new(Semaphore::MAX_PERMITS)
-    }
 }
 
 /// How a new session is served: its format and the ids its client knows
@@ -113,6 +88,8 @@ pub fn run_alias(run_id: &str) -> String {
 pub enum StartError {
     #[error("this gateway is at its limit of live sessions; retry later")]
     AtCapacity,
+    #[error("too many live sessions for this principal; retry when one has ended")]
+    PrincipalAtCapacity,
     #[error("could not record the session: {0}")]
     Record(BrokerError),
     #[error("could not subscribe to the session's event channel: {0}")]
@@ -125,6 +102,7 @@ impl StartError {
     fn label(&self) -> &'static str {
         match self {
             StartError::AtCapacity => "at_capacity",
+            StartError::PrincipalAtCapacity => "principal_at_capacity",
             StartError::Record(_) => "record",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
@@ -139,11 +117,12 @@ impl StartError {
 /// be dispatched is ended in its log.
 pub async fn start(
     ctx: &SessionContext,
+    principal: &str,
     request: SessionRequest,
     presentation: Presentation,
 ) -> Result<LiveSession, StartError> {
     let id = SessionId::new();
-    let result = start_with_id(ctx, id, request, presentation).await;
+    let result = start_with_id(ctx, id, principal, request, presentation).await;
     if let Err(error) = &result {
         metrics::counter!(crate::metrics::SESSIONS_REFUSED, "reason" => error.label()).increment(1);
         tracing::warn!(session_id = %id, "session refused: {error}");
@@ -154,13 +133,14 @@ pub async fn start(
 async fn start_with_id(
     ctx: &SessionContext,
     id: SessionId,
+    principal: &str,
     request: SessionRequest,
     presentation: Presentation,
 ) -> Result<LiveSession, StartError> {
-    let slot = ctx.limit.try_take()?;
+    let slot = ctx.limit.try_take(principal)?;
     let timeout = ctx.start_timeout;
     let mut meta = SessionMeta::new(
-        ANONYMOUS,
+        principal,
         presentation.format.as_str(),
         request.on_disconnect(),
     );
@@ -214,6 +194,3 @@ async fn record(
     }
     Ok(())
 }
-
-/// The principal of every session while authentication is off.
-const ANONYMOUS: &str = "anonymous";

@@ -19,14 +19,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::SessionContext;
 use super::cancel::{self, Departure};
 use super::machine::{Failure, Outcome, Progress, SessionMachine};
+use super::{SessionContext, Slot};
 use crate::bus::{Delivery, Subscription};
 use crate::format::{AgUi, AiSdk, Encoder, Format, Native};
 use crate::log::{Ending, EventLog, LogId, SessionMeta};
@@ -77,7 +77,7 @@ pub struct LiveSession {
     cancel_grace: Duration,
     outcome: Option<Outcome>,
     /// This stream's slot in the gateway's [`super::SessionLimit`].
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl LiveSession {
@@ -89,7 +89,7 @@ impl LiveSession {
         meta: &SessionMeta,
         model_alias: Option<&str>,
         subscription: Subscription,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Self {
         let span =
             tracing::info_span!("session", session_id = %id, model_alias = tracing::field::Empty);
@@ -127,7 +127,7 @@ impl LiveSession {
         format: Format,
         after: Option<LogId>,
         subscription: Subscription,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Self {
         let span = tracing::info_span!("follow", session_id = %id, after = tracing::field::Empty);
         if let Some(after) = after {
@@ -172,7 +172,7 @@ impl LiveSession {
         machine: SessionMachine,
         on_disconnect: OnDisconnect,
         subscription: Subscription,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         span: tracing::Span,
     ) -> Self {
         LiveSession {

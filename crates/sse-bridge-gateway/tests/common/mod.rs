@@ -70,6 +70,7 @@ impl TestGateway {
             body_limit: BodyLimit(DEFAULT_BODY_LIMIT),
             metrics: Some(metrics_handle()),
             cors: None,
+            auth: sse_bridge_gateway::Auth::default(),
         };
         adjust(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
