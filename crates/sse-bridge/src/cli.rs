@@ -314,6 +314,10 @@ pub struct SessionArgs {
     #[arg(long, env = "SSE_BRIDGE_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
     pub max_event_bytes: usize,
 
+    /// Events a session may forward; more end it with `too_many_events`.
+    #[arg(long, env = "SSE_BRIDGE_MAX_EVENTS", default_value_t = SessionConfig::default().max_events)]
+    pub max_events: u64,
+
     /// After the last client of a logged session left, cancel its worker
     /// only if nobody resumed it within this time.
     #[arg(long, env = "SSE_BRIDGE_CANCEL_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -339,6 +343,7 @@ impl SessionArgs {
             worker_heartbeat: self.worker_heartbeat,
             max_event_bytes: self.max_event_bytes,
             cancel_grace: self.cancel_grace,
+            max_events: self.max_events,
             ..SessionConfig::default()
         }
     }

@@ -52,6 +52,7 @@ pub enum ErrorCode {
     SlowConsumer,
     ServerShutdown,
     HistoryLost,
+    TooManyEvents,
 }
 
 impl ErrorCode {
@@ -67,13 +68,14 @@ impl ErrorCode {
             ErrorCode::SlowConsumer => "slow_consumer",
             ErrorCode::ServerShutdown => "server_shutdown",
             ErrorCode::HistoryLost => "history_lost",
+            ErrorCode::TooManyEvents => "too_many_events",
         }
     }
 }
 
 impl ErrorCode {
     /// Every code, for parsing one back from an `error` event.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::AckTimeout,
         ErrorCode::IdleTimeout,
         ErrorCode::SessionTimeout,
@@ -84,6 +86,7 @@ impl ErrorCode {
         ErrorCode::SlowConsumer,
         ErrorCode::ServerShutdown,
         ErrorCode::HistoryLost,
+        ErrorCode::TooManyEvents,
     ];
 
     pub fn from_label(label: &str) -> Option<Self> {

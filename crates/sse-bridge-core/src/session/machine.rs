@@ -51,6 +51,8 @@ pub struct SessionConfig {
     pub max_event_bytes: usize,
     /// Events held before `worker_ack` at most; more ends the session.
     pub max_held_events: usize,
+    /// Events forwarded per session at most; more ends it (`too_many_events`).
+    pub max_events: u64,
     /// After its last reader left, a logged session is cancelled only if
     /// nobody resumed it within this time.
     pub cancel_grace: Duration,
@@ -66,6 +68,7 @@ impl Default for SessionConfig {
             worker_heartbeat: Duration::from_secs(5),
             max_event_bytes: 1024 * 1024,
             max_held_events: 10_000,
+            max_events: 1_000_000,
             cancel_grace: Duration::from_secs(30),
         }
     }
@@ -305,8 +308,9 @@ impl SessionMachine {
             }
             (Phase::AwaitingAck, _) => {
                 if self.held.len() >= self.config.max_held_events {
+                    // The worker's fault, not the client's.
                     return Progress::Expired(Failure::new(
-                        ErrorCode::SlowConsumer,
+                        ErrorCode::TooManyEvents,
                         "too many events before worker_ack",
                     ));
                 }
@@ -318,6 +322,16 @@ impl SessionMachine {
                 // must see exactly one.
                 self.stats.duplicate_acks += 1;
                 Progress::Continue
+            }
+            // The terminal event always gets through.
+            _ if self.stats.forwarded >= self.config.max_events && !event.is_terminal() => {
+                Progress::Expired(Failure::new(
+                    ErrorCode::TooManyEvents,
+                    format!(
+                        "the session exceeded max_events of {}",
+                        self.config.max_events
+                    ),
+                ))
             }
             _ => self.forward(&event, now, out),
         }
@@ -765,8 +779,27 @@ mod tests {
         m.on_message(&piece("b"), t0, &mut out);
         assert_eq!(
             expired(m.on_message(&piece("c"), t0, &mut out)),
-            ErrorCode::SlowConsumer
+            ErrorCode::TooManyEvents
         );
+    }
+
+    #[test]
+    fn a_session_over_max_events_ends_with_too_many_events() {
+        let t0 = Instant::now();
+        let config = SessionConfig {
+            max_events: 3,
+            ..SessionConfig::default()
+        };
+        let mut m = SessionMachine::new(config, native(Framing::DataOnly), t0, t0);
+        let mut out = BytesMut::new();
+        m.on_message(ACK, t0, &mut out);
+        m.on_message(&piece("a"), t0, &mut out);
+        m.on_message(&piece("b"), t0, &mut out);
+        assert_eq!(
+            expired(m.on_message(&piece("c"), t0, &mut out)),
+            ErrorCode::TooManyEvents
+        );
+        assert_eq!(frames(&out).len(), 3);
     }
 
     #[test]

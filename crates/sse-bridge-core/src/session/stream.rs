@@ -76,7 +76,9 @@ pub struct LiveSession {
     on_disconnect: OnDisconnect,
     cancel_grace: Duration,
     outcome: Option<Outcome>,
-    /// This stream's slot in the gateway's [`super::SessionLimit`].
+    /// Forwarded events already counted in the metrics.
+    counted: u64,
+    /// This stream's share of the gateway's [`super::SessionLimit`].
     _slot: Slot,
 }
 
@@ -193,6 +195,7 @@ impl LiveSession {
             on_disconnect,
             cancel_grace: ctx.config.cancel_grace,
             outcome: None,
+            counted: 0,
             _slot: slot,
         }
     }
@@ -230,6 +233,7 @@ impl LiveSession {
                 return Some(out.freeze());
             }
             if !out.is_empty() {
+                self.count_forwarded();
                 return Some(out.freeze());
             }
         }
@@ -449,10 +453,18 @@ impl LiveSession {
         }
     }
 
+    /// Adds the events forwarded since the last chunk to the metric (once
+    /// per chunk, not per event: the metric lookup is not free).
+    fn count_forwarded(&mut self) {
+        let forwarded = self.machine.stats().forwarded;
+        metrics::counter!(m::EVENTS_FORWARDED).increment(forwarded - self.counted);
+        self.counted = forwarded;
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         self.outcome = Some(outcome);
+        self.count_forwarded();
         let stats = self.machine.stats();
-        metrics::counter!(m::EVENTS_FORWARDED).increment(stats.forwarded);
         tracing::info!(
             outcome = outcome.label(),
             forwarded = stats.forwarded,
