@@ -17,6 +17,7 @@
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 
 pub mod auth;
+mod deadline;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -147,11 +148,13 @@ pub fn router(state: AppState) -> Router {
 /// An HTTP/1.1 connection loop on hyper directly rather than `axum::serve`:
 /// a held SSE stream is one idle connection, and hyper-util's auto
 /// (HTTP/1 + HTTP/2) connection and axum's graceful-shutdown bookkeeping cost
-/// several KiB per connection (BENCHMARKS.md). Cancelling `shutdown` ends every
+/// several KiB per connection (BENCHMARKS.md). A connection whose client
+/// accepts no bytes for the sessions' `write_timeout` is closed. Cancelling `shutdown` ends every
 /// live session with `error`/`server_shutdown`, so the bodies finish; `drain`
 /// bounds the wait for clients that do not read their last bytes.
 pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
     let shutdown = state.sessions.shutdown.clone();
+    let write_timeout = state.sessions.config.write_timeout;
     let app = router(state);
     let connections = TaskTracker::new();
     loop {
@@ -175,10 +178,11 @@ pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> s
         let service = TowerToHyperService::new(app.clone());
         let shutdown = shutdown.clone();
         connections.spawn(async move {
+            let io = deadline::WriteDeadline::new(tcp, write_timeout);
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tcp), service);
+                .serve_connection(TokioIo::new(io), service);
             tokio::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,

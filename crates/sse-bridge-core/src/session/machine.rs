@@ -56,6 +56,12 @@ pub struct SessionConfig {
     /// After its last reader left, a logged session is cancelled only if
     /// nobody resumed it within this time.
     pub cancel_grace: Duration,
+    /// Bytes of frames a stream may hold for a client that reads slowly;
+    /// more ends it with `slow_consumer`.
+    pub buffer_bytes: usize,
+    /// A stream that ended gives its client this long to take each of its
+    /// last frames.
+    pub write_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +76,8 @@ impl Default for SessionConfig {
             max_held_events: 10_000,
             max_events: 1_000_000,
             cancel_grace: Duration::from_secs(30),
+            buffer_bytes: 1024 * 1024,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

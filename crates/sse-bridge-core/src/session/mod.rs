@@ -15,6 +15,7 @@ mod cancel;
 mod follow;
 mod limit;
 pub mod machine;
+mod outbox;
 mod stream;
 
 use std::sync::Arc;

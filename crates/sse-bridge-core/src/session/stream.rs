@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use super::cancel::{self, Departure};
 use super::machine::{Failure, Outcome, Progress, SessionMachine};
+use super::outbox::Outbox;
 use super::{SessionContext, Slot};
 use crate::bus::{Delivery, Subscription};
 use crate::format::{AgUi, AiSdk, Encoder, Format, Native};
@@ -78,6 +79,13 @@ pub struct LiveSession {
     outcome: Option<Outcome>,
     /// Forwarded events already counted in the metrics.
     counted: u64,
+    /// Where chunks wait for the client (see `outbox`).
+    outbox: Outbox,
+    /// The client's backlog went over its budget: end with `slow_consumer`.
+    over_budget: bool,
+    /// The client went away (the body was dropped).
+    client_gone: bool,
+    write_timeout: Duration,
     /// This stream's share of the gateway's [`super::SessionLimit`].
     _slot: Slot,
 }
@@ -196,6 +204,10 @@ impl LiveSession {
             cancel_grace: ctx.config.cancel_grace,
             outcome: None,
             counted: 0,
+            outbox: Outbox::new(ctx.config.buffer_bytes),
+            over_budget: false,
+            client_gone: false,
+            write_timeout: ctx.config.write_timeout,
             _slot: slot,
         }
     }
@@ -204,23 +216,49 @@ impl LiveSession {
         self.id
     }
 
-    /// The response body: SSE frames until the terminal event.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-        futures::stream::unfold(self, |mut session| async move {
-            let span = session.span.clone();
-            let chunk = session.next_chunk().instrument(span).await?;
-            Some((Ok(chunk), session))
-        })
+    /// The response body: SSE frames until the terminal event. The session
+    /// is driven by a task of its own, whether or not the client reads.
+    pub fn into_stream(mut self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        let body = self.outbox.body();
+        let span = self.span.clone();
+        tokio::spawn(self.run().instrument(span));
+        body
     }
 
-    /// Waits until there is something to write; `None` after the terminal frame.
+    /// Drives the session to its end, then releases it (unsubscribe, slot,
+    /// departure) before delivering the last frames the client has not taken.
+    async fn run(mut self) {
+        while let Some(chunk) = self.next_chunk().await {
+            match self.outbox.push(chunk) {
+                Ok(within_budget) => self.over_budget |= !within_budget,
+                Err(_) => self.client_gone = true,
+            }
+        }
+        let outbox = std::mem::replace(&mut self.outbox, Outbox::new(0));
+        let (client_gone, write_timeout) = (self.client_gone, self.write_timeout);
+        drop(self);
+        if !client_gone {
+            outbox.drain(write_timeout).await;
+        }
+    }
+
+    /// Waits until there is something to write; `None` after the terminal
+    /// frame, or once the client went away.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.outcome.is_some() {
             return None;
         }
         let mut out = std::mem::take(&mut self.preamble);
         loop {
-            let progress = if self.catching_up {
+            let progress = if self.client_gone {
+                return None;
+            } else if self.over_budget {
+                self.over_budget = false;
+                Progress::Expired(Failure::new(
+                    ErrorCode::SlowConsumer,
+                    "the client did not keep up: its backlog exceeded the stream's buffer",
+                ))
+            } else if self.catching_up {
                 self.read_log_page(&mut out).await
             } else if !self.held_back.is_empty() {
                 self.deliver_held_back(&mut out)
@@ -266,6 +304,10 @@ impl LiveSession {
                     Progress::Continue
                 }
             },
+            moved = self.outbox.progress() => {
+                self.client_gone |= moved.is_err();
+                Progress::Continue
+            }
             delivery = self.subscription.recv(), if !self.link_down => self.on_delivery(delivery, out),
             _ = tokio::time::sleep_until(deadline) => self.machine.on_timer(Instant::now(), out),
         }
