@@ -314,6 +314,15 @@ pub struct SessionArgs {
     #[arg(long, env = "SSE_BRIDGE_MAX_EVENT_BYTES", default_value_t = 1024 * 1024)]
     pub max_event_bytes: usize,
 
+    /// Bytes of frames a stream may hold for a client that reads slowly;
+    /// more end it with `slow_consumer`.
+    #[arg(long, env = "SSE_BRIDGE_SESSION_BUFFER_BYTES", default_value_t = SessionConfig::default().buffer_bytes)]
+    pub session_buffer_bytes: usize,
+
+    /// Close a connection whose client accepts no bytes for this long.
+    #[arg(long, env = "SSE_BRIDGE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
     /// Events a session may forward; more end it with `too_many_events`.
     #[arg(long, env = "SSE_BRIDGE_MAX_EVENTS", default_value_t = SessionConfig::default().max_events)]
     pub max_events: u64,
@@ -344,6 +353,8 @@ impl SessionArgs {
             max_event_bytes: self.max_event_bytes,
             cancel_grace: self.cancel_grace,
             max_events: self.max_events,
+            buffer_bytes: self.session_buffer_bytes,
+            write_timeout: self.write_timeout,
             ..SessionConfig::default()
         }
     }
