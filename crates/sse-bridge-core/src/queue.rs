@@ -37,6 +37,16 @@ pub struct ReceivedJob {
 #[async_trait]
 pub trait JobAck: Send + 'static {
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+
+    /// The worker gives the job up without running it (its `worker_ack`
+    /// could not be published; the gateway ends that session on its own with
+    /// `ack_timeout`). A queue that redelivers abandoned jobs by itself
+    /// (Redis Streams reclaims them) leaves it pending, the default; one that
+    /// would stay stuck on it (a Kafka partition's commit position) resolves
+    /// it instead.
+    async fn abandon(self: Box<Self>) -> Result<(), BrokerError> {
+        Ok(())
+    }
 }
 
 /// For queues with nothing to acknowledge.

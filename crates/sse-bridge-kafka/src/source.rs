@@ -130,4 +130,15 @@ impl JobAck for KafkaAck {
     async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
         self.commit()
     }
+
+    /// Committed like a finished job: left pending, it would hold its
+    /// partition's commit position back (and every later job with it) until
+    /// a rebalance. Its session ends at the gateway with `ack_timeout`.
+    async fn abandon(self: Box<Self>) -> Result<(), BrokerError> {
+        tracing::warn!(
+            partition = self.taken.partition.partition,
+            "job abandoned before it ran; committing it so the partition moves on"
+        );
+        self.commit()
+    }
 }

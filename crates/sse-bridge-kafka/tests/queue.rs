@@ -140,3 +140,27 @@ async fn a_malformed_job_is_skipped_and_committed() {
         Offset::Offset(3)
     );
 }
+
+/// A job its worker could not even acknowledge to the gateway (Redis down
+/// at `worker_ack`) must not hold its partition's commit position back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_job_does_not_freeze_its_partition() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(1));
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    for name in ["abandoned", "next"] {
+        dispatcher.dispatch(&job(name)).await.expect("dispatched");
+    }
+    let source = KafkaJobSource::new(&config).unwrap();
+    let abandoned = take(&source).await;
+    let next = take(&source).await;
+    next.ack.ack().await.expect("acked");
+    // Offset 0 still runs: nothing may be committed yet.
+    assert_eq!(committed(&config).await, Offset::Invalid);
+    abandoned.ack.abandon().await.expect("abandoned");
+    assert_eq!(
+        committed_change(&config, Offset::Invalid).await,
+        Offset::Offset(2),
+        "the commit position moved past both jobs"
+    );
+}

@@ -11,8 +11,9 @@
 //! has been silent for a heartbeat interval, stop it as soon as the log
 //! refuses one of its events, turn a handler error into an
 //! `error`/`worker_error` event, and finally acknowledge the job to its
-//! queue. A job whose ack could not be published is left unacknowledged, so
-//! the queue redelivers it.
+//! queue. A job whose ack could not be published is abandoned: left for
+//! redelivery by a queue that reclaims jobs (Redis Streams), resolved by one
+//! that would otherwise stay stuck on it (Kafka).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -254,9 +255,11 @@ async fn run_job(
             tracing::info!("the session does not take this attempt ({refusal}); skipping the job")
         }
         Err(error) => {
-            return tracing::warn!(
-                "cannot publish worker_ack, leaving the job for redelivery: {error}"
-            );
+            tracing::warn!("cannot publish worker_ack; abandoning the job: {error}");
+            if let Err(error) = ack.abandon().await {
+                tracing::warn!("cannot abandon the job: {error}");
+            }
+            return;
         }
     }
     if let Err(error) = ack.ack().await {
