@@ -12,7 +12,6 @@ use common::*;
 use serde_json::{Value, json};
 use sse_bridge_core::Job;
 use sse_bridge_core::session::SessionConfig;
-use sse_bridge_worker::publish_event;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -51,15 +50,7 @@ async fn answer(gw: &TestGateway, job: &Job) {
         ("FinalAnswerStreamEnd", json!({})),
     ];
     for (event_type, payload) in events {
-        publish_event(
-            gw.bus.as_ref(),
-            job.session_id,
-            Some("a"),
-            event_type,
-            payload,
-        )
-        .await
-        .unwrap();
+        gw.emit(job, event_type, payload).await;
     }
 }
 
@@ -180,15 +171,7 @@ async fn ai_sdk_chats_stream_and_resume_only_while_live() {
     let response = post(&gw, "/v1/ai-sdk/chat", chat_body("chat-1")).await;
     assert_eq!(response.headers()["x-vercel-ai-ui-message-stream"], "v1");
     let job = gw.take_job().await;
-    publish_event(
-        gw.bus.as_ref(),
-        job.session_id,
-        Some("a"),
-        "worker_ack",
-        json!({}),
-    )
-    .await
-    .unwrap();
+    gw.emit(&job, "worker_ack", json!({})).await;
     // Mid-message, reconnectToStream replays the message from its start.
     let resumed = get(&gw, "/v1/ai-sdk/chat/chat-1/stream").await;
     assert_eq!(resumed.status(), 200);
@@ -198,15 +181,7 @@ async fn ai_sdk_chats_stream_and_resume_only_while_live() {
         ("FinalAnswerStream", json!({"char": "5"})),
         ("FinalAnswerStreamEnd", json!({})),
     ] {
-        publish_event(
-            gw.bus.as_ref(),
-            job.session_id,
-            Some("a"),
-            event_type,
-            payload,
-        )
-        .await
-        .unwrap();
+        gw.emit(&job, event_type, payload).await;
     }
     let live = data_of(response).await;
     assert_eq!(

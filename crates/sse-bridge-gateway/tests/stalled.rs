@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use sse_bridge_core::session::SessionConfig;
-use sse_bridge_core::{Delivery, Job, Subscription};
+use sse_bridge_core::{Delivery, Subscription};
 use sse_bridge_worker::publish_event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -42,18 +42,6 @@ async fn cancel_reason(control: &mut Subscription, within: Duration) -> Option<S
     }
 }
 
-async fn emit(gw: &TestGateway, job: &Job, event_type: &str, payload: serde_json::Value) {
-    publish_event(
-        gw.bus.as_ref(),
-        job.session_id,
-        Some("a"),
-        event_type,
-        payload,
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_cannot_pin_their_sessions() {
     let config = SessionConfig {
@@ -74,7 +62,7 @@ async fn stalled_clients_cannot_pin_their_sessions() {
                 .await
                 .unwrap(),
         );
-        emit(&gw, &job, "worker_ack", json!({})).await;
+        gw.emit(&job, "worker_ack", json!({})).await;
         // Even sessions: up to 8 MB of 1 KB pieces the client never reads,
         // more than the kernel's socket buffers absorb.
         // The log refuses the rest once the session ended (slow_consumer).
@@ -97,9 +85,10 @@ async fn stalled_clients_cannot_pin_their_sessions() {
 
     // A normal client on the same gateway is served meanwhile.
     let (normal, job) = gw.open(json!({"user_query": "q"})).await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    emit(&gw, &job, "FinalAnswerStream", json!({"char": "ok"})).await;
-    emit(&gw, &job, "FinalAnswerStreamEnd", json!({})).await;
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(&job, "FinalAnswerStream", json!({"char": "ok"}))
+        .await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
     read_all(normal).await.assert_answered("ok");
 
     // Every stalled session ends on its own: the flooded ones beyond their

@@ -142,6 +142,20 @@ impl TestGateway {
             .unwrap();
     }
 
+    /// Appends one event to the session's log as attempt `a` (the Rust
+    /// SDK's call); the session refusing it is an error.
+    pub async fn emit(&self, job: &Job, event_type: &str, payload: Value) {
+        sse_bridge_worker::publish_event(
+            self.bus.as_ref(),
+            job.session_id,
+            Some("a"),
+            event_type,
+            payload,
+        )
+        .await
+        .unwrap();
+    }
+
     pub async fn publish(&self, job: &Job, event_type: &str, payload: Value) {
         let raw = serde_json::to_vec(
             &serde_json::json!({ "event_type": event_type, "payload": payload }),
