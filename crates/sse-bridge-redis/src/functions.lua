@@ -29,10 +29,16 @@ local function refresh(keys, ttl_ms)
   redis.call('PEXPIRE', keys[2], ttl_ms)
 end
 
--- Appends `event`, marks the session ended if it is terminal, refreshes the
--- TTLs and publishes the event with its entry id as `log_id`.
-local function push(keys, event, terminal, max_len, ttl_ms)
-  local id = redis.call('XADD', keys[1], 'MAXLEN', '~', max_len, '*', 'e', event)
+-- Appends `event` (with its idempotency key `key` when given), marks the
+-- session ended if it is terminal, refreshes the TTLs and publishes the
+-- event with its entry id as `log_id`.
+local function push(keys, event, terminal, max_len, ttl_ms, key)
+  local id
+  if key and key ~= '' then
+    id = redis.call('XADD', keys[1], 'MAXLEN', '~', max_len, '*', 'e', event, 'k', key)
+  else
+    id = redis.call('XADD', keys[1], 'MAXLEN', '~', max_len, '*', 'e', event)
+  end
   if terminal then
     redis.call('HSET', keys[2], 'ended', id)
   end
@@ -41,16 +47,35 @@ local function push(keys, event, terminal, max_len, ttl_ms)
   return id, redis.call('PUBLISH', channel_of(keys[1]), message)
 end
 
+-- The entry of the last few with idempotency key `key`, if any.
+local function already_logged(log_key, key)
+  for _, entry in ipairs(redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 16)) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'k' and fields[i + 1] == key then return entry[1] end
+    end
+  end
+  return nil
+end
+
 -- A worker's event. Returns {1, log_id, receivers} when logged,
 -- {2, '', receivers} when only published (heartbeats), {0, refusal} when
 -- refused: unknown | ended | not_acked | foreign | lost.
+-- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
+-- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
+-- already carrying that key is answered instead of appending a duplicate.
 local function append(keys, args)
   local event, event_type, attempt = args[1], args[2], args[3] or ''
+  local key, again = args[4] or '', args[5] == 'again'
   if string.sub(event, 1, 1) ~= '{' or string.sub(event, -1) ~= '}' then
     return redis.error_reply('the event must be a JSON object without surrounding whitespace')
   end
   local meta = redis.call('HMGET', keys[2], 'created_at', 'ended', 'attempt', 'output', 'max_len', 'ttl_ms')
   if not meta[1] then return {0, 'unknown'} end
+  if again and key ~= '' then
+    local id = already_logged(keys[1], key)
+    if id then return {1, id, 0} end
+  end
   if meta[2] then return {0, 'ended'} end
   local bound, output, max_len, ttl_ms = meta[3], meta[4], meta[5], meta[6]
   if event_type == 'worker_ack' then
@@ -71,7 +96,7 @@ local function append(keys, args)
   elseif not output then
     redis.call('HSET', keys[2], 'output', '1')
   end
-  local id, receivers = push(keys, event, is_terminal(event_type), max_len, ttl_ms)
+  local id, receivers = push(keys, event, is_terminal(event_type), max_len, ttl_ms, key)
   return {1, id, receivers}
 end
 

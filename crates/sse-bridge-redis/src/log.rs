@@ -74,6 +74,46 @@ fn log_id(value: &Value) -> Option<LogId> {
     text(value)?.parse().ok()
 }
 
+impl RedisBus {
+    /// `FCALL sse_bridge_append`; `again`: a retry that must not duplicate.
+    async fn append_call(
+        &self,
+        id: SessionId,
+        event: &Event,
+        again: bool,
+    ) -> Result<Appended, BrokerError> {
+        let append = fcall("sse_bridge_append", id)
+            .arg(event.to_wire())
+            .arg(event.event_type())
+            .arg(event.attempt().unwrap_or_default())
+            .arg(event.key().unwrap_or_default())
+            .arg(if again { "again" } else { "" })
+            .to_owned();
+        let reply: Value = self.commands().query(&append).await?;
+        let Value::Array(parts) = &reply else {
+            return Err(unexpected("sse_bridge_append", &reply));
+        };
+        let receivers = || parts.get(2).and_then(int).unwrap_or_default().max(0) as u64;
+        match (parts.first().and_then(int), parts.get(1)) {
+            (Some(1), Some(id)) => match log_id(id) {
+                Some(id) => Ok(Appended::Logged {
+                    id,
+                    receivers: receivers(),
+                }),
+                None => Err(unexpected("sse_bridge_append", &reply)),
+            },
+            (Some(2), _) => Ok(Appended::Published {
+                receivers: receivers(),
+            }),
+            (Some(0), Some(reason)) => text(reason)
+                .and_then(|r| Refusal::from_label(&r))
+                .map(Appended::Refused)
+                .ok_or_else(|| unexpected("sse_bridge_append", &reply)),
+            _ => Err(unexpected("sse_bridge_append", &reply)),
+        }
+    }
+}
+
 #[async_trait]
 impl EventLog for RedisBus {
     async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError> {
@@ -175,33 +215,11 @@ impl EventLog for RedisBus {
     }
 
     async fn append(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
-        let append = fcall("sse_bridge_append", id)
-            .arg(event.to_wire())
-            .arg(event.event_type())
-            .arg(event.attempt().unwrap_or_default())
-            .to_owned();
-        let reply: Value = self.commands().query(&append).await?;
-        let Value::Array(parts) = &reply else {
-            return Err(unexpected("sse_bridge_append", &reply));
-        };
-        let receivers = || parts.get(2).and_then(int).unwrap_or_default().max(0) as u64;
-        match (parts.first().and_then(int), parts.get(1)) {
-            (Some(1), Some(id)) => match log_id(id) {
-                Some(id) => Ok(Appended::Logged {
-                    id,
-                    receivers: receivers(),
-                }),
-                None => Err(unexpected("sse_bridge_append", &reply)),
-            },
-            (Some(2), _) => Ok(Appended::Published {
-                receivers: receivers(),
-            }),
-            (Some(0), Some(reason)) => text(reason)
-                .and_then(|r| Refusal::from_label(&r))
-                .map(Appended::Refused)
-                .ok_or_else(|| unexpected("sse_bridge_append", &reply)),
-            _ => Err(unexpected("sse_bridge_append", &reply)),
-        }
+        self.append_call(id, event, false).await
+    }
+
+    async fn append_again(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
+        self.append_call(id, event, true).await
     }
 
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError> {

@@ -110,3 +110,57 @@ async fn any_client_appends_with_one_fcall() {
     let event = Event::parse(&raw, 1024).unwrap();
     assert_eq!(event.json(), br#"{"event_type":"worker_ack","payload":{}}"#);
 }
+
+/// A retry after an ambiguous failure (the first FCALL may have been
+/// applied before the timeout) must not log or publish the event twice.
+#[tokio::test]
+async fn a_retried_append_is_not_logged_twice() {
+    let bus = bus(LogLimits::default()).await;
+    let id = SessionId::new();
+    bus.create(
+        id,
+        &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel),
+    )
+    .await
+    .unwrap();
+    let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
+    let keyed = |kind: &str, key: &str| {
+        Event::new(kind, serde_json::json!({"char": "x"}))
+            .from_attempt(Some("a"))
+            .with_key(key)
+    };
+    let ack = bus.append(id, &keyed("worker_ack", "a:0")).await.unwrap();
+    let piece = keyed("FinalAnswerStream", "a:1");
+    let first = bus.append(id, &piece).await.unwrap();
+    assert_eq!(
+        bus.append_again(id, &piece).await.unwrap(),
+        match first {
+            Appended::Logged { id, .. } => Appended::Logged { id, receivers: 0 },
+            other => panic!("{other:?}"),
+        }
+    );
+    let end = keyed("FinalAnswerStreamEnd", "a:2");
+    let ended = bus.append(id, &end).await.unwrap();
+    let Appended::Logged { id: end_id, .. } = ended else {
+        panic!("{ended:?}")
+    };
+    // Even after the end, the retry of the terminal event is answered, not refused.
+    assert_eq!(
+        bus.append_again(id, &end).await.unwrap(),
+        Appended::Logged {
+            id: end_id,
+            receivers: 0
+        }
+    );
+    assert!(matches!(ack, Appended::Logged { .. }));
+    let mut conn = plain(REDIS_URL).await;
+    assert_eq!(conn.xlen(id.log_key()).await.unwrap(), 3);
+    for _ in 0..3 {
+        assert!(matches!(
+            live.recv().await,
+            sse_bridge_core::Delivery::Message(_)
+        ));
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(200), live.recv()).await;
+    assert!(extra.is_err(), "a duplicate was published: {extra:?}");
+}

@@ -45,7 +45,12 @@ pub async fn publish_event(
         return Err(PublishError::EmptyEventType);
     }
     let event = Event::new(event_type, payload).from_attempt(attempt);
-    match log.append(session_id, &event).await? {
+    published(log.append(session_id, &event).await?)
+}
+
+/// What an append did, as the worker sees it.
+pub(crate) fn published(appended: Appended) -> Result<Published, PublishError> {
+    match appended {
         Appended::Logged { id, receivers } => Ok(Published::Logged { id, receivers }),
         Appended::Published { receivers } => Ok(Published::Live { receivers }),
         Appended::Refused(refusal) => Err(PublishError::Refused(refusal)),

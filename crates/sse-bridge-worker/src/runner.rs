@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::publish::{PublishError, Published, publish_event};
+use crate::publish::{PublishError, Published, published};
 
 /// What a handler may fail with; the message reaches the client in an `error` event.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +81,8 @@ pub struct SessionHandle {
     born: Instant,
     /// Milliseconds after `born` of the last publish, for the heartbeat.
     last_publish_ms: AtomicU64,
+    /// Publishes so far: the idempotency key of the next one.
+    published: AtomicU64,
 }
 
 impl SessionHandle {
@@ -98,38 +100,48 @@ impl SessionHandle {
     }
 
     /// Publishes one event of this session, riding out a short broker
-    /// outage (see [`WorkerOptions::publish_retry`]). A refusal by the log
-    /// also cancels the session: the runner stops the handler.
+    /// outage (see [`WorkerOptions::publish_retry`]). Each publish carries
+    /// an idempotency key, so a retry after a timeout (when the first try
+    /// may have reached Redis) never logs the event twice. A refusal by the
+    /// log also cancels the session: the runner stops the handler.
     pub async fn publish(
         &self,
         event_type: &str,
         payload: Value,
     ) -> Result<Published, PublishError> {
+        if event_type.is_empty() {
+            return Err(PublishError::EmptyEventType);
+        }
         self.last_publish_ms
             .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let key = format!(
+            "{}:{}",
+            self.attempt,
+            self.published.fetch_add(1, Ordering::Relaxed)
+        );
+        let event = Event::new(event_type, payload)
+            .from_attempt(Some(&self.attempt))
+            .with_key(&key);
+        let id = self.job.session_id;
         let give_up = Instant::now() + self.publish_retry;
         let mut pause = Duration::from_millis(50);
+        let mut result = self.bus.append(id, &event).await;
         loop {
-            match publish_event(
-                self.bus.as_ref(),
-                self.job.session_id,
-                Some(&self.attempt),
-                event_type,
-                payload.clone(),
-            )
-            .await
-            {
-                Err(PublishError::Broker(
-                    BrokerError::Unavailable(_) | BrokerError::Timeout(_),
-                )) if Instant::now() + pause < give_up => {
+            match result {
+                Err(BrokerError::Unavailable(_) | BrokerError::Timeout(_))
+                    if Instant::now() + pause < give_up =>
+                {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
+                    result = self.bus.append_again(id, &event).await;
                 }
-                Err(PublishError::Refused(refusal)) => {
-                    self.cancel.cancel();
-                    return Err(PublishError::Refused(refusal));
+                other => {
+                    let outcome = published(other?);
+                    if let Err(PublishError::Refused(_)) = &outcome {
+                        self.cancel.cancel();
+                    }
+                    return outcome;
                 }
-                result => return result,
             }
         }
     }
@@ -248,6 +260,7 @@ async fn run_job(
         publish_retry: options.publish_retry,
         born: Instant::now(),
         last_publish_ms: AtomicU64::new(0),
+        published: AtomicU64::new(0),
     };
     match session.publish(event_type::WORKER_ACK, json!({})).await {
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,

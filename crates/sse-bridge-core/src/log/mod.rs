@@ -195,6 +195,15 @@ pub trait EventLog: EventBus {
     /// in one atomic step.
     async fn append(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError>;
 
+    /// The same append again after an ambiguous failure (a timeout: the
+    /// first try may have been applied). An event with a [`Event::key`]
+    /// already in the log's last entries is not appended twice: its first
+    /// entry is answered instead. The default suits logs whose appends
+    /// cannot fail ambiguously (in-process).
+    async fn append_again(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
+        self.append(id, event).await
+    }
+
     /// The gateway ends the session with `terminal` unless it already ended.
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError>;
 

@@ -41,6 +41,9 @@ pub struct Event {
     json: Box<[u8]>,
     log_id: Option<LogId>,
     attempt: Option<Box<str>>,
+    /// Idempotency key of a worker's publish, stored with its log entry (not
+    /// part of the JSON): a retry after an ambiguous failure finds it.
+    key: Option<Box<str>>,
 }
 
 /// Why a channel message is not an [`Event`]; each variant is a metric label.
@@ -145,6 +148,7 @@ impl Event {
             json: json.into(),
             log_id: None,
             attempt: None,
+            key: None,
         }
     }
 
@@ -160,6 +164,17 @@ impl Event {
     pub fn from_attempt(mut self, attempt: Option<&str>) -> Self {
         self.attempt = attempt.map(Into::into);
         self
+    }
+
+    /// The same event with an idempotency key (see [`Event::key`]).
+    pub fn with_key(mut self, key: &str) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The idempotency key a worker gave this publish, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The same event, read from the log under `id`.
@@ -229,6 +244,7 @@ impl Event {
             json: json.into(),
             log_id,
             attempt,
+            key: None,
         })
     }
 
