@@ -1,5 +1,6 @@
 //! Drives a [`SessionMachine`] over a live subscription and the session's
-//! log, and yields the response body, chunk by chunk.
+//! log, in a task of its own, and feeds the response body chunk by chunk
+//! through an outbox (`super::outbox`).
 //!
 //! A stream reads from two sources in one order: the log first when it has
 //! something to catch up on (a follower's replay, or the entries published
@@ -9,9 +10,11 @@
 //!
 //! Each chunk holds every frame that was ready at once (up to
 //! [`MAX_CHUNK_BYTES`]), so a burst of events costs one socket write. The
-//! stream owns the subscription: when hyper drops the body (client gone),
-//! [`LiveSession`]'s `Drop` hands the departure to [`super::cancel`] and
-//! the subscription is dropped with it, unsubscribing at once.
+//! driver never waits for the client: timers fire and the session ends on
+//! time whatever the client does. When hyper drops the body (client gone)
+//! the driver notices at once and drops the [`LiveSession`], whose `Drop`
+//! hands the departure to [`super::cancel`]; the subscription is dropped
+//! with it, unsubscribing at once.
 
 use std::convert::Infallible;
 use std::sync::Arc;
