@@ -381,3 +381,39 @@ async fn two_hundred_concurrent_sessions_all_complete_correctly() {
     gw.wait_for_no_subscriptions().await;
     gw.stop().await;
 }
+
+/// Shutdown with 100 live streams (50 sessions, each with a follower): every
+/// creator gets its terminal `server_shutdown`, every follower's stream
+/// closes, and the server is done well within its drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_hundred_live_streams_ends_each_and_returns_in_time() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    let mut creators = Vec::new();
+    let mut followers = Vec::new();
+    for _ in 0..50 {
+        let (response, job) = gw.open(json!({"user_query": "q"})).await;
+        gw.emit(&job, "worker_ack", json!({})).await;
+        let mut body = response.bytes_stream();
+        read_events(&mut body, 1).await;
+        creators.push(body);
+        let follower = follow(&client(), &gw.url, &job.session_id.to_string(), None).await;
+        let mut follower = follower.bytes_stream();
+        read_frames(&mut follower, 1).await;
+        followers.push(follower);
+    }
+    let started = tokio::time::Instant::now();
+    gw.shutdown.cancel();
+    for body in creators {
+        let rest = read_rest(body, Duration::from_secs(10), "a creator at shutdown").await;
+        assert!(rest.contains(r#""code":"server_shutdown""#), "{rest}");
+    }
+    for follower in followers {
+        read_rest(follower, Duration::from_secs(10), "a follower at shutdown").await;
+    }
+    gw.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
