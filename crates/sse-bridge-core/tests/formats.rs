@@ -238,15 +238,20 @@ proptest! {
     }
 }
 
-#[test]
-fn the_demo_agent_in_ag_ui() {
-    let steps = [
+/// What the demo agent sends for an arithmetic question.
+fn demo_steps() -> [Step; 5] {
+    [
         Step::Ack,
         Step::Thought("T".into()),
         Step::ToolStart("calculator"),
         Step::ToolEnd("calculator"),
         Step::Answer("4".into()),
-    ];
+    ]
+}
+
+#[test]
+fn the_demo_agent_in_ag_ui() {
+    let steps = demo_steps();
     let frames = encode(&mut AgUi::new("t", "r", "s"), &steps, true);
     let types: Vec<String> = frames
         .iter()
@@ -285,13 +290,7 @@ fn the_demo_agent_in_ag_ui() {
 
 #[test]
 fn the_demo_agent_in_the_ai_sdk() {
-    let steps = [
-        Step::Ack,
-        Step::Thought("T".into()),
-        Step::ToolStart("calculator"),
-        Step::ToolEnd("calculator"),
-        Step::Answer("4".into()),
-    ];
+    let steps = demo_steps();
     let frames = encode(&mut AiSdk::new("msg-1"), &steps, true);
     let expected = [
         r#"{"type":"start","messageId":"msg-1"}"#,

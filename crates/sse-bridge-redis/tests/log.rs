@@ -78,13 +78,7 @@ async fn log_and_metadata_are_capped_and_expire() {
 #[tokio::test]
 async fn any_client_appends_with_one_fcall() {
     let bus = bus(LogLimits::default()).await;
-    let id = SessionId::new();
-    bus.create(
-        id,
-        &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel),
-    )
-    .await
-    .unwrap();
+    let id = sse_bridge_testkit::log::created(&bus).await;
     let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let reply: (i64, String, i64) = redis::cmd("FCALL")
@@ -116,13 +110,7 @@ async fn any_client_appends_with_one_fcall() {
 #[tokio::test]
 async fn a_retried_append_is_not_logged_twice() {
     let bus = bus(LogLimits::default()).await;
-    let id = SessionId::new();
-    bus.create(
-        id,
-        &SessionMeta::new("anonymous", "native", OnDisconnect::Cancel),
-    )
-    .await
-    .unwrap();
+    let id = sse_bridge_testkit::log::created(&bus).await;
     let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
     let keyed = |kind: &str, key: &str| {
         Event::new(kind, serde_json::json!({"char": "x"}))

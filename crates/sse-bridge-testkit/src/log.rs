@@ -13,7 +13,8 @@ fn event(kind: &str, attempt: &str) -> Event {
     Event::new(kind, json!({"char": "x"})).from_attempt(Some(attempt))
 }
 
-async fn created(log: &dyn EventLog) -> SessionId {
+/// A session recorded in `log` (anonymous, native, cancel on disconnect).
+pub async fn created(log: &dyn EventLog) -> SessionId {
     let id = SessionId::new();
     let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Cancel);
     log.create(id, &meta).await.expect("create");
