@@ -1,0 +1,26 @@
+"""The echo agent of ``python -m sse_bridge_worker --demo``: it thinks
+aloud, "calls" a tool that measures the question, and streams the question
+back as its answer, one character at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .session import AsyncSession
+
+__all__ = ["echo_agent"]
+
+#: Pause after each character streamed, seconds.
+CHARACTER_DELAY = 0.01
+
+
+async def echo_agent(session: AsyncSession) -> None:
+    query = str(session.request.get("user_query", ""))
+    for char in "I will repeat the question.":
+        await session.thought(char)
+        await asyncio.sleep(CHARACTER_DELAY)
+    await session.tool_start("length", {"text": query})
+    await session.tool_end("length", len(query))
+    for char in f"Echo: {query}":
+        await session.answer(char)
+        await asyncio.sleep(CHARACTER_DELAY)
