@@ -7,13 +7,17 @@ attempt that has not sent ``worker_ack`` or that the session does not
 belong to, and every event after the terminal one. A refusal raises
 :class:`~sse_bridge_worker.errors.SessionRefused`.
 
-Retries are safe only with an idempotency key. When one is given, a publish
-that failed on the connection (Redis restarting, a timeout after the
-command may have run) is retried with backoff for up to ``retry_for``
-seconds, and every retry asks the library to answer an entry already
-carrying the key instead of appending a duplicate — the same scheme as the
-Rust SDK, whose keys are ``<attempt>:<n>``. Without a key the first
-connection error is raised, since the event may or may not have been logged.
+Retries are safe only with an idempotency key (the workers use
+``<attempt>:<n>``, like the Rust SDK). The key is stored with the entry, and
+the call asks the library to answer an entry of the last few that already
+carries it instead of appending a duplicate. The Rust SDK asks that only
+when it retries; the kit asks on every try, because redis-py itself resends
+a command whose reply was lost (its default retries, redis-py >= 6) before
+the kit could tell it is retrying. With a key, a publish that failed on the
+connection (Redis restarting, a timeout after the command may have run) is
+also retried by the kit with backoff for up to ``retry_for`` seconds.
+Without a key the first connection error is raised, since the event may or
+may not have been logged.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ __all__ = [
 ]
 
 APPEND_FUNCTION = "sse_bridge_append"
-#: ARGV[5] of ``sse_bridge_append`` for a retry after an ambiguous failure.
-RETRY_MARKER = "again"
+#: ARGV[5] of ``sse_bridge_append``: answer an entry already carrying the
+#: idempotency key instead of appending the event again.
+DEDUPLICATE = "again"
 #: ``FinalAnswerStreamEnd`` and ``error`` end a session.
 TERMINAL_EVENT_TYPES = frozenset({"FinalAnswerStreamEnd", "error"})
 
@@ -110,11 +115,16 @@ class _AppendCall:
         attempt: Optional[str],
         idempotency_key: Optional[str],
     ) -> None:
-        self.keys = [log_key(session_id), meta_key(session_id)]
-        self.argv = [encode_event(event_type, payload, attempt), event_type, attempt or "", idempotency_key or ""]
-
-    def arguments(self, is_retry: bool) -> List[str]:
-        return [*self.keys, *self.argv, RETRY_MARKER if is_retry else ""]
+        event = encode_event(event_type, payload, attempt)
+        self.arguments: List[str] = [
+            log_key(session_id),
+            meta_key(session_id),
+            event,
+            event_type,
+            attempt or "",
+            idempotency_key or "",
+            DEDUPLICATE if idempotency_key else "",
+        ]
 
     @staticmethod
     def outcome(reply: Any) -> Published:
@@ -159,8 +169,8 @@ def publish_event(
 
     ``attempt`` is the job delivery this worker runs (every event of a
     delivery carries the same one; ``None`` for a worker that never runs a
-    job twice). With ``idempotency_key``, connection failures are retried
-    for up to ``retry_for`` seconds without ever logging the event twice.
+    job twice). With ``idempotency_key`` the event is never logged twice,
+    and connection failures are retried for up to ``retry_for`` seconds.
 
     Raises :class:`~sse_bridge_worker.errors.SessionRefused` when the
     session takes no more events from this sender (stop working on it), and
@@ -168,10 +178,10 @@ def publish_event(
     """
     call = _AppendCall(session_id, event_type, payload, attempt, idempotency_key)
     backoff = _Backoff(retry_for if idempotency_key else 0.0)
-    is_retry = library_loaded = False
+    library_loaded = False
     while True:
         try:
-            return call.outcome(client.fcall(APPEND_FUNCTION, 2, *call.arguments(is_retry)))
+            return call.outcome(client.fcall(APPEND_FUNCTION, 2, *call.arguments))
         except redis.ResponseError as error:
             if library_loaded or not is_library_missing(error):
                 raise
@@ -182,7 +192,6 @@ def publish_event(
             if pause is None:
                 raise
             time.sleep(pause)
-            is_retry = True
 
 
 async def publish_event_async(
@@ -198,10 +207,10 @@ async def publish_event_async(
     """:func:`publish_event` for an asyncio client."""
     call = _AppendCall(session_id, event_type, payload, attempt, idempotency_key)
     backoff = _Backoff(retry_for if idempotency_key else 0.0)
-    is_retry = library_loaded = False
+    library_loaded = False
     while True:
         try:
-            return call.outcome(await client.fcall(APPEND_FUNCTION, 2, *call.arguments(is_retry)))
+            return call.outcome(await client.fcall(APPEND_FUNCTION, 2, *call.arguments))
         except redis.ResponseError as error:
             if library_loaded or not is_library_missing(error):
                 raise
@@ -212,4 +221,3 @@ async def publish_event_async(
             if pause is None:
                 raise
             await asyncio.sleep(pause)
-            is_retry = True
