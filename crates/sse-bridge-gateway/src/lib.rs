@@ -13,6 +13,7 @@
 //! * [`auth`] — [`Auth`]: API keys and JWTs → the caller's principal
 //!   (`Caller`), off by default.
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
+//! * `playground` — the browser page at `/` and its embedded assets.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 
@@ -20,6 +21,7 @@ pub mod auth;
 mod deadline;
 pub mod error;
 pub mod extract;
+mod playground;
 pub mod routes;
 
 use std::time::Duration;
@@ -133,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
+        .merge(playground::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(TraceLayer::new_for_http())
