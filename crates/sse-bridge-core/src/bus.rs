@@ -6,9 +6,12 @@
 //! queues of the [`Subscription`]s on it. The router never blocks its caller
 //! (the backend's read loop): a subscriber whose queue is full is cut off and
 //! told so ([`Delivery::Overflowed`]) instead of stalling every other session.
+//! Queues are bounded in messages and in bytes ([`SubscriptionBound`]), and a
+//! message larger than any reader would accept is dropped before it is
+//! queued, so a flood costs at most the bound per subscription.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -45,10 +48,35 @@ pub enum Delivery {
     Closed,
 }
 
+/// How much one subscription may hold between the bus's read loop and its
+/// reader (a session's driver, which reads whatever its client does: the
+/// queue fills only when the process is short of CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionBound {
+    /// Messages queued at most.
+    pub messages: usize,
+    /// Bytes queued at most (the queued messages' lengths).
+    pub bytes: usize,
+    /// Larger messages are dropped before they are queued (a session would
+    /// skip them as oversized anyway), and counted.
+    pub message_bytes: usize,
+}
+
+impl SubscriptionBound {
+    /// Up to `messages` messages of up to 1 MiB, 16 MiB in all.
+    pub fn messages(messages: usize) -> Self {
+        SubscriptionBound {
+            messages,
+            bytes: 16 * 1024 * 1024,
+            message_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// A confirmed subscription to one channel; dropping it unsubscribes.
 pub struct Subscription {
     messages: mpsc::Receiver<Bytes>,
-    overflowed: Arc<AtomicBool>,
+    queue: Arc<QueueState>,
     link: watch::Receiver<bool>,
     _route: RouteGuard,
 }
@@ -57,7 +85,7 @@ impl Subscription {
     /// Waits for the next message (cancel-safe).
     pub async fn recv(&mut self) -> Delivery {
         match self.messages.recv().await {
-            Some(message) => Delivery::Message(message),
+            Some(message) => self.taken(message),
             None => self.closed_reason(),
         }
     }
@@ -65,14 +93,19 @@ impl Subscription {
     /// The next message if one is already queued.
     pub fn try_recv(&mut self) -> Option<Delivery> {
         match self.messages.try_recv() {
-            Ok(message) => Some(Delivery::Message(message)),
+            Ok(message) => Some(self.taken(message)),
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => Some(self.closed_reason()),
         }
     }
 
+    fn taken(&self, message: Bytes) -> Delivery {
+        self.queue.bytes.fetch_sub(message.len(), Ordering::AcqRel);
+        Delivery::Message(message)
+    }
+
     fn closed_reason(&self) -> Delivery {
-        if self.overflowed.load(Ordering::Acquire) {
+        if self.queue.overflowed.load(Ordering::Acquire) {
             Delivery::Overflowed
         } else {
             Delivery::Closed
@@ -90,7 +123,7 @@ impl Subscription {
 pub struct Router {
     routes: Mutex<HashMap<Box<str>, Vec<Route>>>,
     next_id: AtomicU64,
-    capacity: usize,
+    bound: SubscriptionBound,
     link: watch::Sender<bool>,
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
@@ -98,7 +131,45 @@ pub struct Router {
 struct Route {
     id: u64,
     tx: mpsc::Sender<Bytes>,
-    overflowed: Arc<AtomicBool>,
+    queue: Arc<QueueState>,
+}
+
+/// What [`Route::offer`] did with a message.
+enum Offer {
+    Queued,
+    /// Over the bound in messages or bytes.
+    Full,
+    Closed,
+}
+
+impl Route {
+    /// Queues `message` if the queue stays within `max_bytes` and its
+    /// message bound.
+    fn offer(&self, message: &Bytes, max_bytes: usize) -> Offer {
+        let len = message.len();
+        // Counted before it is sent: the receiver subtracts it on receipt.
+        let queued = self.queue.bytes.fetch_add(len, Ordering::AcqRel) + len;
+        let offer = if queued > max_bytes {
+            Offer::Full
+        } else {
+            match self.tx.try_send(message.clone()) {
+                Ok(()) => return Offer::Queued,
+                Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+            }
+        };
+        self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
+        offer
+    }
+}
+
+/// What a route and its subscription share about the queue between them.
+#[derive(Default)]
+struct QueueState {
+    /// The subscriber was cut off for falling behind.
+    overflowed: AtomicBool,
+    /// Bytes queued and not yet received.
+    bytes: AtomicUsize,
 }
 
 /// Removes its route from the router on drop.
@@ -120,20 +191,25 @@ pub struct Routed {
     pub delivered: usize,
     /// Subscribers cut off because their queue was full.
     pub overflowed: usize,
+    /// The message was larger than `message_bytes` and given to nobody.
+    pub oversized: bool,
 }
 
 impl Router {
-    /// A router whose subscriptions queue up to `capacity` messages each.
+    /// A router whose subscriptions each queue up to `bound`.
     /// `on_last_unsubscribe` runs (under no lock) when a channel loses its
     /// last subscription, so the backend can UNSUBSCRIBE at the broker.
     pub fn new(
-        capacity: usize,
+        bound: SubscriptionBound,
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Router {
             routes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
-            capacity: capacity.max(1),
+            bound: SubscriptionBound {
+                messages: bound.messages.max(1),
+                ..bound
+            },
             link: watch::Sender::new(true),
             on_last_unsubscribe: Box::new(on_last_unsubscribe),
         })
@@ -142,8 +218,8 @@ impl Router {
     /// Registers a subscription; returns it and whether it is the channel's
     /// first (the backend must then SUBSCRIBE at the broker before handing it out).
     pub fn add(self: &Arc<Self>, channel: &str) -> (Subscription, bool) {
-        let (tx, messages) = mpsc::channel(self.capacity);
-        let overflowed = Arc::new(AtomicBool::new(false));
+        let (tx, messages) = mpsc::channel(self.bound.messages);
+        let queue = Arc::new(QueueState::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let first = {
             let mut routes = self.lock();
@@ -151,13 +227,13 @@ impl Router {
             list.push(Route {
                 id,
                 tx,
-                overflowed: overflowed.clone(),
+                queue: queue.clone(),
             });
             list.len() == 1
         };
         let subscription = Subscription {
             messages,
-            overflowed,
+            queue,
             link: self.link.subscribe(),
             _route: RouteGuard {
                 router: self.clone(),
@@ -173,23 +249,34 @@ impl Router {
         let mut routed = Routed {
             delivered: 0,
             overflowed: 0,
+            oversized: message.len() > self.bound.message_bytes,
         };
+        if routed.oversized {
+            let reason = crate::protocol::MalformedEvent::TooLarge.label();
+            metrics::counter!(crate::metrics::MALFORMED_EVENTS, "reason" => reason).increment(1);
+            tracing::warn!(
+                channel,
+                bytes = message.len(),
+                "dropped an oversized message before queuing it"
+            );
+            return routed;
+        }
         let mut routes = self.lock();
         let Some(list) = routes.get_mut(channel) else {
             return routed;
         };
-        list.retain(|route| match route.tx.try_send(message.clone()) {
-            Ok(()) => {
+        list.retain(|route| match route.offer(&message, self.bound.bytes) {
+            Offer::Queued => {
                 routed.delivered += 1;
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                route.overflowed.store(true, Ordering::Release);
+            Offer::Full => {
+                route.queue.overflowed.store(true, Ordering::Release);
                 routed.overflowed += 1;
                 false
             }
             // The subscription is being dropped; its guard removes the route.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Offer::Closed => true,
         });
         // An emptied list stays until the cut-off subscriptions are dropped,
         // whose guards then unsubscribe at the broker.
@@ -252,9 +339,13 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn counting_router(capacity: usize) -> (Arc<Router>, Arc<AtomicUsize>) {
+        bounded_router(SubscriptionBound::messages(capacity))
+    }
+
+    fn bounded_router(bound: SubscriptionBound) -> (Arc<Router>, Arc<AtomicUsize>) {
         let unsubscribed = Arc::new(AtomicUsize::new(0));
         let counter = unsubscribed.clone();
-        let router = Router::new(capacity, move |_| {
+        let router = Router::new(bound, move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         });
         (router, unsubscribed)
@@ -283,7 +374,8 @@ mod tests {
             router.deliver("nobody", Bytes::new()),
             Routed {
                 delivered: 0,
-                overflowed: 0
+                overflowed: 0,
+                oversized: false,
             }
         );
         assert_eq!(router.channel_count(), 0);
@@ -304,6 +396,37 @@ mod tests {
         drop(slow);
         assert_eq!(unsubscribed.load(Ordering::SeqCst), 1);
         assert_eq!(router.channel_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn queues_are_bounded_in_bytes_and_oversized_messages_never_queued() {
+        let (router, _) = bounded_router(SubscriptionBound {
+            messages: 100,
+            bytes: 10,
+            message_bytes: 6,
+        });
+        let (mut sub, _) = router.add("c");
+        let routed = router.deliver("c", Bytes::from_static(b"1234567"));
+        assert!(routed.oversized && routed.delivered == 0 && routed.overflowed == 0);
+        assert_eq!(
+            router.deliver("c", Bytes::from_static(b"123456")).delivered,
+            1
+        );
+        assert_eq!(
+            router.deliver("c", Bytes::from_static(b"1234")).delivered,
+            1
+        );
+        // Taking a message frees its bytes.
+        assert!(matches!(sub.recv().await, Delivery::Message(m) if m.len() == 6));
+        assert_eq!(
+            router.deliver("c", Bytes::from_static(b"123456")).delivered,
+            1
+        );
+        // 4 + 6 queued: one more byte is over the bound.
+        assert_eq!(router.deliver("c", Bytes::from_static(b"1")).overflowed, 1);
+        assert!(matches!(sub.recv().await, Delivery::Message(m) if m.len() == 4));
+        assert!(matches!(sub.recv().await, Delivery::Message(m) if m.len() == 6));
+        assert_eq!(sub.recv().await, Delivery::Overflowed);
     }
 
     #[tokio::test]

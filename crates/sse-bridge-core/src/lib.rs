@@ -36,7 +36,7 @@ pub mod queue;
 pub mod session;
 pub mod sse;
 
-pub use bus::{Delivery, EventBus, Subscription};
+pub use bus::{Delivery, EventBus, Subscription, SubscriptionBound};
 pub use error::BrokerError;
 pub use log::{EventLog, LogId};
 pub use protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};

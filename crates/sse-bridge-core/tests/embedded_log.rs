@@ -9,6 +9,7 @@ async fn embedded_log_behaves_like_every_event_log() {
         max_len: 20,
         ..LogLimits::default()
     };
-    let bus = EmbeddedBus::with_log_limits(64, limits);
+    let bus =
+        EmbeddedBus::with_log_limits(sse_bridge_core::SubscriptionBound::messages(64), limits);
     sse_bridge_testkit::log::check_event_log(&bus, 50).await;
 }

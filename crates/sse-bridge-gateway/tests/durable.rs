@@ -14,7 +14,7 @@ use common::*;
 use serde_json::{Value, json};
 use sse_bridge_core::log::LogLimits;
 use sse_bridge_core::session::SessionConfig;
-use sse_bridge_core::{Delivery, Job, SessionId, Subscription};
+use sse_bridge_core::{Delivery, Job, SessionId, Subscription, SubscriptionBound};
 use sse_bridge_redis::{RedisBus, RedisConfig};
 use sse_bridge_testkit::redis::{REDIS_URL, unique};
 use sse_bridge_worker::publish::{PublishError, Published};
@@ -41,13 +41,16 @@ impl Backend {
 
     async fn gateway_with(self, config: SessionConfig, limits: LogLimits) -> TestGateway {
         let bus: std::sync::Arc<dyn sse_bridge_core::EventLog> = match self {
-            Backend::Embedded => std::sync::Arc::new(
-                sse_bridge_core::embedded::EmbeddedBus::with_log_limits(4096, limits),
-            ),
+            Backend::Embedded => {
+                std::sync::Arc::new(sse_bridge_core::embedded::EmbeddedBus::with_log_limits(
+                    SubscriptionBound::messages(4096),
+                    limits,
+                ))
+            }
             Backend::Redis => {
                 let config = RedisConfig {
                     client_name: unique("t-durable"),
-                    subscription_capacity: 4096,
+                    subscription: SubscriptionBound::messages(4096),
                     log: limits,
                     ..RedisConfig::new(REDIS_URL)
                 };
@@ -132,6 +135,25 @@ fn expected(n: usize) -> Vec<Value> {
 
 fn events_of(frames: &[Frame]) -> Vec<Value> {
     frames.iter().map(|f| f.event.clone()).collect()
+}
+
+/// `events` with every run of consecutive answer pieces merged into one:
+/// what a stream whose client fell behind may send (the text is the same).
+fn answer_runs_merged(events: &[Value]) -> Vec<Value> {
+    let mut merged: Vec<Value> = Vec::new();
+    for event in events {
+        match (merged.last_mut(), event["payload"]["char"].as_str()) {
+            (Some(last), Some(text))
+                if last["event_type"] == "FinalAnswerStream"
+                    && event["event_type"] == "FinalAnswerStream" =>
+            {
+                let joined = format!("{}{text}", last["payload"]["char"].as_str().unwrap());
+                last["payload"]["char"] = Value::from(joined);
+            }
+            _ => merged.push(event.clone()),
+        }
+    }
+    merged
 }
 
 /// Every frame has an id, and the ids grow strictly (as stream ids do).
@@ -666,10 +688,18 @@ async fn followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_dupl
     for follower in followers {
         let (frames, rounds) = follower.await.unwrap();
         assert!(rounds >= 100, "only {rounds} resumes");
-        assert_eq!(events_of(&frames), expected(N), "after {rounds} resumes");
+        // Under load a reader may fall behind and get answer pieces merged.
+        assert_eq!(
+            answer_runs_merged(&events_of(&frames)),
+            answer_runs_merged(&expected(N)),
+            "after {rounds} resumes"
+        );
         assert_ids_increase(&frames);
     }
-    assert_eq!(creator.await.unwrap().events, expected(N));
+    assert_eq!(
+        answer_runs_merged(&creator.await.unwrap().events),
+        answer_runs_merged(&expected(N))
+    );
     gw.stop().await;
 }
 

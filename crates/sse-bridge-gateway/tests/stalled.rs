@@ -1,27 +1,46 @@
-//! Clients that stop reading cannot pin anything (issue 10): the sessions
-//! of clients whose sockets are full still end on time, a flood beyond the
-//! stream's byte budget ends with `slow_consumer`, every end publishes
-//! `cancel` and frees the subscription, stuck connections are closed by the
-//! write deadline, and a normal client is served meanwhile.
+//! Clients that read slowly or stop reading cannot pin anything (issue 10):
+//! the sessions of clients whose sockets are full still end on time, a
+//! client that falls behind gets its text pieces merged (the same text in
+//! fewer frames, in every format), a flood beyond the stream's byte budget
+//! ends with `slow_consumer`, every end publishes `cancel` and frees the
+//! subscription, stuck connections are closed by the write deadline, memory
+//! stays bounded with a thousand stalled clients, and a normal client is
+//! served meanwhile.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 use serde_json::json;
-use sse_bridge_core::session::SessionConfig;
+use sse_bridge_core::SessionRequest;
+use sse_bridge_core::SubscriptionBound;
+use sse_bridge_core::embedded::EmbeddedBus;
+use sse_bridge_core::embedded::EmbeddedQueue;
+use sse_bridge_core::format::Format;
+use sse_bridge_core::log::LogLimits;
+use sse_bridge_core::session::{
+    self, Followed, Presentation, SessionConfig, SessionContext, SessionLimit,
+};
 use sse_bridge_core::{Delivery, Subscription};
 use sse_bridge_worker::publish_event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
 
-/// A client that sends its POST and never reads (4 KiB receive buffer).
+/// A client that sends its POST and does not read: a 4 KiB receive buffer
+/// and an internet-sized segment (MSS 1400 rather than loopback's 64 KiB,
+/// which would let the gateway's kernel buffer megabytes per connection).
 async fn stalled_post(url: &str) -> TcpStream {
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let socket = TcpSocket::new_v4().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_tcp_mss(1400).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = TcpSocket::from_std_stream(socket.into());
     let mut stream = socket.connect(addr).await.unwrap();
     let body = r#"{"user_query":"q"}"#;
     let request = format!(
@@ -30,6 +49,24 @@ async fn stalled_post(url: &str) -> TcpStream {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     stream
+}
+
+/// The JSON of every `data:` frame of an SSE body (`[DONE]` skipped).
+fn data_frames(body: &[u8]) -> Vec<serde_json::Value> {
+    std::str::from_utf8(body)
+        .unwrap()
+        .split_terminator("\n\n")
+        .filter_map(|frame| frame.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+/// This process's resident memory.
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
 }
 
 async fn cancel_reason(control: &mut Subscription, within: Duration) -> Option<String> {
@@ -135,5 +172,204 @@ async fn stalled_clients_cannot_pin_their_sessions() {
             received.len()
         );
     }
+    gw.stop().await;
+}
+
+/// The bodies of sessions whose clients do not read at all: nothing but
+/// the stream's own outbox between the driver and the client (no socket
+/// buffers that would absorb the first megabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_falls_behind_gets_the_same_text_in_fewer_frames_in_every_format() {
+    const PIECES: usize = 10_000;
+    let queue = EmbeddedQueue::new(16);
+    let ctx = SessionContext {
+        bus: Arc::new(EmbeddedBus::new(PIECES + 16)),
+        dispatcher: Arc::new(queue.clone()),
+        config: SessionConfig::default(),
+        start_timeout: Duration::from_secs(5),
+        shutdown: CancellationToken::new(),
+        limit: SessionLimit::default(),
+    };
+    let request = SessionRequest::parse(br#"{"user_query":"q"}"#).unwrap();
+    let creator = session::start(&ctx, "p", request, Presentation::native())
+        .await
+        .unwrap();
+    let id = creator.id();
+    let mut bodies = vec![("creator", creator.into_stream().boxed())];
+    publish_event(ctx.bus.as_ref(), id, Some("a"), "worker_ack", json!({}))
+        .await
+        .unwrap();
+    for (name, format) in [
+        ("native", Format::Native),
+        ("ag-ui", Format::AgUi),
+        ("ai-sdk", Format::AiSdk),
+    ] {
+        let Followed::Stream(follower) =
+            session::follow(&ctx, "p", id, format, None).await.unwrap()
+        else {
+            panic!("the session is live")
+        };
+        bodies.push((name, follower.into_stream().boxed()));
+    }
+    let mut text = String::new();
+    for i in 0..PIECES {
+        let piece = format!("{i},");
+        text.push_str(&piece);
+        publish_event(
+            ctx.bus.as_ref(),
+            id,
+            Some("a"),
+            "FinalAnswerStream",
+            json!({ "char": piece }),
+        )
+        .await
+        .unwrap();
+    }
+    publish_event(
+        ctx.bus.as_ref(),
+        id,
+        Some("a"),
+        "FinalAnswerStreamEnd",
+        json!({}),
+    )
+    .await
+    .unwrap();
+
+    // Every driver has handled the end (its subscription is gone): now
+    // the clients read.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while ctx.bus.routed_channels() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the streams did not end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (name, body) in bodies {
+        let chunks: Vec<_> =
+            tokio::time::timeout(Duration::from_secs(20), body.collect::<Vec<_>>())
+                .await
+                .unwrap_or_else(|_| panic!("{name}: the stream did not end"));
+        let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap()).collect();
+        let frames = data_frames(&body);
+        let (pieces, terminal): (Vec<&serde_json::Value>, &str) = match name {
+            "creator" | "native" => (
+                frames
+                    .iter()
+                    .filter(|e| e["event_type"] == "FinalAnswerStream")
+                    .collect(),
+                "FinalAnswerStreamEnd",
+            ),
+            "ag-ui" => (
+                frames
+                    .iter()
+                    .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
+                    .collect(),
+                "RUN_FINISHED",
+            ),
+            _ => (
+                frames
+                    .iter()
+                    .filter(|e| e["type"] == "text-delta")
+                    .collect(),
+                "finish",
+            ),
+        };
+        let got: String = pieces
+            .iter()
+            .map(|e| {
+                e["payload"]["char"]
+                    .as_str()
+                    .or(e["delta"].as_str())
+                    .unwrap()
+            })
+            .collect();
+        let last = frames.last().unwrap();
+        assert!(
+            got == text,
+            "{name}: the text changed ({} bytes of {}), last frame {last}",
+            got.len(),
+            text.len()
+        );
+        println!("{name}: {PIECES} pieces in {} frames", pieces.len());
+        assert!(
+            pieces.len() < PIECES / 2,
+            "{name}: {} frames",
+            pieces.len()
+        );
+        assert!(
+            last["event_type"] == terminal || last["type"] == terminal,
+            "{name} ends with {last}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_that_stop_reading_hold_bounded_memory() {
+    const CLIENTS: usize = 1000;
+    const BUDGET: usize = 32 * 1024;
+    rlimit::increase_nofile_limit(4 * CLIENTS as u64 + 256).unwrap();
+    let config = SessionConfig {
+        buffer_bytes: BUDGET,
+        write_timeout: Duration::from_secs(2),
+        ..SessionConfig::default()
+    };
+    // Logs capped short: what is measured is the streams, not the logs.
+    let limits = LogLimits {
+        max_len: 1,
+        ..LogLimits::default()
+    };
+    let bus = EmbeddedBus::with_log_limits(SubscriptionBound::messages(4096), limits);
+    let gw = TestGateway::start_on(Arc::new(bus), config, |_| {}).await;
+    let before = rss_bytes();
+    let mut clients = Vec::with_capacity(CLIENTS);
+    let mut controls = Vec::with_capacity(CLIENTS);
+    let piece = json!({ "char": "x".repeat(4000) });
+    let mut published = 0usize;
+    for _ in 0..CLIENTS {
+        clients.push(stalled_post(&gw.url).await);
+        let job = gw.take_job().await;
+        controls.push(
+            gw.bus
+                .subscribe(&job.session_id.control_channel())
+                .await
+                .unwrap(),
+        );
+        gw.emit(&job, "worker_ack", json!({})).await;
+        // Until the session refuses more (it ended: slow_consumer), at most 4 MB.
+        for _ in 0..1000 {
+            let sent = publish_event(
+                gw.bus.as_ref(),
+                job.session_id,
+                Some("a"),
+                "FinalAnswerStream",
+                piece.clone(),
+            );
+            if sent.await.is_err() {
+                break;
+            }
+            published += 1;
+        }
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    println!(
+        "{CLIENTS} stalled clients, {published} pieces of 4 KB published: RSS grew by {} MiB \
+         ({} KiB per client, stream budget {} KiB)",
+        grown >> 20,
+        (grown / CLIENTS) >> 10,
+        BUDGET >> 10
+    );
+    for (i, control) in controls.iter_mut().enumerate() {
+        let reason = cancel_reason(control, Duration::from_secs(5)).await;
+        assert_eq!(reason.as_deref(), Some("slow_consumer"), "client {i}");
+    }
+    // What a stalled stream may hold: its budget, the text merged beside it
+    // (at most the budget), the chunk being built and the two in the channel
+    // (each at most MAX_CHUNK_BYTES), with room for allocator slack.
+    let bound = 2 * BUDGET + 3 * sse_bridge_core::session::MAX_CHUNK_BYTES;
+    assert!(
+        grown < CLIENTS * bound,
+        "RSS grew by {grown} bytes, over {CLIENTS} × {bound}"
+    );
+    drop(controls);
+    drop(clients);
+    gw.wait_for_no_subscriptions().await;
     gw.stop().await;
 }

@@ -55,7 +55,7 @@ impl RedisBus {
         let (commands, queue) = mpsc::unbounded_channel();
         let unsubscribe = commands.clone();
         // Runs inside Subscription::drop: must not block, so it only enqueues.
-        let router = Router::new(config.subscription_capacity, move |channel: &str| {
+        let router = Router::new(config.subscription, move |channel: &str| {
             let _ = unsubscribe.send(Command::Unsubscribe(channel.to_owned()));
         });
         let publisher = NamedConnection::new(

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use sse_bridge_core::SubscriptionBound;
 use sse_bridge_core::log::LogLimits;
 
 /// Connection settings shared by [`crate::RedisBus`] and [`crate::RedisJobQueue`].
@@ -16,9 +17,9 @@ pub struct RedisConfig {
     /// Prefix of the connection names set with `CLIENT SETNAME`:
     /// `{client_name}:sub`, `{client_name}:pub`, ... (default `sse-bridge`).
     pub client_name: String,
-    /// Messages queued per subscription before the subscriber is cut off
-    /// as too slow (default 1024).
-    pub subscription_capacity: usize,
+    /// What a subscription may queue before its subscriber is cut off as
+    /// too slow (default 1024 messages, 16 MiB, messages up to 1 MiB).
+    pub subscription: SubscriptionBound,
     /// Bound on establishing one connection (default 2 s).
     pub connect_timeout: Duration,
     /// Bound on one command's answer: PUBLISH, SUBSCRIBE, PING, XADD...
@@ -46,7 +47,7 @@ impl RedisConfig {
         RedisConfig {
             url: url.into(),
             client_name: "sse-bridge".into(),
-            subscription_capacity: 1024,
+            subscription: SubscriptionBound::messages(1024),
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(2),
             reconnect_min: Duration::from_millis(50),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
 use sse_bridge_core::log::LogLimits;
-use sse_bridge_core::{EventLog, JobDispatcher, JobSource};
+use sse_bridge_core::{EventLog, JobDispatcher, JobSource, SubscriptionBound};
 use sse_bridge_redis::{RedisBus, RedisConfig, RedisJobQueue, RedisQueueConfig};
 
 use crate::cli::{BrokerArgs, QueueKind};
@@ -15,14 +15,14 @@ use crate::cli::{BrokerArgs, QueueKind};
 pub async fn event_bus(
     args: &BrokerArgs,
     role: &str,
-    buffer: usize,
+    subscription: SubscriptionBound,
     log: LogLimits,
 ) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(match &args.redis_url {
         Some(url) => {
             let config = RedisConfig {
                 client_name: client_name(args, role),
-                subscription_capacity: buffer,
+                subscription,
                 tls_ca_file: args.redis_tls_ca.clone(),
                 log,
                 ..RedisConfig::new(url.clone())
@@ -33,7 +33,7 @@ pub async fn event_bus(
                     .context("connecting the Redis event bus")?,
             )
         }
-        None => Arc::new(EmbeddedBus::with_log_limits(buffer, log)),
+        None => Arc::new(EmbeddedBus::with_log_limits(subscription, log)),
     })
 }
 

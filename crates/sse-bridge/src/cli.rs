@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sse_bridge_core::SubscriptionBound;
 use sse_bridge_core::log::LogLimits;
 use sse_bridge_core::session::SessionConfig;
 
@@ -356,6 +357,17 @@ impl SessionArgs {
             buffer_bytes: self.session_buffer_bytes,
             write_timeout: self.write_timeout,
             ..SessionConfig::default()
+        }
+    }
+
+    /// What a session's subscription may queue between the bus and its
+    /// driver: `messages`, and the stream's byte budget (at least one
+    /// largest event).
+    pub fn subscription_bound(&self, messages: usize) -> SubscriptionBound {
+        SubscriptionBound {
+            messages,
+            bytes: self.session_buffer_bytes.max(self.max_event_bytes),
+            message_bytes: self.max_event_bytes,
         }
     }
 

@@ -28,7 +28,7 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
     let bus = backends::event_bus(
         &args.broker,
         "sse-bridge-gateway",
-        args.subscriber_buffer,
+        args.session.subscription_bound(args.subscriber_buffer),
         args.session.log_limits(),
     )
     .await?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use sse_bridge_core::SubscriptionBound;
 use sse_bridge_core::log::LogLimits;
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ pub async fn run(args: WorkerCommandArgs, shutdown: CancellationToken) -> anyhow
     let bus = backends::event_bus(
         &args.broker,
         "sse-bridge-worker",
-        1024,
+        SubscriptionBound::messages(1024),
         LogLimits::default(),
     )
     .await?;

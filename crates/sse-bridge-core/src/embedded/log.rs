@@ -244,7 +244,10 @@ mod tests {
             max_len: 10,
             ttl: Duration::from_secs(60),
         };
-        let logs = Logs::new(Router::new(8, |_| {}), limits);
+        let logs = Logs::new(
+            Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),
+            limits,
+        );
         let id = SessionId::new();
         logs.create(
             id,

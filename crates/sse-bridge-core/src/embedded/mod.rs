@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::bus::{EventBus, Router, Subscription};
+use crate::bus::{EventBus, Router, Subscription, SubscriptionBound};
 use crate::error::BrokerError;
 use crate::log::{Appended, Ending, EventLog, LogId, LogLimits, LogPage, SessionMeta};
 use crate::protocol::{Event, Job, SessionId};
@@ -30,12 +30,12 @@ pub struct EmbeddedBus {
 impl EmbeddedBus {
     /// `capacity`: messages queued per subscription before it is cut off.
     pub fn new(capacity: usize) -> Self {
-        Self::with_log_limits(capacity, LogLimits::default())
+        Self::with_log_limits(SubscriptionBound::messages(capacity), LogLimits::default())
     }
 
-    /// Like [`EmbeddedBus::new`], with logs bounded by `limits`.
-    pub fn with_log_limits(capacity: usize, limits: LogLimits) -> Self {
-        let router = Router::new(capacity, |_| {});
+    /// Subscriptions queue up to `bound`; logs are bounded by `limits`.
+    pub fn with_log_limits(bound: SubscriptionBound, limits: LogLimits) -> Self {
+        let router = Router::new(bound, |_| {});
         EmbeddedBus {
             logs: Arc::new(log::Logs::new(router.clone(), limits)),
             router,

@@ -18,6 +18,10 @@
 //! event with the same id; [`SessionMachine::fail`] writes one directly when
 //! the end concerns this stream only or the log cannot be reached.
 //!
+//! While the driver reports the client behind ([`SessionMachine::pace`]),
+//! plain text pieces are merged into one event instead of being written
+//! (see [`super::coalesce`]).
+//!
 //! Logged events (those with a `log_id`) are de-duplicated by id: anything
 //! at or before the last logged event already handled is dropped, which is
 //! what lets a reader take the same event from a log replay and from the
@@ -29,6 +33,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
+use super::coalesce::TextRun;
 use crate::format::Encoder;
 use crate::log::{Admission, AttemptGate, LogEntry, LogId};
 use crate::protocol::{ErrorCode, Event, MalformedEvent, event_type};
@@ -174,6 +179,10 @@ pub struct SessionMachine {
     live_output: bool,
     gate: AttemptGate,
     stats: SessionStats,
+    /// The client is behind: text pieces wait in `text_run`.
+    client_behind: bool,
+    /// Text pieces forwarded but not yet written.
+    text_run: Option<TextRun>,
 }
 
 impl SessionMachine {
@@ -199,6 +208,8 @@ impl SessionMachine {
             live_output: false,
             gate: AttemptGate::default(),
             stats: SessionStats::default(),
+            client_behind: false,
+            text_run: None,
         }
     }
 
@@ -227,6 +238,21 @@ impl SessionMachine {
     /// Whether live-only output was forwarded (see the module doc).
     pub fn has_live_output(&self) -> bool {
         self.live_output
+    }
+
+    /// Tells the machine whether its client is behind. While it is, plain
+    /// text pieces are merged instead of written; once it has caught up,
+    /// what was merged is written to `out`.
+    pub fn pace(&mut self, client_behind: bool, now: Instant, out: &mut BytesMut) {
+        self.client_behind = client_behind;
+        if !client_behind {
+            self.write_text_run(now, out);
+        }
+    }
+
+    /// Bytes of text forwarded but not written yet (merged pieces).
+    pub fn unwritten_bytes(&self) -> usize {
+        self.text_run.as_ref().map_or(0, TextRun::len)
     }
 
     pub fn is_finished(&self) -> bool {
@@ -457,7 +483,9 @@ impl SessionMachine {
     }
 
     fn forward(&mut self, event: &Event, now: Instant, out: &mut BytesMut) -> Progress {
-        self.write(event, now, out);
+        if !self.merge(event, now, out) {
+            self.write(event, now, out);
+        }
         self.stats.forwarded += 1;
         if event.log_id().is_none() && event.event_type() != event_type::WORKER_ACK {
             self.live_output = true;
@@ -469,9 +497,36 @@ impl SessionMachine {
         }
     }
 
+    /// Adds `event` to the text run if the client is behind and it is a
+    /// plain text piece; `false`: it must be written.
+    fn merge(&mut self, event: &Event, now: Instant, out: &mut BytesMut) -> bool {
+        if !self.client_behind {
+            return false;
+        }
+        if self.text_run.as_mut().is_some_and(|run| run.absorb(event)) {
+            return true;
+        }
+        let Some(run) = TextRun::start(event) else {
+            return false;
+        };
+        // A run of the other kind is written first.
+        self.write_text_run(now, out);
+        self.text_run = Some(run);
+        true
+    }
+
+    /// Writes `event`, after the text merged before it.
     fn write(&mut self, event: &Event, now: Instant, out: &mut BytesMut) {
+        self.write_text_run(now, out);
         self.encoder.event(event, out);
         self.last_write = now;
+    }
+
+    fn write_text_run(&mut self, now: Instant, out: &mut BytesMut) {
+        if let Some(run) = self.text_run.take() {
+            self.encoder.event(&run.into_event(), out);
+            self.last_write = now;
+        }
     }
 
     fn finish(&mut self, outcome: Outcome) -> Progress {
@@ -601,6 +656,45 @@ mod tests {
         assert_eq!(f.len(), 3);
         assert!(f[0].contains("worker_ack"));
         assert!(f[1].contains(r#""char":"a""#) && f[2].contains(r#""char":"b""#));
+    }
+
+    #[test]
+    fn while_the_client_is_behind_text_pieces_merge_and_other_events_keep_their_place() {
+        let (mut m, t0) = machine();
+        let mut out = BytesMut::new();
+        m.on_message(ACK, t0, &mut out);
+        out.clear();
+        m.pace(true, t0, &mut out);
+        for c in ["a", "b", "c"] {
+            m.on_message(&piece(c), t0, &mut out);
+        }
+        assert!(out.is_empty(), "merged, not written");
+        assert_eq!(m.unwritten_bytes(), 3);
+        let tool =
+            br#"{"event_type":"AgentToolCallStart","payload":{"tool_name":"t","tool_input":1}}"#;
+        m.on_message(tool, t0, &mut out);
+        for c in ["d", "e"] {
+            m.on_message(&piece(c), t0, &mut out);
+        }
+        // Caught up: the second run is written.
+        m.pace(false, t0, &mut out);
+        m.on_message(&piece("f"), t0, &mut out);
+        let f = frames(&out);
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert!(f[0].contains(r#""char":"abc""#), "{f:?}");
+        assert!(f[1].contains("AgentToolCallStart"));
+        assert!(f[2].contains(r#""char":"de""#) && f[3].contains(r#""char":"f""#));
+        assert_eq!(m.stats().forwarded, 1 + 7, "every piece counts");
+        // The terminal event writes what was merged first.
+        m.pace(true, t0, &mut out);
+        m.on_message(&piece("g"), t0, &mut out);
+        assert_eq!(
+            m.on_message(END, t0, &mut out),
+            Progress::Finished(Outcome::Completed)
+        );
+        let f = frames(&out);
+        assert!(f[4].contains(r#""char":"g""#) && f[5].contains("FinalAnswerStreamEnd"));
+        assert_eq!(m.text_of(&out), "abcdefg");
     }
 
     #[test]

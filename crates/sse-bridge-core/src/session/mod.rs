@@ -12,6 +12,7 @@
 //!   happens when a client leaves (`cancel_grace`).
 
 mod cancel;
+mod coalesce;
 mod follow;
 mod limit;
 pub mod machine;
@@ -33,7 +34,7 @@ pub use cancel::{CancelError, cancel};
 pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
 pub use limit::{SessionLimit, Slot};
 pub use machine::{Failure, Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
-pub use stream::{LiveSession, Role};
+pub use stream::{LiveSession, MAX_CHUNK_BYTES, Role};
 
 /// The backends and settings every session of a gateway shares.
 #[derive(Clone)]

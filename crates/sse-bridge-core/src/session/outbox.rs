@@ -6,7 +6,9 @@
 //! timers, its reading of the bus and its end never depend on the client's
 //! pace: a client that stops reading no longer pins its session, and one
 //! that reads too slowly is cut off (`slow_consumer`) once its backlog
-//! exceeds the budget instead of growing the gateway's memory.
+//! exceeds the budget instead of growing the gateway's memory. Before that,
+//! a client whose backlog passed an eighth of the budget counts as behind,
+//! and the driver merges its text pieces (`super::coalesce`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -54,12 +56,23 @@ impl Outbox {
         })
     }
 
-    /// Queues a chunk; `false` when the backlog is over its budget.
-    pub(super) fn push(&mut self, chunk: Bytes) -> Result<bool, Gone> {
+    /// Queues a chunk.
+    pub(super) fn push(&mut self, chunk: Bytes) -> Result<(), Gone> {
         self.backlog_bytes += chunk.len();
         self.backlog.push_back(chunk);
-        self.move_to_channel()?;
-        Ok(self.backlog_bytes <= self.budget)
+        self.move_to_channel()
+    }
+
+    /// The client reads slower than the session writes: more than an
+    /// eighth of the budget waits for it.
+    pub(super) fn client_behind(&self) -> bool {
+        self.backlog_bytes > self.budget / 8
+    }
+
+    /// The backlog and `unwritten` bytes held elsewhere for the same client
+    /// are over the budget.
+    pub(super) fn over_budget(&self, unwritten: usize) -> bool {
+        self.backlog_bytes + unwritten > self.budget
     }
 
     /// Waits until the client took a chunk of the backlog (cancel-safe).

@@ -84,8 +84,6 @@ pub struct LiveSession {
     counted: u64,
     /// Where chunks wait for the client (see `outbox`).
     outbox: Outbox,
-    /// The client's backlog went over its budget: end with `slow_consumer`.
-    over_budget: bool,
     /// The client went away (the body was dropped).
     client_gone: bool,
     write_timeout: Duration,
@@ -208,7 +206,6 @@ impl LiveSession {
             outcome: None,
             counted: 0,
             outbox: Outbox::new(ctx.config.buffer_bytes),
-            over_budget: false,
             client_gone: false,
             write_timeout: ctx.config.write_timeout,
             _slot: slot,
@@ -232,10 +229,7 @@ impl LiveSession {
     /// departure) before delivering the last frames the client has not taken.
     async fn run(mut self) {
         while let Some(chunk) = self.next_chunk().await {
-            match self.outbox.push(chunk) {
-                Ok(within_budget) => self.over_budget |= !within_budget,
-                Err(_) => self.client_gone = true,
-            }
+            self.client_gone |= self.outbox.push(chunk).is_err();
         }
         let outbox = std::mem::replace(&mut self.outbox, Outbox::new(0));
         let (client_gone, write_timeout) = (self.client_gone, self.write_timeout);
@@ -253,10 +247,14 @@ impl LiveSession {
         }
         let mut out = std::mem::take(&mut self.preamble);
         loop {
+            self.machine
+                .pace(self.outbox.client_behind(), Instant::now(), &mut out);
             let progress = if self.client_gone {
                 return None;
-            } else if self.over_budget {
-                self.over_budget = false;
+            } else if self
+                .outbox
+                .over_budget(self.machine.unwritten_bytes() + out.len())
+            {
                 Progress::Expired(Failure::new(
                     ErrorCode::SlowConsumer,
                     "the client did not keep up: its backlog exceeded the stream's buffer",
