@@ -84,7 +84,10 @@ function setStatus(state, text = STATUS_TEXT[state], code = '') {
   ui.statusText.textContent = text;
 }
 
-/** The raw-frames panel: appends frames, keeping the view at the bottom if it was there. */
+/**
+ * The raw-frames panel: appends frames as received (field names
+ * highlighted), keeping the view at the bottom if it was there.
+ */
 const framesPanel = {
   count: 0,
   clear(source) {
@@ -96,7 +99,14 @@ const framesPanel = {
   append(frame) {
     const pre = ui.rawFrames;
     const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
-    pre.append(`${frame}\n\n`);
+    for (const line of frame.split('\n')) {
+      const colon = line.indexOf(':');
+      const field = document.createElement('span');
+      field.className = 'field';
+      field.textContent = colon === -1 ? line : line.slice(0, colon + 1);
+      pre.append(field, line.slice(field.textContent.length), '\n');
+    }
+    pre.append('\n');
     this.count += 1;
     ui.frameCount.textContent = String(this.count);
     if (atBottom) pre.scrollTop = pre.scrollHeight;
