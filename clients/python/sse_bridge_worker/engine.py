@@ -21,9 +21,10 @@ SDK's ``run_worker`` does, in order:
 7. ``XACK`` the job.
 
 At most ``concurrency`` jobs run at once. :meth:`Engine.stop` (thread-safe)
-stops taking jobs; the jobs in flight get ``shutdown_grace`` seconds to
-finish, then are cancelled and left unacknowledged, so another worker
-reruns them.
+stops taking jobs once the read in progress returned (within
+``read_block``; a job it brings is still run); the jobs in flight get
+``shutdown_grace`` seconds to finish, then are cancelled and left
+unacknowledged, so another worker reruns them.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class WorkerSettings:
     concurrency: int = 64
     heartbeat: Optional[float] = 5.0
     claim_idle: float = 60.0
-    read_block: float = 5.0
+    read_block: float = 2.0
     shutdown_grace: float = 30.0
     publish_retry: float = 10.0
 
@@ -176,7 +177,10 @@ class Engine:
             if await self._until_stopped(slots.acquire()) is None:
                 break
             try:
-                job = await self._until_stopped(queue.next_job())
+                # Not cut short by stop: a blocking read returns within
+                # `read_block`, and an entry Redis handed to a read that was
+                # given up would wait `claim_idle` for a worker to reclaim it.
+                job = await queue.next_job()
             except redis.RedisError as error:
                 slots.release()
                 log.warning("cannot take jobs: %s; retrying in %ss", error, QUEUE_RETRY_PAUSE)

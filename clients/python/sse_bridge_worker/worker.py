@@ -37,7 +37,8 @@ class _WorkerBase(Generic[Handler]):
     * ``claim_idle``: take over jobs another worker left pending this long
       (the gateway's ``--redis-claim-idle``); this worker keeps its own
       jobs claimed meanwhile.
-    * ``read_block``: longest blocking read of the queue, seconds.
+    * ``read_block``: longest blocking read of the queue, seconds; a stop
+      waits for the read in progress (a job it brings is run).
     * ``shutdown_grace``: after :meth:`stop`, jobs in flight get this long
       to finish; the rest are cancelled and left for redelivery.
     * ``publish_retry``: keep retrying a publish that failed on the
@@ -55,7 +56,7 @@ class _WorkerBase(Generic[Handler]):
         concurrency: int = 64,
         heartbeat: Optional[float] = 5.0,
         claim_idle: float = 60.0,
-        read_block: float = 5.0,
+        read_block: float = 2.0,
         shutdown_grace: float = 30.0,
         publish_retry: float = 10.0,
         redis_options: Optional[Dict[str, Any]] = None,

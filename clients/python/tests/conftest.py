@@ -206,7 +206,7 @@ def running_worker(worker: Union[AsyncWorker, Worker]) -> Iterator[None]:
 
 def kit_options(gateway: Gateway, **overrides: Any) -> Dict[str, Any]:
     """Worker options for ``gateway``'s queue, quick to stop."""
-    options: Dict[str, Any] = dict(stream=gateway.stream, group=gateway.group, read_block=0.5, heartbeat=0.5, shutdown_grace=5.0)
+    options: Dict[str, Any] = dict(stream=gateway.stream, group=gateway.group, read_block=0.2, heartbeat=0.5, shutdown_grace=5.0)
     options.update(overrides)
     return options
 

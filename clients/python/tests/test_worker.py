@@ -1,8 +1,8 @@
 """The kit's workers (asyncio and threads) on the real gateway and Redis:
 a session from ``POST`` to ``FinalAnswerStreamEnd`` and its resume, cancel
 on client disconnect, heartbeats through a silent step, a failing handler,
-a crashed worker's job reclaimed, a live worker's job kept, graceful stop,
-and the command line's demo agent."""
+a crashed worker's job reclaimed, a live worker's job kept, graceful stop
+(no job lost to it), and the command line's demo agent."""
 
 from __future__ import annotations
 
@@ -211,6 +211,19 @@ def test_stop_lets_the_running_job_finish(gateway: Gateway, redis_client: redis.
         rest = list(frames)
         stream.close()
     assert kinds(rest) == ["FinalAnswerStream", "FinalAnswerStreamEnd"]
+    wait_until_acknowledged(redis_client, gateway)
+
+
+def test_a_job_that_arrives_while_the_worker_stops_is_still_run(gateway: Gateway, redis_client: redis.Redis) -> None:
+    async def agent(session: AsyncSession) -> None:
+        await session.answer("caught it")
+
+    worker = AsyncWorker(agent, REDIS_URL, **kit_options(gateway, read_block=2.0))
+    with running_worker(worker):
+        time.sleep(0.5)  # the worker waits in a blocking read of the queue
+        worker.stop()
+        frames = gateway.start_session({"user_query": "just in time"}).read_all()
+    assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
     wait_until_acknowledged(redis_client, gateway)
 
 
