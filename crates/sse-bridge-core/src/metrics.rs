@@ -1,11 +1,24 @@
 //! Names of the Prometheus metrics sse-bridge emits, in one place.
 //!
-//! Emitted through the `metrics` facade; the binary installs the exporter.
+//! Emitted through the `metrics` facade; the binary installs the exporter
+//! (`sse_bridge_gateway::install_metrics`, which gives the `_seconds`
+//! histograms their buckets). A session's timings are reported by its
+//! creating stream only, so followers and resumes do not count twice.
 
 pub const SESSIONS_STARTED: &str = "sse_bridge_sessions_started_total";
 pub const SESSIONS_ACTIVE: &str = "sse_bridge_sessions_active";
-/// Label `outcome`: `completed`, `worker_error`, `client_disconnected` or an error code.
+/// Labels `outcome` (`completed`, `worker_error`, `client_disconnected` or
+/// an error code) and `format` (`native`, `ag-ui`, `ai-sdk`).
 pub const SESSIONS_ENDED: &str = "sse_bridge_sessions_ended_total";
+/// Time from the session's creation to its `worker_ack`.
+pub const ACK_SECONDS: &str = "sse_bridge_worker_ack_seconds";
+/// Time from the session's creation to its first content event (thought,
+/// tool call or answer piece).
+pub const FIRST_CONTENT_SECONDS: &str = "sse_bridge_first_content_seconds";
+/// Time between consecutive worker events of a session after its ack.
+pub const EVENT_GAP_SECONDS: &str = "sse_bridge_event_gap_seconds";
+/// Time from a session's creation to the end of its creating stream.
+pub const SESSION_DURATION_SECONDS: &str = "sse_bridge_session_duration_seconds";
 /// Label `reason`: why the session could not start (`subscribe`, `dispatch`).
 pub const SESSIONS_REFUSED: &str = "sse_bridge_sessions_refused_total";
 pub const EVENTS_FORWARDED: &str = "sse_bridge_events_forwarded_total";
@@ -20,15 +33,41 @@ pub const FOLLOWERS_ACTIVE: &str = "sse_bridge_followers_active";
 pub const EVENTS_REPLAYED: &str = "sse_bridge_events_replayed_total";
 /// Events of an attempt the session does not belong to, dropped.
 pub const FOREIGN_EVENTS: &str = "sse_bridge_foreign_attempt_events_total";
+/// Times the Redis subscriber connection was re-established.
+pub const REDIS_RECONNECTS: &str = "sse_bridge_redis_reconnects_total";
 /// Channels this process is subscribed to (set when `/metrics` is scraped).
 pub const BUS_CHANNELS: &str = "sse_bridge_event_bus_channels";
 
 /// Registers help texts, so `/metrics` explains itself.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(SESSIONS_STARTED, "Sessions whose job was dispatched");
     describe_gauge!(SESSIONS_ACTIVE, "Sessions currently streaming");
-    describe_counter!(SESSIONS_ENDED, "Sessions ended, by outcome");
+    describe_counter!(SESSIONS_ENDED, "Sessions ended, by outcome and format");
+    describe_histogram!(
+        ACK_SECONDS,
+        Unit::Seconds,
+        "Time from session creation to worker_ack"
+    );
+    describe_histogram!(
+        FIRST_CONTENT_SECONDS,
+        Unit::Seconds,
+        "Time from session creation to the first thought, tool call or answer piece"
+    );
+    describe_histogram!(
+        EVENT_GAP_SECONDS,
+        Unit::Seconds,
+        "Time between consecutive worker events of a session"
+    );
+    describe_histogram!(
+        SESSION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from session creation to the end of its stream"
+    );
+    describe_counter!(
+        REDIS_RECONNECTS,
+        "Redis subscriber connections re-established"
+    );
     describe_counter!(
         SESSIONS_REFUSED,
         "Session requests refused with 503, by reason"

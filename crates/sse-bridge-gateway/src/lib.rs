@@ -21,6 +21,7 @@ pub mod auth;
 mod deadline;
 pub mod error;
 pub mod extract;
+pub mod observability;
 mod playground;
 pub mod routes;
 
@@ -43,6 +44,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::Auth;
 pub use error::ApiError;
 pub use extract::BodyLimit;
+pub use observability::install_metrics;
 
 /// Default largest session request body (64 KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

@@ -62,6 +62,31 @@ async fn full_session_with_the_demo_agent_streams_every_event_in_order() {
     assert_eq!(*kinds.last().unwrap(), "FinalAnswerStreamEnd");
     assert!(read.comments.is_empty());
     gw.wait_for_no_subscriptions().await;
+
+    // The session's timings and outcome reach /metrics.
+    let metrics = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for histogram in [
+        "sse_bridge_worker_ack_seconds",
+        "sse_bridge_first_content_seconds",
+        "sse_bridge_event_gap_seconds",
+        "sse_bridge_session_duration_seconds",
+    ] {
+        assert!(
+            metrics.contains(&format!("{histogram}_bucket{{le=\"0.001\"}}"))
+                && metrics.contains(&format!("{histogram}_count")),
+            "{histogram} missing: {metrics}"
+        );
+    }
+    assert!(
+        metric(r#"sse_bridge_sessions_ended_total{outcome="completed",format="native"}"#) >= 1.0
+    );
     gw.stop().await;
 }
 

@@ -157,7 +157,10 @@ impl SubscriberTask {
         loop {
             tokio::time::sleep(backoff.next_delay()).await;
             match self.connect().await {
-                Ok(live) => return live,
+                Ok(live) => {
+                    metrics::counter!(sse_bridge_core::metrics::REDIS_RECONNECTS).increment(1);
+                    return live;
+                }
                 Err(err) => tracing::debug!(%err, "Redis subscriber reconnect failed"),
             }
         }

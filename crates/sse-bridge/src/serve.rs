@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use sse_bridge_core::session::{SessionContext, SessionLimit};
 use sse_bridge_gateway::{AppState, BodyLimit};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
@@ -14,10 +13,8 @@ use crate::backends;
 use crate::cli::{QueueKind, ServeArgs};
 
 pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let metrics = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
-    sse_bridge_core::metrics::describe();
+    let metrics =
+        sse_bridge_gateway::install_metrics().context("installing the metrics recorder")?;
 
     let queue_kind = args.broker.queue_kind();
     if queue_kind != QueueKind::Embedded && args.broker.redis_url.is_none() {

@@ -140,6 +140,15 @@ pub enum Progress {
     Expired(Failure),
 }
 
+/// When a session reached its milestones, counted from its creation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Milestones {
+    /// `worker_ack` was handled.
+    pub acked: Option<Duration>,
+    /// The first thought, tool call or answer piece was forwarded.
+    pub first_content: Option<Duration>,
+}
+
 /// Counters of one session, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -183,6 +192,9 @@ pub struct SessionMachine {
     client_behind: bool,
     /// Text pieces forwarded but not yet written.
     text_run: Option<TextRun>,
+    milestones: Milestones,
+    /// Where the gaps between worker events are recorded, if anywhere.
+    event_gaps: Option<metrics::Histogram>,
 }
 
 impl SessionMachine {
@@ -210,6 +222,8 @@ impl SessionMachine {
             stats: SessionStats::default(),
             client_behind: false,
             text_run: None,
+            milestones: Milestones::default(),
+            event_gaps: None,
         }
     }
 
@@ -223,6 +237,21 @@ impl SessionMachine {
 
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    /// Records the time between consecutive worker events (after the ack)
+    /// in `histogram`; only the creating stream does, so none counts twice.
+    pub fn record_event_gaps(&mut self, histogram: metrics::Histogram) {
+        self.event_gaps = Some(histogram);
+    }
+
+    pub fn milestones(&self) -> Milestones {
+        self.milestones
+    }
+
+    /// How long ago the session was created.
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
     }
 
     /// The frames that open the stream in its format (before any event).
@@ -308,6 +337,9 @@ impl SessionMachine {
                 }
             }
         }
+        if let (Phase::Streaming, Some(gaps)) = (self.phase, &self.event_gaps) {
+            gaps.record(now.saturating_duration_since(self.last_event));
+        }
         self.last_event = now;
         match (self.phase, event.event_type()) {
             (_, event_type::WORKER_HEARTBEAT) => {
@@ -316,6 +348,7 @@ impl SessionMachine {
             }
             (Phase::AwaitingAck, event_type::WORKER_ACK) => {
                 self.phase = Phase::Streaming;
+                self.milestones.acked = Some(self.age(now));
                 self.forward(&event, now, out);
                 for held in std::mem::take(&mut self.held) {
                     // Live-only events held before the ack: only the acked attempt's.
@@ -487,6 +520,14 @@ impl SessionMachine {
             self.write(event, now, out);
         }
         self.stats.forwarded += 1;
+        if self.milestones.first_content.is_none()
+            && matches!(
+                event.event_type(),
+                event_type::THOUGHT | event_type::TOOL_CALL_START | event_type::ANSWER
+            )
+        {
+            self.milestones.first_content = Some(self.age(now));
+        }
         if event.log_id().is_none() && event.event_type() != event_type::WORKER_ACK {
             self.live_output = true;
         }

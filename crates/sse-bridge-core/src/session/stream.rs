@@ -60,6 +60,7 @@ pub enum Role {
 pub struct LiveSession {
     id: SessionId,
     role: Role,
+    format: Format,
     subscription: Subscription,
     link: watch::Receiver<bool>,
     link_open: bool,
@@ -113,11 +114,13 @@ impl LiveSession {
         let now = Instant::now();
         let format = Format::from_label(&meta.format).unwrap_or(Format::Native);
         let encoder = encoder(format, id, meta, Framing::DataOnly);
-        let machine = SessionMachine::new(ctx.config, encoder, now, now);
+        let mut machine = SessionMachine::new(ctx.config, encoder, now, now);
+        machine.record_event_gaps(metrics::histogram!(m::EVENT_GAP_SECONDS));
         let mut session = Self::new(
             ctx,
             id,
             Role::Creator,
+            format,
             machine,
             meta.on_disconnect,
             subscription,
@@ -161,6 +164,7 @@ impl LiveSession {
             ctx,
             id,
             Role::Follower,
+            format,
             machine,
             meta.on_disconnect,
             subscription,
@@ -180,6 +184,7 @@ impl LiveSession {
         ctx: &SessionContext,
         id: SessionId,
         role: Role,
+        format: Format,
         machine: SessionMachine,
         on_disconnect: OnDisconnect,
         subscription: Subscription,
@@ -189,6 +194,7 @@ impl LiveSession {
         LiveSession {
             id,
             role,
+            format,
             link: subscription.link(),
             link_open: true,
             link_down: false,
@@ -549,7 +555,18 @@ impl Drop for LiveSession {
         match self.role {
             Role::Creator => {
                 metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
-                metrics::counter!(m::SESSIONS_ENDED, "outcome" => outcome).increment(1);
+                let format = self.format.as_str();
+                metrics::counter!(m::SESSIONS_ENDED, "outcome" => outcome, "format" => format)
+                    .increment(1);
+                let milestones = self.machine.milestones();
+                if let Some(acked) = milestones.acked {
+                    metrics::histogram!(m::ACK_SECONDS).record(acked);
+                }
+                if let Some(first) = milestones.first_content {
+                    metrics::histogram!(m::FIRST_CONTENT_SECONDS).record(first);
+                }
+                let age = self.machine.age(Instant::now());
+                metrics::histogram!(m::SESSION_DURATION_SECONDS).record(age);
             }
             Role::Follower => metrics::gauge!(m::FOLLOWERS_ACTIVE).decrement(1.0),
         }
