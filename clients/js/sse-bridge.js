@@ -240,12 +240,12 @@ export async function startSession(baseUrl, body, handlers = {}, options = {}) {
   const sessionId = response.headers.get('x-session-id');
 
   const done = (async () => {
-    if (await delivery.read(response, controller.signal)) return delivery.outcome;
+    if (await delivery.read(response)) return delivery.outcome;
     if (controller.signal.aborted) return delivery.aborted();
     if (!sessionId) {
       throw new SessionError('the stream dropped and the response had no x-session-id to resume it with', 0);
     }
-    return resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal: controller.signal });
+    return resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal: controller.signal, reconnecting: true });
   })();
   return {
     sessionId,
@@ -276,7 +276,7 @@ export function followSession(baseUrl, sessionId, handlers = {}, options = {}) {
   const controller = linkedController(options.signal);
   const delivery = new Delivery(format, handlers, lastEventId);
   delivery.status('connecting');
-  const done = resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal: controller.signal, firstAttempt: true });
+  const done = resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal: controller.signal, reconnecting: false });
   return { done, abort: () => controller.abort() };
 }
 
@@ -297,11 +297,11 @@ export async function cancelSession(baseUrl, sessionId, { headers = {}, signal }
 
 /**
  * The follow loop shared by {@link followSession} and a dropped POST stream:
- * connects, reads until the terminal event, and reconnects after failures.
+ * connects (after the retry delay when `reconnecting`), reads until the
+ * terminal event, and reconnects after failures.
  */
-async function resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal, firstAttempt = false }) {
+async function resume(baseUrl, sessionId, delivery, { headers, maxRetries, signal, reconnecting }) {
   let failures = 0;
-  let reconnecting = !firstAttempt;
   for (;;) {
     if (reconnecting) {
       failures += 1;
@@ -321,7 +321,7 @@ async function resume(baseUrl, sessionId, delivery, { headers, maxRetries, signa
     let response;
     try {
       response = await fetch(url, { headers: requestHeaders, signal, cache: 'no-store' });
-    } catch (error) {
+    } catch {
       if (signal.aborted) return delivery.aborted();
       continue; // network failure: try again
     }
@@ -331,7 +331,7 @@ async function resume(baseUrl, sessionId, delivery, { headers, maxRetries, signa
       throw await refusal(response);
     }
     const deliveredBefore = delivery.delivered;
-    if (await delivery.read(response, signal)) return delivery.outcome;
+    if (await delivery.read(response)) return delivery.outcome;
     if (signal.aborted) return delivery.aborted();
     if (delivery.delivered > deliveredBefore) failures = 0;
   }
@@ -388,12 +388,13 @@ class Delivery {
    * A connection resumed without an id replays events this client already
    * delivered; they are skipped (counted, not dispatched).
    */
-  async read(response, signal) {
+  async read(response) {
     let position = this.#cursor?.position ?? 0;
     const parser = new EventStreamParser({
       onEvent: (message) => {
         position += 1;
-        if (message.id !== null) this.#cursor = { id: message.id, position };
+        // An empty id resets the cursor: a resume then starts from the beginning.
+        if (message.id !== null) this.#cursor = message.id ? { id: message.id, position } : null;
         if (position > this.delivered) {
           this.delivered = position;
           this.#dispatch(message);
@@ -411,12 +412,15 @@ class Delivery {
     const reader = response.body.getReader();
     try {
       while (!this.outcome) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        parser.feed(value);
+        let chunk;
+        try {
+          chunk = await reader.read();
+        } catch {
+          break; // the connection failed (or was aborted): the caller decides
+        }
+        if (chunk.done) break;
+        parser.feed(chunk.value); // an exception of a handler is not a network failure: it propagates
       }
-    } catch (error) {
-      if (!isNetworkFailure(error, signal)) throw error;
     } finally {
       reader.cancel().catch(() => {});
     }
@@ -537,11 +541,6 @@ class Delivery {
     this.status('error');
     this.#handlers.onError?.({ error, code });
   }
-}
-
-/** An error from reading a body that a reconnection may cure (not a bug in a handler). */
-function isNetworkFailure(error, signal) {
-  return signal.aborted || error instanceof TypeError || error?.name === 'AbortError' || error?.name === 'NetworkError';
 }
 
 /** `baseUrl` + `path`, tolerating a trailing slash (and an empty base: same origin). */

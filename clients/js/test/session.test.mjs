@@ -375,3 +375,14 @@ test('an aborted signal stops a follow before it connects', async () => {
   const { done } = followSession(gateway.url, SESSION_ID, {}, { signal: controller.signal });
   assert.deepEqual(await done, { status: 'aborted' });
 });
+
+test('an exception in a handler rejects done; it is not taken for a dropped connection', async () => {
+  const bug = new TypeError('a bug in the page');
+  const session = await startSession(gateway.url, { user_query: 'What is 2+3?' }, {
+    onThought: () => {
+      throw bug;
+    },
+  });
+  await assert.rejects(session.done, bug);
+  assert.equal(gateway.requests.length, 1, 'no reconnection');
+});

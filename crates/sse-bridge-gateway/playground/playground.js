@@ -146,10 +146,11 @@ class SessionView {
   }
 
   /**
-   * The client's handlers, bound to this view while it is on screen;
-   * `showFrames()` says whether the frames panel shows this connection's frames.
+   * The client's handlers, bound to this view while it is on screen. The
+   * frames panel shows this connection's frames unless it follows the
+   * session itself (another format was selected).
    */
-  handlers({ showFrames }) {
+  handlers() {
     const handlers = {
       onStatus: (status) => this.#onStatus(status),
       onEvent: (event) => this.#onEvent(event),
@@ -159,7 +160,7 @@ class SessionView {
       onAnswer: (char) => this.#onAnswer(char),
       onError: ({ error, code }) => setStatus('error', `Error · ${code ?? 'unknown'} — ${error ?? ''}`, code ?? ''),
       onFrame: (frame) => {
-        if (showFrames()) framesPanel.append(frame);
+        if (framesFollower === null) framesPanel.append(frame);
       },
     };
     for (const [name, handler] of Object.entries(handlers)) {
@@ -170,11 +171,12 @@ class SessionView {
     return handlers;
   }
 
-  /** The session has an id: it can be shared and stopped. */
+  /** The session has an id: it can be shared, stopped and followed in another format. */
   identified(sessionId) {
     this.id = sessionId;
     showShareLink(sessionId);
     ui.stopButton.disabled = false;
+    if (selectedFormat() !== 'native') followFramesOf(sessionId);
   }
 
   /** The session is over (whatever the outcome): final timings, controls back. */
@@ -292,12 +294,19 @@ function showFailure(error) {
   }
 }
 
-/** Leaves the session on screen (without cancelling it) before another one. */
-function leaveCurrentSession() {
+/**
+ * Puts a new session on screen in place of the current one (which is left,
+ * not cancelled); `connection` names the page's request for the frames panel.
+ */
+function openSession(connection) {
   current?.connection?.abort();
-  current = null;
   framesFollower?.abort();
   framesFollower = null;
+  const session = { view: new SessionView(), connection: null };
+  current = session;
+  ui.share.hidden = true;
+  framesPanel.clear(`The frames of this page's connection (${connection}).`);
+  return session;
 }
 
 /** Runs `connection.done` to its end and updates the view. */
@@ -328,41 +337,29 @@ function followFramesOf(sessionId) {
 }
 
 async function startNewSession(query) {
-  leaveCurrentSession();
-  const view = new SessionView();
-  const session = { view, connection: null };
-  current = session;
-  ui.share.hidden = true;
-  const framesFromConnection = selectedFormat() === 'native';
-  framesPanel.clear(`The frames of this page's connection (POST /v1/react/sessions).`);
-  const handlers = view.handlers({ showFrames: () => framesFromConnection && framesFollower === null });
+  const session = openSession('POST /v1/react/sessions');
+  const { view } = session;
   try {
-    session.connection = await startSession(location.origin, { user_query: query }, handlers, { headers: authHeaders() });
+    session.connection = await startSession(location.origin, { user_query: query }, view.handlers(), {
+      headers: authHeaders(),
+    });
   } catch (error) {
     if (view.onScreen) showFailure(error);
     view.finish();
     return;
   }
   if (!view.onScreen) {
-    session.connection.abort();
+    session.connection.abort(); // another session took the screen meanwhile
     return;
   }
   view.identified(session.connection.sessionId);
-  if (!framesFromConnection) followFramesOf(view.id);
   await watch(session);
 }
 
 async function followExistingSession(sessionId) {
-  leaveCurrentSession();
-  const view = new SessionView();
-  const session = { view, connection: null };
-  current = session;
-  view.identified(sessionId);
-  const framesFromConnection = selectedFormat() === 'native';
-  framesPanel.clear(`The frames of this page's connection (GET /v1/react/sessions/${sessionId}/events).`);
-  const handlers = view.handlers({ showFrames: () => framesFromConnection && framesFollower === null });
-  session.connection = followSession(location.origin, sessionId, handlers, { headers: authHeaders() });
-  if (!framesFromConnection) followFramesOf(sessionId);
+  const session = openSession(`GET /v1/react/sessions/${sessionId}/events`);
+  session.connection = followSession(location.origin, sessionId, session.view.handlers(), { headers: authHeaders() });
+  session.view.identified(sessionId);
   await watch(session);
 }
 
