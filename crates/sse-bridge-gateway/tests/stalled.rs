@@ -239,7 +239,10 @@ async fn a_client_that_falls_behind_gets_the_same_text_in_fewer_frames_in_every_
     // the clients read.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while ctx.bus.routed_channels() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the streams did not end");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the streams did not end"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for (name, body) in bodies {
@@ -289,11 +292,7 @@ async fn a_client_that_falls_behind_gets_the_same_text_in_fewer_frames_in_every_
             text.len()
         );
         println!("{name}: {PIECES} pieces in {} frames", pieces.len());
-        assert!(
-            pieces.len() < PIECES / 2,
-            "{name}: {} frames",
-            pieces.len()
-        );
+        assert!(pieces.len() < PIECES / 2, "{name}: {} frames", pieces.len());
         assert!(
             last["event_type"] == terminal || last["type"] == terminal,
             "{name} ends with {last}"
