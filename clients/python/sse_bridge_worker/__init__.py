@@ -41,13 +41,13 @@ from .session import AsyncSession, Session
 from .worker import AsyncHandler, AsyncWorker, SyncHandler, Worker
 
 __all__ = [
+    "FUNCTIONS",
+    "REFUSAL_REASONS",
     "AsyncHandler",
     "AsyncSession",
     "AsyncWorker",
-    "FUNCTIONS",
     "Job",
     "Published",
-    "REFUSAL_REASONS",
     "Session",
     "SessionCancelled",
     "SessionRefused",

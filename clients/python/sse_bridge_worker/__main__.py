@@ -21,7 +21,7 @@ def _load_handler(spec: str) -> Callable[..., Any]:
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name:
         raise SystemExit(f"--handler wants module:function, got {spec!r}")
-    handler = getattr(importlib.import_module(module_name), function_name)
+    handler: Callable[..., Any] = getattr(importlib.import_module(module_name), function_name)
     if not callable(handler):
         raise SystemExit(f"{spec} is not callable")
     return handler
@@ -36,16 +36,24 @@ def _arguments(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--stream", default="sse_jobs", help="the gateway's --redis-stream")
     parser.add_argument("--group", default="sse_workers", help="the gateway's --group")
     parser.add_argument("--concurrency", type=int, default=64, help="jobs run at once")
-    parser.add_argument("--heartbeat", type=float, default=5.0, help="seconds of silence before worker_heartbeat")
-    parser.add_argument("--claim-idle", type=float, default=60.0, help="seconds before another worker's pending job is taken over")
+    parser.add_argument(
+        "--heartbeat", type=float, default=5.0, help="seconds of silence before worker_heartbeat"
+    )
+    parser.add_argument(
+        "--claim-idle",
+        type=float,
+        default=60.0,
+        help="seconds before another worker's pending job is taken over",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = _arguments(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = echo_agent if args.demo else _load_handler(args.handler)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     options: Any = dict(
         stream=args.stream,
         group=args.group,
@@ -53,6 +61,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         heartbeat=args.heartbeat,
         claim_idle=args.claim_idle,
     )
+    handler: Callable[..., Any] = echo_agent if args.demo else _load_handler(args.handler)
     if inspect.iscoroutinefunction(handler):
         asyncio.run(AsyncWorker(handler, args.redis_url, **options).run(handle_signals=True))
     else:

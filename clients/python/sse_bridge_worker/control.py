@@ -88,11 +88,8 @@ class ControlChannels:
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-        await self._pubsub.aclose()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _route_messages(self) -> None:
         while True:

@@ -35,22 +35,22 @@ import secrets
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, Optional, Set
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional
 
 import redis
 import redis.asyncio
 
 from .control import ControlChannels
 from .errors import SessionRefused, SessionStopped, UnexpectedReply
-from .queue import Job, JobQueue, new_consumer_name
+from .queue import JobQueue, new_consumer_name
 from .session import AsyncSession
 
-__all__ = ["Engine", "WorkerSettings", "HandlerRunner", "new_attempt_id"]
+__all__ = ["Engine", "HandlerRunner", "WorkerSettings", "new_attempt_id"]
 
 log = logging.getLogger(__name__)
 
 #: Runs the user's handler for one session (awaiting it, or a thread).
-HandlerRunner = Callable[[AsyncSession], Awaitable[None]]
+HandlerRunner = Callable[[AsyncSession], Coroutine[Any, Any, None]]
 
 #: Budget for Redis to confirm a control channel subscription.
 SUBSCRIBE_TIMEOUT = 5.0
@@ -128,7 +128,9 @@ class Engine:
         running: Dict[asyncio.Task[None], AsyncSession] = {}
         try:
             await queue.create_group()
-            log.info("worker %s takes jobs from %s (group %s)", self.consumer, settings.stream, settings.group)
+            log.info(
+                "worker %s takes jobs from %s (group %s)", self.consumer, settings.stream, settings.group
+            )
             await self._take_jobs(client, queue, control, running)
             await self._drain(running)
         finally:
@@ -139,7 +141,7 @@ class Engine:
             for signum in signals:
                 self._loop.remove_signal_handler(signum)
 
-    def _install_signal_handlers(self) -> list[int]:
+    def _install_signal_handlers(self) -> List[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
             return []
         installed = []
@@ -219,22 +221,35 @@ class Engine:
         try:
             await control.watch(job.session_id, session.cancel, SUBSCRIBE_TIMEOUT)
         except (redis.RedisError, asyncio.TimeoutError) as error:
-            log.warning("session %s: cannot watch the control channel (%s); leaving the job for redelivery", job.session_id, error)
+            log.warning(
+                "session %s: cannot watch the control channel (%s); leaving the job for redelivery",
+                job.session_id,
+                error,
+            )
             queue.release(job)
             return
         try:
             try:
                 await session.publish("worker_ack", {})
             except SessionRefused as refusal:
-                log.info("session %s does not take attempt %s (%s); skipping the job", job.session_id, session.attempt, refusal.reason)
+                log.info(
+                    "session %s does not take attempt %s (%s); skipping the job",
+                    job.session_id,
+                    session.attempt,
+                    refusal.reason,
+                )
             except (redis.RedisError, UnexpectedReply) as error:
-                log.warning("session %s: cannot publish worker_ack (%s); leaving the job for redelivery", job.session_id, error)
+                log.warning(
+                    "session %s: cannot publish worker_ack (%s); leaving the job for redelivery",
+                    job.session_id,
+                    error,
+                )
                 return
             else:
                 await self._run_session(session)
             await queue.ack(job)
         except (redis.RedisError, UnexpectedReply) as error:
-            log.warning("session %s: cannot end or acknowledge the job: %s", job.session_id, error)
+            log.warning("session %s: cannot acknowledge the job: %s", job.session_id, error)
         finally:
             queue.release(job)
             await control.unwatch(job.session_id)
@@ -259,7 +274,11 @@ class Engine:
         elif failure is not None:
             log.warning("session %s: handler failed", sid, exc_info=failure)
             if not session.ended:
-                await self._end(session, "error", {"error": f"{type(failure).__name__}: {failure}", "code": "worker_error"})
+                await self._end(
+                    session,
+                    "error",
+                    {"error": f"{type(failure).__name__}: {failure}", "code": "worker_error"},
+                )
         else:
             log.info("session %s: done", sid)
             if not session.ended:

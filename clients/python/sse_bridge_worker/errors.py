@@ -12,10 +12,10 @@ from __future__ import annotations
 
 __all__ = [
     "REFUSAL_REASONS",
-    "SseBridgeError",
-    "SessionStopped",
-    "SessionRefused",
     "SessionCancelled",
+    "SessionRefused",
+    "SessionStopped",
+    "SseBridgeError",
     "UnexpectedReply",
 ]
 

@@ -35,14 +35,14 @@ from .errors import SessionRefused, UnexpectedReply
 from .library import is_library_missing, load_library, load_library_async
 
 __all__ = [
+    "TERMINAL_EVENT_TYPES",
     "Published",
-    "publish_event",
-    "publish_event_async",
+    "control_channel",
     "encode_event",
     "log_key",
     "meta_key",
-    "control_channel",
-    "TERMINAL_EVENT_TYPES",
+    "publish_event",
+    "publish_event_async",
 ]
 
 APPEND_FUNCTION = "sse_bridge_append"

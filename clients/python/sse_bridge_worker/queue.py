@@ -228,4 +228,3 @@ class JobQueue:
             log.warning("consumer group %s missing, recreating it", self.group)
             await self.create_group()
             return await command()
-

@@ -162,13 +162,19 @@ class Session:
     def cancelled(self) -> bool:
         return self._session.cancelled
 
+    @property
+    def ended(self) -> bool:
+        return self._session.ended
+
     def wait_cancelled(self, timeout: Optional[float] = None) -> bool:
         """Blocks until the session is cancelled or ``timeout`` seconds passed;
         returns whether it was cancelled. Handy as an interruptible sleep."""
         return self._session.wait_cancelled_in_thread(timeout)
 
     def publish(self, event_type: str, payload: Any = None) -> Published:
-        return asyncio.run_coroutine_threadsafe(self._session.publish(event_type, payload), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(
+            self._session.publish(event_type, payload), self._loop
+        ).result()
 
     def thought(self, text: str) -> Published:
         return self.publish("AgentThoughtStream", {"char": text})

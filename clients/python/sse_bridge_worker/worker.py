@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Dict, Generic, Optional, TypeVar
 from .engine import Engine, WorkerSettings
 from .session import AsyncSession, Session
 
-__all__ = ["AsyncWorker", "Worker", "AsyncHandler", "SyncHandler"]
+__all__ = ["AsyncHandler", "AsyncWorker", "SyncHandler", "Worker"]
 
 AsyncHandler = Callable[[AsyncSession], Awaitable[None]]
 SyncHandler = Callable[[Session], None]
@@ -61,7 +61,7 @@ class _WorkerBase(Generic[Handler]):
         publish_retry: float = 10.0,
         redis_options: Optional[Dict[str, Any]] = None,
     ) -> None:
-        self._handler = handler
+        self._handler: Handler = handler
         self._settings = WorkerSettings(
             redis_url=redis_url,
             stream=stream,
@@ -123,7 +123,9 @@ class Worker(_WorkerBase[SyncHandler]):
     def run(self, *, handle_signals: bool = True) -> None:
         """Takes jobs until :meth:`stop`, blocking the calling thread; with
         ``handle_signals`` (main thread only) SIGINT and SIGTERM stop it too."""
-        with ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="sse-bridge-handler") as threads:
+        with ThreadPoolExecutor(
+            self._settings.concurrency, thread_name_prefix="sse-bridge-handler"
+        ) as threads:
             self._threads = threads
             asyncio.run(self._engine.run(handle_signals=handle_signals))
 

@@ -75,9 +75,9 @@ class EventStream:
                 return
             text = line.decode("utf-8").rstrip("\r\n")
             if text.startswith("data: "):
-                data.append(text[len("data: "):])
+                data.append(text[len("data: ") :])
             elif text.startswith("id: "):
-                frame_id = text[len("id: "):]
+                frame_id = text[len("id: ") :]
             elif text == "" and data:
                 yield Frame(json.loads("\n".join(data)), frame_id)
                 data, frame_id = [], None
@@ -104,7 +104,13 @@ class Gateway:
     log_path: str
     sessions: List[str] = field(default_factory=list)
 
-    def request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, headers: Optional[Dict[str, str]] = None) -> EventStream:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> EventStream:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=PATIENCE)
         all_headers = dict(headers or {})
         payload = None
@@ -139,13 +145,28 @@ def running_gateway(*extra_args: str) -> Iterator[Gateway]:
     stops it and deletes its stream and sessions afterwards."""
     binary = os.environ.get("SSE_BRIDGE_BIN")
     if not binary or not os.path.exists(binary):
-        pytest.fail("SSE_BRIDGE_BIN must name the sse-bridge binary (cargo build -p sse-bridge: target/debug/sse-bridge)")
+        pytest.fail("SSE_BRIDGE_BIN must name the sse-bridge binary (cargo build -p sse-bridge)")
     port = free_port()
     stream, group = unique("pykit_jobs"), unique("pykit_workers")
-    args = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--redis-url", REDIS_URL, "--redis-stream", stream, "--group", group, *extra_args]
-    log_file = tempfile.NamedTemporaryFile(prefix="sse-bridge-gateway-", suffix=".txt", delete=False)
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    gateway = Gateway(process, f"http://127.0.0.1:{port}", port, stream, group, log_file.name)
+    args = [
+        binary,
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        stream,
+        "--group",
+        group,
+        *extra_args,
+    ]
+    log_fd, log_path = tempfile.mkstemp(prefix="sse-bridge-gateway-", suffix=".txt")
+    try:
+        process = subprocess.Popen(args, stdout=log_fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(log_fd)  # the gateway writes to its own copy
+    gateway = Gateway(process, f"http://127.0.0.1:{port}", port, stream, group, log_path)
     try:
         _wait_healthy(gateway)
         yield gateway
@@ -156,12 +177,13 @@ def running_gateway(*extra_args: str) -> Iterator[Gateway]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log_file.close()
         client = redis.Redis.from_url(REDIS_URL)
-        keys = [stream] + [f"{kind}:{sid}" for sid in gateway.sessions for kind in ("sse_events", "sse_session_meta")]
+        keys = [stream] + [
+            f"{kind}:{sid}" for sid in gateway.sessions for kind in ("sse_events", "sse_session_meta")
+        ]
         client.delete(*keys)
         client.close()
-        os.unlink(log_file.name)
+        os.unlink(log_path)
 
 
 def _wait_healthy(gateway: Gateway) -> None:
@@ -206,7 +228,9 @@ def running_worker(worker: Union[AsyncWorker, Worker]) -> Iterator[None]:
 
 def kit_options(gateway: Gateway, **overrides: Any) -> Dict[str, Any]:
     """Worker options for ``gateway``'s queue, quick to stop."""
-    options: Dict[str, Any] = dict(stream=gateway.stream, group=gateway.group, read_block=0.2, heartbeat=0.5, shutdown_grace=5.0)
+    options: Dict[str, Any] = dict(
+        stream=gateway.stream, group=gateway.group, read_block=0.2, heartbeat=0.5, shutdown_grace=5.0
+    )
     options.update(overrides)
     return options
 

@@ -5,6 +5,7 @@ answers, idempotent retries after a lost reply, and the function library
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -17,13 +18,12 @@ from typing import Iterator, List, Tuple
 import pytest
 import redis
 import redis.asyncio
+from conftest import REDIS_URL, Gateway, free_port, running_gateway
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sse_bridge_worker import FUNCTIONS, SessionRefused, publish_event, publish_event_async
 from sse_bridge_worker.publish import log_key, meta_key
-
-from conftest import REDIS_URL, Gateway, free_port, running_gateway
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 
@@ -42,7 +42,7 @@ def test_the_shipped_function_library_is_the_gateways() -> None:
         "clients/python/sse_bridge_worker/functions.lua differs from the gateway's: "
         "cp crates/sse-bridge-redis/src/functions.lua clients/python/sse_bridge_worker/"
     )
-    assert FUNCTIONS == repository_copy.read_text(encoding="utf-8")
+    assert repository_copy.read_text(encoding="utf-8") == FUNCTIONS
 
 
 def test_a_publish_to_an_unknown_session_is_refused() -> None:
@@ -80,8 +80,12 @@ def test_events_follow_the_attempt_rule_and_reach_the_client(gateway: Gateway) -
     assert refusal("FinalAnswerStream", "second") == "foreign"
     heartbeat = publish_event(client, sid, "worker_heartbeat", {}, attempt="first", idempotency_key="first:1")
     assert heartbeat.log_id is None and not heartbeat.logged
-    piece = publish_event(client, sid, "FinalAnswerStream", {"char": "é\n"}, attempt="first", idempotency_key="first:2")
-    again = publish_event(client, sid, "FinalAnswerStream", {"char": "é\n"}, attempt="first", idempotency_key="first:2")
+    piece = publish_event(
+        client, sid, "FinalAnswerStream", {"char": "é\n"}, attempt="first", idempotency_key="first:2"
+    )
+    again = publish_event(
+        client, sid, "FinalAnswerStream", {"char": "é\n"}, attempt="first", idempotency_key="first:2"
+    )
     assert again.log_id == piece.log_id, "the same key logs once"
     publish_event(client, sid, "FinalAnswerStreamEnd", {}, attempt="first", idempotency_key="first:3")
     assert refusal("FinalAnswerStream", "first") == "ended"
@@ -110,10 +114,7 @@ class ReplyDroppingProxy:
 
     def close(self) -> None:
         for sock in self._sockets:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            sock.close()
 
     def _accept(self) -> None:
         while True:
@@ -124,10 +125,16 @@ class ReplyDroppingProxy:
             upstream = socket.create_connection(("127.0.0.1", 6379))
             self._sockets += [downstream, upstream]
             append_sent = threading.Event()
-            threading.Thread(target=self._pump, args=(downstream, upstream, append_sent, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, downstream, append_sent, False), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(downstream, upstream, append_sent, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, downstream, append_sent, False), daemon=True
+            ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, append_sent: threading.Event, to_redis: bool) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, append_sent: threading.Event, to_redis: bool
+    ) -> None:
         try:
             while True:
                 data = source.recv(65536)
@@ -142,10 +149,8 @@ class ReplyDroppingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @pytest.mark.parametrize("retries", ["redis-py's", "the kit's"])
@@ -158,7 +163,9 @@ def test_a_publish_whose_reply_was_lost_is_logged_once(gateway: Gateway, retries
     options = {} if retries == "redis-py's" else {"retry": Retry(NoBackoff(), 0)}
     lossy = redis.Redis(host="127.0.0.1", port=proxy.port, **options)
     try:
-        published = publish_event(lossy, sid, "FinalAnswerStream", {"char": "x"}, attempt="a", idempotency_key="a:1")
+        published = publish_event(
+            lossy, sid, "FinalAnswerStream", {"char": "x"}, attempt="a", idempotency_key="a:1"
+        )
     finally:
         lossy.close()
         proxy.close()
@@ -167,7 +174,11 @@ def test_a_publish_whose_reply_was_lost_is_logged_once(gateway: Gateway, retries
     keyed = [entry_id.decode() for entry_id, fields in entries if fields.get(b"k") == b"a:1"]
     assert keyed == [published.log_id], entries
     publish_event(direct, sid, "FinalAnswerStreamEnd", {}, attempt="a", idempotency_key="a:2")
-    assert [f.event_type for f in stream.read_all()] == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
+    assert [f.event_type for f in stream.read_all()] == [
+        "worker_ack",
+        "FinalAnswerStream",
+        "FinalAnswerStreamEnd",
+    ]
     direct.close()
 
 
@@ -203,7 +214,9 @@ def test_the_library_is_loaded_where_it_is_missing(bare_redis: redis.Redis) -> N
     assert bare_redis.function_list() == []
     sid = str(uuid.uuid4())
     # What the gateway records when it creates a session.
-    bare_redis.hset(meta_key(sid), mapping={"created_at": 1, "principal": "anonymous", "max_len": 100, "ttl_ms": 60000})
+    bare_redis.hset(
+        meta_key(sid), mapping={"created_at": 1, "principal": "anonymous", "max_len": 100, "ttl_ms": 60000}
+    )
     published = publish_event(bare_redis, sid, "worker_ack", {}, attempt="a")
     assert published.logged
     (library,) = bare_redis.function_list()  # [b"library_name", b"sse_bridge", ...]

@@ -18,10 +18,9 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 import redis
+from conftest import PATIENCE, REDIS_URL, Gateway, kit_options, running_gateway, running_worker
 
 from sse_bridge_worker import AsyncSession, AsyncWorker, Session, SessionCancelled, Worker
-
-from conftest import PATIENCE, REDIS_URL, Gateway, kit_options, running_gateway, running_worker
 
 KINDS = ["async", "sync"]
 
@@ -47,7 +46,9 @@ def kinds(frames: List[Any]) -> List[str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_session_streams_in_order_and_can_be_resumed(gateway: Gateway, redis_client: redis.Redis, kind: str) -> None:
+def test_a_session_streams_in_order_and_can_be_resumed(
+    gateway: Gateway, redis_client: redis.Redis, kind: str
+) -> None:
     seen: Dict[str, Any] = {}
 
     async def agent(session: AsyncSession) -> None:
@@ -66,7 +67,11 @@ def test_a_session_streams_in_order_and_can_be_resumed(gateway: Gateway, redis_c
         session.answer("2+3 ")
         session.answer("= 5")
 
-    worker = AsyncWorker(agent, REDIS_URL, **kit_options(gateway)) if kind == "async" else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    worker = (
+        AsyncWorker(agent, REDIS_URL, **kit_options(gateway))
+        if kind == "async"
+        else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    )
     with running_worker(worker):
         frames = gateway.start_session({"user_query": "What is 2+3?", "model_alias": "m"}).read_all()
         wait_until_acknowledged(redis_client, gateway)
@@ -92,7 +97,9 @@ def test_a_session_streams_in_order_and_can_be_resumed(gateway: Gateway, redis_c
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_client_that_leaves_cancels_the_handler(gateway: Gateway, redis_client: redis.Redis, kind: str) -> None:
+def test_a_client_that_leaves_cancels_the_handler(
+    gateway: Gateway, redis_client: redis.Redis, kind: str
+) -> None:
     observed: Dict[str, Any] = {}
     stopped = threading.Event()
 
@@ -116,7 +123,11 @@ def test_a_client_that_leaves_cancels_the_handler(gateway: Gateway, redis_client
 
     # No heartbeats: a refused heartbeat would stop the handler too.
     options = kit_options(gateway, heartbeat=None)
-    worker = AsyncWorker(agent, REDIS_URL, **options) if kind == "async" else Worker(threaded_agent, REDIS_URL, **options)
+    worker = (
+        AsyncWorker(agent, REDIS_URL, **options)
+        if kind == "async"
+        else Worker(threaded_agent, REDIS_URL, **options)
+    )
     with running_worker(worker):
         stream = gateway.start_session({"user_query": "Think hard", "on_disconnect": "cancel"})
         frames = stream.frames()
@@ -142,14 +153,25 @@ def test_a_silent_step_longer_than_the_idle_timeout_gets_heartbeats(gateway: Gat
         time.sleep(4)
         session.answer("but done")
 
-    worker = AsyncWorker(agent, REDIS_URL, **kit_options(gateway)) if kind == "async" else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    worker = (
+        AsyncWorker(agent, REDIS_URL, **kit_options(gateway))
+        if kind == "async"
+        else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    )
     with running_worker(worker):
         frames = gateway.start_session({"user_query": "take your time"}).read_all()
-    assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStream", "FinalAnswerStreamEnd"], frames
+    assert kinds(frames) == [
+        "worker_ack",
+        "FinalAnswerStream",
+        "FinalAnswerStream",
+        "FinalAnswerStreamEnd",
+    ], frames
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_failing_handler_ends_the_session_with_worker_error(gateway: Gateway, redis_client: redis.Redis, kind: str) -> None:
+def test_a_failing_handler_ends_the_session_with_worker_error(
+    gateway: Gateway, redis_client: redis.Redis, kind: str
+) -> None:
     async def agent(session: AsyncSession) -> None:
         await session.tool_start("database", {"sql": "select 1"})
         raise ConnectionRefusedError("the database is down")
@@ -158,18 +180,27 @@ def test_a_failing_handler_ends_the_session_with_worker_error(gateway: Gateway, 
         session.tool_start("database", {"sql": "select 1"})
         raise ConnectionRefusedError("the database is down")
 
-    worker = AsyncWorker(agent, REDIS_URL, **kit_options(gateway)) if kind == "async" else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    worker = (
+        AsyncWorker(agent, REDIS_URL, **kit_options(gateway))
+        if kind == "async"
+        else Worker(threaded_agent, REDIS_URL, **kit_options(gateway))
+    )
     with running_worker(worker):
         frames = gateway.start_session({"user_query": "query it"}).read_all()
         wait_until_acknowledged(redis_client, gateway)
     assert kinds(frames) == ["worker_ack", "AgentToolCallStart", "error"]
-    assert frames[-1].data["payload"] == {"error": "ConnectionRefusedError: the database is down", "code": "worker_error"}
+    assert frames[-1].data["payload"] == {
+        "error": "ConnectionRefusedError: the database is down",
+        "code": "worker_error",
+    }
 
 
 def test_a_crashed_workers_job_is_reclaimed(gateway: Gateway, redis_client: redis.Redis) -> None:
     stream = gateway.start_session({"user_query": "anyone there?"})
     # A worker takes the job and dies before acknowledging it.
-    taken = redis_client.xreadgroup(gateway.group, "crashed-worker", {gateway.stream: ">"}, count=1, block=5000)
+    taken = redis_client.xreadgroup(
+        gateway.group, "crashed-worker", {gateway.stream: ">"}, count=1, block=5000
+    )
     assert taken and taken[0][1], "the job was not in the stream"
 
     async def agent(session: AsyncSession) -> None:
@@ -190,7 +221,10 @@ def test_a_running_job_stays_with_its_live_worker(gateway: Gateway, redis_client
         await session.answer("done")
 
     options = kit_options(gateway, claim_idle=1.0)
-    with running_worker(AsyncWorker(agent, REDIS_URL, **options)), running_worker(AsyncWorker(agent, REDIS_URL, **options)):
+    with (
+        running_worker(AsyncWorker(agent, REDIS_URL, **options)),
+        running_worker(AsyncWorker(agent, REDIS_URL, **options)),
+    ):
         frames = gateway.start_session({"user_query": "slow job"}).read_all()
         wait_until_acknowledged(redis_client, gateway)
     assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
@@ -214,7 +248,9 @@ def test_stop_lets_the_running_job_finish(gateway: Gateway, redis_client: redis.
     wait_until_acknowledged(redis_client, gateway)
 
 
-def test_a_job_that_arrives_while_the_worker_stops_is_still_run(gateway: Gateway, redis_client: redis.Redis) -> None:
+def test_a_job_that_arrives_while_the_worker_stops_is_still_run(
+    gateway: Gateway, redis_client: redis.Redis
+) -> None:
     async def agent(session: AsyncSession) -> None:
         await session.answer("caught it")
 
@@ -228,8 +264,21 @@ def test_a_job_that_arrives_while_the_worker_stops_is_still_run(gateway: Gateway
 
 
 def test_the_command_line_demo_agent_answers_and_stops_on_sigterm(gateway: Gateway) -> None:
-    command = [sys.executable, "-m", "sse_bridge_worker", "--demo", "--redis-url", REDIS_URL, "--stream", gateway.stream, "--group", gateway.group]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "sse_bridge_worker",
+        "--demo",
+        "--redis-url",
+        REDIS_URL,
+        "--stream",
+        gateway.stream,
+        "--group",
+        gateway.group,
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         frames = gateway.start_session({"user_query": "hi"}).read_all()
         process.send_signal(signal.SIGTERM)
