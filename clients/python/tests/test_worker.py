@@ -217,14 +217,12 @@ def test_a_running_job_stays_with_its_live_worker(gateway: Gateway, redis_client
 
     async def agent(session: AsyncSession) -> None:
         attempts.append(session.attempt)
-        await asyncio.sleep(3)  # three times claim_idle
+        await asyncio.sleep(4.5)  # more than twice claim_idle
         await session.answer("done")
 
-    options = kit_options(gateway, claim_idle=1.0)
-    with (
-        running_worker(AsyncWorker(agent, REDIS_URL, **options)),
-        running_worker(AsyncWorker(agent, REDIS_URL, **options)),
-    ):
+    options = kit_options(gateway, claim_idle=2.0)
+    first, second = AsyncWorker(agent, REDIS_URL, **options), AsyncWorker(agent, REDIS_URL, **options)
+    with running_worker(first), running_worker(second):
         frames = gateway.start_session({"user_query": "slow job"}).read_all()
         wait_until_acknowledged(redis_client, gateway)
     assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
