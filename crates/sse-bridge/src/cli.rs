@@ -1,6 +1,9 @@
 //! Command line and environment: every option has an `SSE_BRIDGE_*` variable.
+//! A config file (`--config`, layered under both by [`crate::config`]) can
+//! set the options of `serve` and `worker` too.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +31,44 @@ pub enum Command {
     Worker(WorkerCommandArgs),
     /// Publish one event on a session's channel (for scripts and debugging).
     Publish(PublishArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+impl Command {
+    /// The config file this subcommand was given, if it takes one.
+    pub fn config_file(&self) -> Option<&Path> {
+        match self {
+            Command::Serve(args) | Command::Config(ConfigCommand::Print(args)) => {
+                args.config_file.path.as_deref()
+            }
+            Command::Worker(args) => args.config_file.path.as_deref(),
+            Command::Publish(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the settings `serve` would run with — its config file,
+    /// environment and these flags layered — as TOML, each with where its
+    /// value came from; secrets redacted.
+    Print(ServeArgs),
+}
+
+/// The TOML file under the environment and the flags.
+#[derive(Debug, Args)]
+pub struct ConfigFileArg {
+    /// TOML file of settings: the keys are the long options in snake_case
+    /// (`ack_timeout = "10s"`); environment variables and flags override it.
+    #[arg(
+        id = "config",
+        long = "config",
+        env = "SSE_BRIDGE_CONFIG",
+        value_name = "FILE"
+    )]
+    pub path: Option<PathBuf>,
 }
 
 /// Which job queue carries jobs from gateways to workers.
@@ -118,6 +159,9 @@ impl BrokerArgs {
 #[derive(Debug, Args)]
 pub struct WorkerCommandArgs {
     #[command(flatten)]
+    pub config_file: ConfigFileArg,
+
+    #[command(flatten)]
     pub broker: BrokerArgs,
 
     #[command(flatten)]
@@ -154,6 +198,9 @@ pub struct PublishArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub config_file: ConfigFileArg,
+
     /// Address to listen on.
     #[arg(long, env = "SSE_BRIDGE_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,

@@ -1,19 +1,24 @@
-//! `sse-bridge`: a thin shell over the libraries — parse the command line,
-//! set up logging and signals, run the subcommand.
+//! `sse-bridge`: a thin shell over the libraries — parse the command line
+//! (with its config file), set up logging and signals, run the subcommand.
 
 mod backends;
 mod cli;
+mod config;
 mod publish;
 mod serve;
 mod worker;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = cli::Cli::parse();
+    let config::CommandLine { cli, provenance } =
+        match config::parse_command_line(std::env::args_os().collect()) {
+            Ok(command_line) => command_line,
+            Err(config::CommandLineError::Clap(error)) => error.exit(),
+            Err(config::CommandLineError::ConfigFile(error)) => return Err(error.into()),
+        };
     // Every client holds a socket: lift the soft file limit to the hard one.
     if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("warning: cannot raise the open-file limit: {error}");
@@ -31,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(args, shutdown).await,
         cli::Command::Worker(args) => worker::run(args, shutdown).await,
         cli::Command::Publish(args) => publish::run(args).await,
+        cli::Command::Config(cli::ConfigCommand::Print(_)) => {
+            print!("{}", provenance.to_toml());
+            Ok(())
+        }
     }
 }
 
