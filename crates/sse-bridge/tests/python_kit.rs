@@ -38,6 +38,7 @@ async fn python_worker_kit_passes_its_tests_against_the_gateway() {
             "-q",
             "-p",
             "no:cacheprovider",
+            "--durations=5",
             "clients/python/tests",
         ])
         .current_dir(workspace_root())
