@@ -13,6 +13,8 @@
 //! * [`auth`] — [`Auth`]: API keys and JWTs → the caller's principal
 //!   (`Caller`), off by default.
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
+//! * `openapi` — every API route registered with its description, served
+//!   at `/openapi.json`.
 //! * `playground` — the browser page at `/` and its embedded assets.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
@@ -22,6 +24,7 @@ mod deadline;
 pub mod error;
 pub mod extract;
 pub mod observability;
+mod openapi;
 mod playground;
 pub mod routes;
 
@@ -30,7 +33,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::routing::{delete, get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -114,29 +116,8 @@ impl FromRef<AppState> for BodyLimit {
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
     let cors = state.cors.clone();
-    let router = Router::new()
-        .route("/v1/react/sessions", post(routes::create_session))
-        .route(
-            "/v1/react/sessions/{session_id}",
-            delete(routes::cancel_session),
-        )
-        .route(
-            "/v1/react/sessions/{session_id}/events",
-            get(routes::follow_session),
-        )
-        .route("/v1/ag-ui", post(routes::run_ag_ui))
-        .route(
-            "/v1/ag-ui/runs/{run_id}/events",
-            get(routes::replay_ag_ui_run),
-        )
-        .route("/v1/ai-sdk/chat", post(routes::chat_ai_sdk))
-        .route(
-            "/v1/ai-sdk/chat/{chat_id}/stream",
-            get(routes::resume_ai_sdk_chat),
-        )
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
+    let (api, _) = openapi::api().split_for_parts();
+    let router = api
         .merge(playground::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

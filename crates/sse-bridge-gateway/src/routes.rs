@@ -1,5 +1,6 @@
 //! The handlers: thin shells over [`sse_bridge_core::session`].
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,10 +18,30 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Cursor, FormatParam, SessionPath, Validated};
+use crate::openapi::{
+    Cancelled, ChatRequest, ErrorDetail, FormatName, Health, Readiness, RunAgentInput,
+    ServerSentEvent, SessionRequestBody,
+};
 use sse_bridge_core::SessionRequest;
 use sse_bridge_core::format::{AgUiRun, AiSdkChat};
 
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
+#[utoipa::path(
+    post,
+    path = "/v1/react/sessions",
+    tag = "sessions",
+    request_body(content = SessionRequestBody, content_type = "application/json"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The session's events as `data: <json>` frames until `FinalAnswerStreamEnd` or `error`", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
+        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
+        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn create_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -33,6 +54,22 @@ pub async fn create_session(
 
 /// `POST /v1/ag-ui`: start a session for an AG-UI `RunAgentInput` and
 /// stream it as AG-UI events (PROTOCOL §5).
+#[utoipa::path(
+    post,
+    path = "/v1/ag-ui",
+    tag = "agent-ui",
+    request_body(content = RunAgentInput, content_type = "application/json"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "AG-UI events: RUN_STARTED … RUN_FINISHED or RUN_ERROR", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
+        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
+        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn run_ag_ui(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -49,6 +86,21 @@ pub async fn run_ag_ui(
 }
 
 /// `GET /v1/ag-ui/runs/{run_id}/events`: the run again from `RUN_STARTED`.
+#[utoipa::path(
+    get,
+    path = "/v1/ag-ui/runs/{run_id}/events",
+    tag = "agent-ui",
+    params(("run_id" = String, Path, description = "The AG-UI runId the run was started with")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The run again from RUN_STARTED, then live", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 204, description = "The run is over and nothing more will come"),
+        (status = 404, description = "No such run (or not the caller's)", body = ErrorDetail),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn replay_ag_ui_run(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -60,6 +112,22 @@ pub async fn replay_ag_ui_run(
 
 /// `POST /v1/ai-sdk/chat`: start a session for a `useChat` message and
 /// stream it as a UI message stream (PROTOCOL §5).
+#[utoipa::path(
+    post,
+    path = "/v1/ai-sdk/chat",
+    tag = "agent-ui",
+    request_body(content = ChatRequest, content_type = "application/json"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The UI message stream (`start` … `finish`, `data: [DONE]`)", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String, description = "v1"))),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
+        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
+        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn chat_ai_sdk(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -77,6 +145,20 @@ pub async fn chat_ai_sdk(
 
 /// `GET /v1/ai-sdk/chat/{chat_id}/stream` (`reconnectToStream`): the chat's
 /// live message from `start`, or `204` when it has none.
+#[utoipa::path(
+    get,
+    path = "/v1/ai-sdk/chat/{chat_id}/stream",
+    tag = "agent-ui",
+    params(("chat_id" = String, Path, description = "The chat's id")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The chat's live message from `start`, then live", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String))),
+        (status = 204, description = "The chat has no live message"),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn resume_ai_sdk_chat(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -88,6 +170,27 @@ pub async fn resume_ai_sdk_chat(
 
 /// `GET /v1/react/sessions/{session_id}/events`: follow or resume a session
 /// after `Last-Event-ID` (PROTOCOL §4), in any format (`?format=`).
+#[utoipa::path(
+    get,
+    path = "/v1/react/sessions/{session_id}/events",
+    tag = "sessions",
+    params(
+        ("session_id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", description = "The session id (the x-session-id header)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^([0-9]+-[0-9]+|0)?$", description = "Resume after this entry id (`<ms>-<seq>`); empty or `0`: from the start"),
+        ("last_event_id" = Option<String>, Query, pattern = "^([0-9]+-[0-9]+|0)?$", description = "The same, for a first request that cannot set headers (the header wins)"),
+        ("format" = Option<FormatName>, Query, description = "`native` (default), `ag-ui` or `ai-sdk`; only native resumes after Last-Event-ID"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`retry:` once, then `id:` + `data:` frames: the log after the cursor, then live, until the terminal event", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 204, description = "The cursor is the terminal event: nothing more will come"),
+        (status = 404, description = "Unknown or expired session (or not the caller's)", body = ErrorDetail),
+        (status = 422, description = "Last-Event-ID is not a stream id, or format is unknown", body = ErrorDetail),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
+        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+    )
+)]
 pub async fn follow_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -107,6 +210,20 @@ fn followed(followed: Followed, format: Format) -> Result<Response, ApiError> {
 }
 
 /// `DELETE /v1/react/sessions/{session_id}`: cancel a session.
+#[utoipa::path(
+    delete,
+    path = "/v1/react/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", description = "The session id")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled (the worker gets `cancel`, every stream `error`/`cancelled`), or it had already ended", body = Cancelled),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 404, description = "Unknown or expired session (or not the caller's)", body = ErrorDetail),
+        (status = 422, description = "The id is not a session id", body = ErrorDetail),
+        (status = 503, description = "The session's log is unreachable", body = ErrorDetail),
+    )
+)]
 pub async fn cancel_session(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -147,11 +264,26 @@ fn event_stream(session: LiveSession, format: Format) -> Response {
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health))
+)]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: every backend answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The event bus and the job queue answer", body = Readiness),
+        (status = 503, description = "A backend does not answer", body = Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (bus, queue) = tokio::join!(
         check(state.sessions.bus.check_ready()),
@@ -188,6 +320,17 @@ async fn check(probe: impl Future<Output = Result<(), BrokerError>>) -> Result<(
 }
 
 /// `GET /metrics`: Prometheus text format (behind auth with `guard_metrics`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "--metrics-require-auth is on and the bearer token is missing or invalid", body = ErrorDetail),
+        (status = 404, description = "No metrics recorder is installed", body = ErrorDetail),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     if state.auth.guard_metrics
         && let Err(error) = state.auth.authenticate(&request.into_parts().0)
@@ -204,6 +347,28 @@ pub async fn metrics(State(state): State<AppState>, request: axum::extract::Requ
             .into_response(),
         None => ApiError::NotFound.into_response(),
     }
+}
+
+/// `GET /openapi.json`: this API's description (see [`crate::openapi`]).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        crate::openapi::api()
+            .into_openapi()
+            .to_json()
+            .expect("the OpenAPI document serialises")
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str(),
+    )
+        .into_response()
 }
 
 pub async fn not_found() -> ApiError {
