@@ -4,7 +4,8 @@
 //! from them — and checks that no answer is a 5xx and that every status,
 //! content type, header and body (each event of a stream, too) is what
 //! the document says. Bounded by a fixed seed, 20 examples per operation
-//! and a time budget.
+//! and a time budget; by hand, drop `--seed` and add the `coverage` phase
+//! to explore further.
 //!
 //! Needs a Python with schemathesis, named by `SSE_BRIDGE_PYTHON`
 //! (default `python3`); `.ci/run`'s venv (`target/ci-venv`) has it.
@@ -60,6 +61,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--max-examples", "20", "--seed", "1"])
         .args(["--max-time", BUDGET_SECONDS, "--request-timeout", "10"])
         .args(["--workers", "2"])
+        // Its coverage phase's generator can fail inside Hypothesis on a
+        // loaded machine ("FlakyFailure: Inconsistent results", no request
+        // sent): a failure of the tool, not of the gateway. Examples,
+        // fuzzing and the stateful phase still run every operation.
+        .args(["--phases", "examples,fuzzing,stateful"])
         .env("NO_COLOR", "1")
         // Where it keeps its example database, out of the source tree.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
