@@ -5,7 +5,10 @@
 //! subscriber connection (`sse-bridge:sub`, owned by the task in
 //! [`crate::subscriber`]) multiplexes every channel, and one pipelined
 //! command connection (`sse-bridge:pub`) carries PUBLISH, PING and the
-//! log's function calls.
+//! log's function calls. In cluster mode ([`crate::cluster`]): one
+//! subscriber connection per master that serves a subscribed channel, the
+//! cluster client for commands, `SSUBSCRIBE` / `SPUBLISH` on hash-tagged
+//! channel names ([`crate::keyspace`]).
 
 use std::sync::Arc;
 
@@ -18,8 +21,10 @@ use tokio::task::JoinHandle;
 
 use sse_bridge_core::log::LogLimits;
 
+use crate::cluster::ShardedSubscriberTask;
 use crate::config::RedisConfig;
-use crate::conn::{NamedConnection, connection_config, open_client};
+use crate::conn::{Commands, open_client};
+use crate::keyspace::Keyspace;
 use crate::subscriber::{Command, SubscriberTask};
 
 /// Redis Pub/Sub event bus. Cheap to clone; the connections close when the
@@ -32,7 +37,8 @@ pub struct RedisBus {
 struct Shared {
     router: Arc<Router>,
     commands: mpsc::UnboundedSender<Command>,
-    publisher: NamedConnection,
+    publisher: Commands,
+    keyspace: Keyspace,
     config: RedisConfig,
     subscriber: JoinHandle<()>,
 }
@@ -49,31 +55,36 @@ impl RedisBus {
     /// Connects both connections; fails if Redis is unreachable or refuses
     /// the credentials. Needs a Tokio runtime.
     pub async fn connect(config: RedisConfig) -> Result<RedisBus, BrokerError> {
-        // RESP3 lets one multiplexed connection carry subscriptions as pushes.
-        let sub_client = open_client(&config, true)?;
-        let pub_client = open_client(&config, false)?;
         let (commands, queue) = mpsc::unbounded_channel();
         let unsubscribe = commands.clone();
         // Runs inside Subscription::drop: must not block, so it only enqueues.
+        // The router is keyed by Redis channel names.
         let router = Router::new(config.subscription, move |channel: &str| {
             let _ = unsubscribe.send(Command::Unsubscribe(channel.to_owned()));
         });
-        let publisher = NamedConnection::new(
-            pub_client,
-            connection_config(&config, config.command_timeout),
-            format!("{}:pub", config.client_name),
-            config.connect_timeout,
-        )
-        .with_init(crate::log::load_functions());
-        publisher.get().await?;
-        let task = SubscriberTask::new(sub_client, config.clone(), router.clone(), queue);
-        let live = task.connect().await?;
-        let subscriber = tokio::spawn(task.run(live));
+        let init = Some(crate::log::load_functions());
+        let publisher = Commands::connect(&config, "pub", config.command_timeout, init).await?;
+        let subscriber = match publisher.cluster_connection() {
+            Some(cluster) => {
+                let task =
+                    ShardedSubscriberTask::connect(config.clone(), router.clone(), queue, cluster)
+                        .await?;
+                tokio::spawn(task.run())
+            }
+            None => {
+                // RESP3 lets one multiplexed connection carry subscriptions as pushes.
+                let sub_client = open_client(&config, true)?;
+                let task = SubscriberTask::new(sub_client, config.clone(), router.clone(), queue);
+                let live = task.connect().await?;
+                tokio::spawn(task.run(live))
+            }
+        };
         Ok(RedisBus {
             shared: Arc::new(Shared {
                 router,
                 commands,
                 publisher,
+                keyspace: Keyspace::new(config.cluster),
                 config,
                 subscriber,
             }),
@@ -86,8 +97,13 @@ impl RedisBus {
     }
 
     /// The command connection (PUBLISH, PING, the log's functions).
-    pub(crate) fn commands(&self) -> &NamedConnection {
+    pub(crate) fn commands(&self) -> &Commands {
         &self.shared.publisher
+    }
+
+    /// How session names are spelled at Redis.
+    pub(crate) fn keyspace(&self) -> Keyspace {
+        self.shared.keyspace
     }
 
     pub(crate) fn log_limits(&self) -> LogLimits {
@@ -104,14 +120,15 @@ impl EventBus for RedisBus {
                 "Redis subscriber connection is reconnecting".into(),
             ));
         }
-        let (subscription, _first) = shared.router.add(channel);
+        let channel = shared.keyspace.name(channel);
+        let (subscription, _first) = shared.router.add(&channel);
         // Confirmed even when not first: the first subscriber's SUBSCRIBE may
         // still be in flight, and commands are applied in order.
         let (done, confirmed) = oneshot::channel();
         shared
             .commands
             .send(Command::Subscribe {
-                channel: channel.to_owned(),
+                channel: channel.into_owned(),
                 done,
             })
             .map_err(|_| BrokerError::Closed)?;
@@ -125,8 +142,14 @@ impl EventBus for RedisBus {
     }
 
     async fn publish(&self, channel: &str, message: Bytes) -> Result<u64, BrokerError> {
-        let publish = redis::cmd("PUBLISH")
-            .arg(channel)
+        let keyspace = self.shared.keyspace;
+        let command = if keyspace.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let publish = redis::cmd(command)
+            .arg(&*keyspace.name(channel))
             .arg(&message[..])
             .to_owned();
         self.shared.publisher.query(&publish).await

@@ -12,8 +12,11 @@ use sse_bridge_core::log::LogLimits;
 /// Connection settings shared by [`crate::RedisBus`] and [`crate::RedisJobQueue`].
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS.
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS;
+    /// with `cluster`, one or more seed nodes, comma-separated.
     pub url: String,
+    /// A Redis Cluster: hash-tagged names and sharded Pub/Sub (PROTOCOL §6).
+    pub cluster: bool,
     /// Prefix of the connection names set with `CLIENT SETNAME`:
     /// `{client_name}:sub`, `{client_name}:pub`, ... (default `sse-bridge`).
     pub client_name: String,
@@ -46,6 +49,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
+            cluster: false,
             client_name: "sse-bridge".into(),
             subscription: SubscriptionBound::messages(1024),
             connect_timeout: Duration::from_secs(2),
@@ -56,6 +60,13 @@ impl RedisConfig {
             tls_ca_file: None,
             log: LogLimits::default(),
         }
+    }
+}
+
+impl RedisConfig {
+    /// The URLs in `url` (one, or a cluster's seeds).
+    pub fn seeds(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|s| !s.is_empty())
     }
 }
 

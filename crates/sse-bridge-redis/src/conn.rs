@@ -1,5 +1,6 @@
 //! Connections: opening a client from a URL, named connections that
-//! reconnect on demand, and the reconnect backoff.
+//! reconnect on demand, [`Commands`] (a named connection, or the cluster
+//! client in cluster mode), and the reconnect backoff.
 //!
 //! Every connection is named with `CLIENT SETNAME` (`sse-bridge:sub`,
 //! `sse-bridge:pub`, ...; the prefix is [`RedisConfig::client_name`]) so operators can tell them apart in `CLIENT LIST`.
@@ -11,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
 };
@@ -210,6 +213,127 @@ impl NamedConnection {
             *current = None;
         }
     }
+}
+
+/// Where commands go: one named connection to a single Redis, or redis-rs's
+/// cluster client (which routes each command by its key's slot and follows
+/// `MOVED` / `ASK`).
+pub(crate) enum Commands {
+    // Boxed: the cluster variant is small, and these live for the process.
+    Single(Box<NamedConnection>),
+    Cluster(ClusterCommands),
+}
+
+impl Commands {
+    /// Connects for `role` (the connection name's suffix), running `init`
+    /// (the function library's `FUNCTION LOAD`) first where given.
+    pub(crate) async fn connect(
+        config: &RedisConfig,
+        role: &str,
+        response_timeout: Duration,
+        init: Option<Cmd>,
+    ) -> Result<Commands, BrokerError> {
+        if config.cluster {
+            return ClusterCommands::connect(config, response_timeout, init)
+                .await
+                .map(Commands::Cluster);
+        }
+        let mut named = NamedConnection::new(
+            open_client(config, false)?,
+            connection_config(config, response_timeout),
+            format!("{}:{role}", config.client_name),
+            config.connect_timeout,
+        );
+        if let Some(init) = init {
+            named = named.with_init(init);
+        }
+        named.get().await?;
+        Ok(Commands::Single(Box::new(named)))
+    }
+
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BrokerError> {
+        match self {
+            Commands::Single(named) => named.query(cmd).await,
+            Commands::Cluster(cluster) => cluster.query(cmd).await,
+        }
+    }
+
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, BrokerError> {
+        match self {
+            Commands::Single(named) => named.query_pipeline(pipeline).await,
+            Commands::Cluster(cluster) => {
+                let mut conn = cluster.conn.clone();
+                pipeline.query_async(&mut conn).await.map_err(broker_error)
+            }
+        }
+    }
+
+    /// The cluster client, in cluster mode.
+    pub(crate) fn cluster_connection(&self) -> Option<ClusterConnection> {
+        match self {
+            Commands::Single(_) => None,
+            Commands::Cluster(cluster) => Some(cluster.conn.clone()),
+        }
+    }
+}
+
+/// redis-rs's cluster client, with the function library (re)loaded on
+/// every master that lacks it (a master added by resharding starts empty).
+pub(crate) struct ClusterCommands {
+    conn: ClusterConnection,
+    init: Option<Cmd>,
+}
+
+impl ClusterCommands {
+    async fn connect(
+        config: &RedisConfig,
+        response_timeout: Duration,
+        init: Option<Cmd>,
+    ) -> Result<ClusterCommands, BrokerError> {
+        if config.seeds().any(|seed| seed.starts_with("rediss://")) {
+            return Err(BrokerError::Rejected(
+                "TLS (rediss://) is not supported in cluster mode yet".into(),
+            ));
+        }
+        let client = ClusterClientBuilder::new(config.seeds().collect::<Vec<_>>())
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(response_timeout)
+            .build()
+            .map_err(|e| {
+                BrokerError::Rejected(format!("invalid cluster seeds ({:?})", e.kind()))
+            })?;
+        let conn = bounded(config.connect_timeout * 2, client.get_async_connection()).await?;
+        let commands = ClusterCommands { conn, init };
+        commands.load().await?;
+        Ok(commands)
+    }
+
+    /// Runs `init` on every master (FUNCTION LOAD routes to all of them).
+    async fn load(&self) -> Result<(), BrokerError> {
+        if let Some(init) = &self.init {
+            let mut conn = self.conn.clone();
+            init.exec_async(&mut conn).await.map_err(broker_error)?;
+        }
+        Ok(())
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BrokerError> {
+        let mut conn = self.conn.clone();
+        match cmd.query_async(&mut conn).await {
+            Err(error) if self.init.is_some() && is_missing_function(&error) => {
+                self.load().await?;
+                cmd.query_async(&mut conn).await.map_err(broker_error)
+            }
+            result => result.map_err(broker_error),
+        }
+    }
+}
+
+fn is_missing_function(error: &redis::RedisError) -> bool {
+    error.to_string().contains("Function not found")
 }
 
 /// Exponential reconnect delays with jitter, so a fleet of gateways does not

@@ -17,6 +17,9 @@
 //!   a Stream and a metadata hash per session, written by the Redis
 //!   functions of `functions.lua` ([`FUNCTIONS`]).
 //! * `queue` — [`RedisJobQueue`].
+//! * `cluster` — Redis Cluster mode: slot routing, one subscriber connection
+//!   per master, sharded Pub/Sub; `keyspace` — a session's Redis names in
+//!   either mode.
 //! * `conn` — URL/TLS handling, named self-healing connections, backoff;
 //!   `error` — redis errors as [`sse_bridge_core::BrokerError`].
 //!
@@ -24,9 +27,11 @@
 //! on by default). The subscriber connection speaks RESP3: Redis 6 or newer.
 
 mod bus;
+mod cluster;
 pub mod config;
 mod conn;
 mod error;
+mod keyspace;
 mod log;
 mod queue;
 mod subscriber;

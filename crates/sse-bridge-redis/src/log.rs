@@ -20,6 +20,7 @@ use sse_bridge_core::protocol::OnDisconnect;
 use sse_bridge_core::{BrokerError, Event, SessionId};
 
 use crate::RedisBus;
+use crate::keyspace::Keyspace;
 
 /// The function library, loaded with `FUNCTION LOAD REPLACE`.
 pub const FUNCTIONS: &str = include_str!("functions.lua");
@@ -38,7 +39,8 @@ fn alias_key(alias: &str) -> String {
     format!("sse_alias:{alias}")
 }
 
-fn fcall(function: &str, id: SessionId) -> redis::Cmd {
+/// `FCALL function 2 <log key> <meta key>` with the session's names.
+fn fcall(function: &str, keyspace: Keyspace, id: SessionId) -> redis::Cmd {
     redis::cmd(if function == "sse_bridge_read" {
         "FCALL_RO"
     } else {
@@ -46,8 +48,8 @@ fn fcall(function: &str, id: SessionId) -> redis::Cmd {
     })
     .arg(function)
     .arg(2)
-    .arg(id.log_key())
-    .arg(id.meta_key())
+    .arg(keyspace.log_key(id))
+    .arg(keyspace.meta_key(id))
     .to_owned()
 }
 
@@ -82,7 +84,7 @@ impl RedisBus {
         event: &Event,
         again: bool,
     ) -> Result<Appended, BrokerError> {
-        let append = fcall("sse_bridge_append", id)
+        let append = fcall("sse_bridge_append", self.keyspace(), id)
             .arg(event.to_wire())
             .arg(event.event_type())
             .arg(event.attempt().unwrap_or_default())
@@ -119,7 +121,7 @@ impl EventLog for RedisBus {
     async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError> {
         let limits = self.log_limits();
         let ttl_ms = limits.ttl.as_millis() as u64;
-        let key = id.meta_key();
+        let key = self.keyspace().meta_key(id);
         let mut fields = vec![
             ("created_at", meta.created_at_ms.to_string()),
             ("principal", meta.principal.clone()),
@@ -149,7 +151,9 @@ impl EventLog for RedisBus {
     }
 
     async fn meta(&self, id: SessionId) -> Result<Option<SessionMeta>, BrokerError> {
-        let hgetall = redis::cmd("HGETALL").arg(id.meta_key()).to_owned();
+        let hgetall = redis::cmd("HGETALL")
+            .arg(self.keyspace().meta_key(id))
+            .to_owned();
         let fields: HashMap<String, String> = self.commands().query(&hgetall).await?;
         let Some(created_at) = fields.get("created_at") else {
             return Ok(None);
@@ -174,7 +178,7 @@ impl EventLog for RedisBus {
         after: Option<LogId>,
         limit: usize,
     ) -> Result<LogPage, BrokerError> {
-        let read = fcall("sse_bridge_read", id)
+        let read = fcall("sse_bridge_read", self.keyspace(), id)
             .arg(after.map(|a| a.to_string()).unwrap_or_default())
             .arg(limit.max(1))
             .to_owned();
@@ -223,7 +227,9 @@ impl EventLog for RedisBus {
     }
 
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError> {
-        let end = fcall("sse_bridge_end", id).arg(terminal.json()).to_owned();
+        let end = fcall("sse_bridge_end", self.keyspace(), id)
+            .arg(terminal.json())
+            .to_owned();
         let reply: Value = self.commands().query(&end).await?;
         let Value::Array(parts) = &reply else {
             return Err(unexpected("sse_bridge_end", &reply));
@@ -258,7 +264,7 @@ impl EventLog for RedisBus {
         let follow = redis::cmd("FCALL")
             .arg("sse_bridge_follow")
             .arg(1)
-            .arg(id.meta_key())
+            .arg(self.keyspace().meta_key(id))
             .arg(delta)
             .to_owned();
         self.commands().query(&follow).await

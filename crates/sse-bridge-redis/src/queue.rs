@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::RedisQueueConfig;
-use crate::conn::{NamedConnection, connection_config, open_client};
+use crate::conn::Commands;
 
 /// The stream entry field holding the job's JSON.
 const JOB_FIELD: &str = "job";
@@ -52,9 +52,9 @@ pub struct RedisJobQueue {
 struct Shared {
     config: RedisQueueConfig,
     /// XADD, XACK, XAUTOCLAIM, keepalives, PING.
-    commands: Arc<NamedConnection>,
+    commands: Arc<Commands>,
     /// Blocking reads only.
-    reader: NamedConnection,
+    reader: Commands,
     consumer: String,
     /// Serialises reads (one blocking read per connection at a time) and
     /// holds the sweep's progress.
@@ -70,20 +70,10 @@ impl RedisJobQueue {
     /// Connects and creates the consumer group (and the stream) if missing.
     pub async fn connect(config: RedisQueueConfig) -> Result<RedisJobQueue, BrokerError> {
         let redis = &config.redis;
-        let client = open_client(redis, false)?;
-        let commands = NamedConnection::new(
-            client.clone(),
-            connection_config(redis, redis.command_timeout),
-            format!("{}:jobs", redis.client_name),
-            redis.connect_timeout,
-        );
+        let commands = Commands::connect(redis, "jobs", redis.command_timeout, None).await?;
         // The read blocks for up to `block` before Redis answers.
-        let reader = NamedConnection::new(
-            client,
-            connection_config(redis, config.block + redis.command_timeout),
-            format!("{}:jobs-read", redis.client_name),
-            redis.connect_timeout,
-        );
+        let read_timeout = config.block + redis.command_timeout;
+        let reader = Commands::connect(redis, "jobs-read", read_timeout, None).await?;
         let queue = RedisJobQueue {
             shared: Arc::new(Shared {
                 consumer: consumer_name(),
@@ -175,7 +165,7 @@ impl RedisJobQueue {
     /// deleted, or a Redis without persistence restarted).
     async fn query_group<T: redis::FromRedisValue>(
         &self,
-        conn: &NamedConnection,
+        conn: &Commands,
         cmd: &Cmd,
     ) -> Result<T, BrokerError> {
         match conn.query(cmd).await {
@@ -256,7 +246,7 @@ impl JobSource for RedisJobQueue {
 
 /// Acknowledges one entry; keeps it claimed until then.
 struct RedisAck {
-    commands: Arc<NamedConnection>,
+    commands: Arc<Commands>,
     config: RedisQueueConfig,
     id: String,
     keepalive: JoinHandle<()>,
@@ -296,7 +286,7 @@ impl JobAck for RedisAck {
 
 /// Refreshes the entry's idle time until aborted or until it changed owner.
 async fn keep_claimed(
-    commands: Arc<NamedConnection>,
+    commands: Arc<Commands>,
     config: RedisQueueConfig,
     consumer: String,
     id: String,
@@ -325,11 +315,7 @@ async fn keep_claimed(
     }
 }
 
-async fn xack(
-    commands: &NamedConnection,
-    config: &RedisQueueConfig,
-    id: &str,
-) -> Result<(), BrokerError> {
+async fn xack(commands: &Commands, config: &RedisQueueConfig, id: &str) -> Result<(), BrokerError> {
     let xack = redis::cmd("XACK")
         .arg(&config.stream)
         .arg(&config.group)

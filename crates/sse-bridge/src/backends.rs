@@ -24,6 +24,7 @@ pub async fn event_bus(
                 client_name: client_name(args, role),
                 subscription,
                 tls_ca_file: args.redis_tls_ca.clone(),
+                cluster: args.redis_cluster,
                 log,
                 ..RedisConfig::new(url.clone())
             };
@@ -84,6 +85,7 @@ async fn redis_queue(args: &BrokerArgs, role: &str) -> anyhow::Result<RedisJobQu
         redis: RedisConfig {
             client_name: client_name(args, role),
             tls_ca_file: args.redis_tls_ca.clone(),
+            cluster: args.redis_cluster,
             ..RedisConfig::new(url.clone())
         },
         stream: args.redis_stream.clone(),

@@ -86,9 +86,14 @@ pub enum QueueKind {
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
     /// Redis for events (Pub/Sub) and, by default, jobs (Streams).
-    /// Without it everything stays in this process.
+    /// Without it everything stays in this process. With `--redis-cluster`:
+    /// one or more seed nodes, comma-separated.
     #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// `--redis-url` is a Redis Cluster: hash-tagged names, sharded Pub/Sub.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
 
     /// PEM file of a private CA that signed the Redis server's certificate
     /// (for `rediss://`; default: the system trust store).
@@ -170,9 +175,14 @@ pub struct WorkerCommandArgs {
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Redis the gateways listen on.
+    /// Redis the gateways listen on (with `--redis-cluster`: seed nodes,
+    /// comma-separated).
     #[arg(long, env = "SSE_BRIDGE_REDIS_URL")]
     pub redis_url: String,
+
+    /// `--redis-url` is a Redis Cluster.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
 
     /// PEM file of a private CA for `rediss://`.
     #[arg(long, env = "SSE_BRIDGE_REDIS_TLS_CA")]

@@ -14,6 +14,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let config = RedisConfig {
         client_name: "sse-bridge-publish".into(),
         tls_ca_file: args.redis_tls_ca,
+        cluster: args.redis_cluster,
         ..RedisConfig::new(args.redis_url)
     };
     let bus = RedisBus::connect(config)
