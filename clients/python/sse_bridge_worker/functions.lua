@@ -5,6 +5,8 @@
 --
 --   FCALL sse_bridge_append 2 sse_events:<id> sse_session_meta:<id> <event json> <event_type> <attempt>
 --
+-- (on a Redis Cluster: `sse_events:{<id>} sse_session_meta:{<id>}`, and the
+-- event goes out by SPUBLISH on `sse_session:{<id>}`).
 -- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON)
 -- and the hash `sse_session_meta:<id>` written by the gateway at creation
 -- (created_at, principal, format, on_disconnect, followers, max_len, ttl_ms)
@@ -18,6 +20,17 @@ local LOG_PREFIX_LEN = 11 -- #'sse_events:' (the string library is not available
 
 local function channel_of(log_key)
   return 'sse_session:' .. string.sub(log_key, LOG_PREFIX_LEN + 1)
+end
+
+-- Cluster mode names carry the session id as a hash tag
+-- (`sse_events:{<id>}`, PROTOCOL §6): its channel is then a sharded one,
+-- on this very shard.
+local function publish(log_key, message)
+  local command = 'PUBLISH'
+  if string.find(log_key, '{', 1, true) then
+    command = 'SPUBLISH'
+  end
+  return redis.call(command, channel_of(log_key), message)
 end
 
 local function is_terminal(event_type)
@@ -44,7 +57,7 @@ local function push(keys, event, terminal, max_len, ttl_ms, key)
   end
   refresh(keys, ttl_ms)
   local message = string.sub(event, 1, -2) .. ',"log_id":"' .. id .. '"}'
-  return id, redis.call('PUBLISH', channel_of(keys[1]), message)
+  return id, publish(keys[1], message)
 end
 
 -- The entry of the last few with idempotency key `key`, if any.
@@ -92,7 +105,7 @@ local function append(keys, args)
     return {0, 'foreign'}
   elseif event_type == 'worker_heartbeat' then
     refresh(keys, ttl_ms)
-    return {2, '', redis.call('PUBLISH', channel_of(keys[1]), event)}
+    return {2, '', publish(keys[1], event)}
   elseif not output then
     redis.call('HSET', keys[2], 'output', '1')
   end
