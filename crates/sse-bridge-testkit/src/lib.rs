@@ -6,7 +6,9 @@
 //!   `CLIENT LIST` counting, and a private `redis-server` to kill and restart.
 //! * [`log`] — the behaviour every `EventLog` backend must share.
 //! * [`process`] — the `sse-bridge` binary as a child process.
+//! * [`cluster`] — a private Redis Cluster: start, topology, failover.
 
+pub mod cluster;
 pub mod log;
 pub mod process;
 pub mod redis;
