@@ -76,6 +76,11 @@ pub struct RedisQueueConfig {
     pub redis: RedisConfig,
     /// Stream the jobs are appended to (default `sse_jobs`).
     pub stream: String,
+    /// Split the queue into this many streams, `<stream>:0` … `<stream>:<n-1>`
+    /// (default 1: the one stream `<stream>`), so that on a Redis Cluster
+    /// the partitions spread over the shards. Dispatch goes round-robin;
+    /// workers read and reclaim every partition.
+    pub partitions: usize,
     /// Consumer group the workers read through (default `sse_workers`).
     pub group: String,
     /// Approximate cap on the stream's length, `XADD MAXLEN ~` (default 100 000).
@@ -89,10 +94,19 @@ pub struct RedisQueueConfig {
 }
 
 impl RedisQueueConfig {
+    /// The stream of every partition.
+    pub fn streams(&self) -> Vec<String> {
+        match self.partitions {
+            0 | 1 => vec![self.stream.clone()],
+            n => (0..n).map(|i| format!("{}:{i}", self.stream)).collect(),
+        }
+    }
+
     pub fn new(url: impl Into<String>) -> Self {
         RedisQueueConfig {
             redis: RedisConfig::new(url),
             stream: "sse_jobs".into(),
+            partitions: 1,
             group: "sse_workers".into(),
             max_len: 100_000,
             claim_idle: Duration::from_secs(60),

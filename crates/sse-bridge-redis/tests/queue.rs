@@ -186,3 +186,65 @@ async fn a_deleted_stream_and_group_are_recreated() {
     worker.dispatch(&good).await.unwrap();
     assert_eq!(reader.await.unwrap(), good);
 }
+
+#[tokio::test]
+async fn partitions_share_the_jobs_and_every_partition_is_read_and_swept() {
+    let stream = TempKey::new("sse_jobs");
+    // The partitions' keys, deleted at the end like the stream's.
+    let _partition_keys: Vec<TempKey> = (0..3)
+        .map(|i| TempKey::from_name(format!("{}:{i}", &*stream)))
+        .collect();
+    let partitioned = || RedisQueueConfig {
+        partitions: 3,
+        ..config(&stream)
+    };
+    let gateway = RedisJobQueue::connect(partitioned()).await.unwrap();
+    let jobs: Vec<Job> = (0..6).map(|_| job()).collect();
+    for job in &jobs {
+        gateway.dispatch(job).await.unwrap();
+    }
+    let mut conn = plain(REDIS_URL).await;
+    // A queue that only dispatches (a gateway) never takes a job.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        let key = format!("{}:{i}", &*stream);
+        let len: usize = conn.xlen(&key).await.unwrap();
+        assert_eq!(len, 2, "partition {i} holds two of six jobs");
+        // XPENDING's summary starts with the number of pending entries.
+        let summary: Vec<redis::Value> = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg("sse_workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let pending = summary.first().cloned();
+        assert_eq!(
+            pending,
+            Some(redis::Value::Int(0)),
+            "partition {i}: a job was taken by the dispatcher"
+        );
+    }
+
+    // A worker takes every job, whatever its partition; one crashes with
+    // one of them, which a survivor reclaims from its partition.
+    let crashing = RedisJobQueue::connect(partitioned()).await.unwrap();
+    let lost = next(&crashing).await;
+    drop(crashing);
+    let survivor = RedisJobQueue::connect(partitioned()).await.unwrap();
+    let mut got = vec![lost.job.clone()];
+    drop(lost);
+    let mut reclaimed = false;
+    for _ in 0..6 {
+        let received = next(&survivor).await;
+        reclaimed |= got.contains(&received.job);
+        if !got.contains(&received.job) {
+            got.push(received.job.clone());
+        }
+        received.ack.ack().await.unwrap();
+    }
+    assert!(reclaimed, "the crashed worker's job was reclaimed");
+    got.sort_by_key(|j| j.session_id.to_string());
+    let mut sent = jobs;
+    sent.sort_by_key(|j| j.session_id.to_string());
+    assert_eq!(got, sent);
+}

@@ -177,6 +177,11 @@ impl TempKey {
     pub fn new(prefix: &str) -> Self {
         TempKey(unique(prefix))
     }
+
+    /// A key named exactly `name` (derived from another unique key).
+    pub fn from_name(name: String) -> Self {
+        TempKey(name)
+    }
 }
 
 impl std::ops::Deref for TempKey {

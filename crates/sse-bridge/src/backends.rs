@@ -91,6 +91,7 @@ async fn redis_queue(args: &BrokerArgs, role: &str) -> anyhow::Result<RedisJobQu
         stream: args.redis_stream.clone(),
         group: args.group.clone(),
         max_len: args.redis_stream_max_len,
+        partitions: args.redis_stream_partitions,
         claim_idle: args.redis_claim_idle,
         ..RedisQueueConfig::new(url.clone())
     };

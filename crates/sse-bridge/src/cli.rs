@@ -125,6 +125,12 @@ pub struct BrokerArgs {
     )]
     pub redis_stream_max_len: usize,
 
+    /// Split the Redis job stream into this many partitions
+    /// (`<stream>:0` … `<stream>:<n-1>`) so they spread over a cluster's
+    /// shards; gateways and workers must agree on it.
+    #[arg(long, env = "SSE_BRIDGE_REDIS_STREAM_PARTITIONS", default_value_t = 1)]
+    pub redis_stream_partitions: usize,
+
     /// Reclaim a Redis job from a worker silent this long (crashed).
     #[arg(long, env = "SSE_BRIDGE_REDIS_CLAIM_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub redis_claim_idle: Duration,
