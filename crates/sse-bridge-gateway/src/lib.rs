@@ -17,9 +17,14 @@
 //!   at `/openapi.json`.
 //! * `playground` — the browser page at `/` and its embedded assets.
 //!
+//! * `connection` — the connection loop: TLS ([`tls`]: rustls, reloadable
+//!   certificates), HTTP/1.1 or HTTP/2 per connection, the write deadline
+//!   (`deadline`), graceful shutdown.
+//!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 
 pub mod auth;
+mod connection;
 mod deadline;
 pub mod error;
 pub mod extract;
@@ -27,19 +32,16 @@ pub mod observability;
 mod openapi;
 mod playground;
 pub mod routes;
+pub mod tls;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sse_bridge_core::session::SessionContext;
 use tokio::net::TcpListener;
-use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -47,6 +49,7 @@ pub use auth::Auth;
 pub use error::ApiError;
 pub use extract::BodyLimit;
 pub use observability::install_metrics;
+pub use tls::{Tls, TlsError};
 
 /// Default largest session request body (64 KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -131,63 +134,29 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the gateway until `state.sessions.shutdown` is cancelled.
 ///
-/// An HTTP/1.1 connection loop on hyper directly rather than `axum::serve`:
-/// a held SSE stream is one idle connection, and hyper-util's auto
-/// (HTTP/1 + HTTP/2) connection and axum's graceful-shutdown bookkeeping cost
-/// several KiB per connection (BENCHMARKS.md). A connection whose client
-/// accepts no bytes for the sessions' `write_timeout` is closed. Cancelling `shutdown` ends every
-/// live session with `error`/`server_shutdown`, so the bodies finish; `drain`
-/// bounds the wait for clients that do not read their last bytes.
+/// A connection loop on hyper directly rather than `axum::serve` (see
+/// `connection`): a held SSE stream is one idle connection, and hyper-util's
+/// auto (HTTP/1 + HTTP/2) connection and axum's graceful-shutdown
+/// bookkeeping cost several KiB per connection (BENCHMARKS.md). A connection
+/// whose client accepts no bytes for the sessions' `write_timeout` is
+/// closed. Cancelling `shutdown` ends every live session with
+/// `error`/`server_shutdown`, so the bodies finish; `drain` bounds the wait
+/// for clients that do not read their last bytes.
 pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
+    serve_with_tls(listener, state, drain, None).await
+}
+
+/// [`serve`], with TLS on the port when `tls` is given (ALPN `h2` /
+/// `http/1.1`); the plain port serves HTTP/1.1 and HTTP/2 with prior
+/// knowledge.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    state: AppState,
+    drain: Duration,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
     let shutdown = state.sessions.shutdown.clone();
     let write_timeout = state.sessions.config.write_timeout;
     let app = router(state);
-    let connections = TaskTracker::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, do not spin.
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        // SSE frames are small writes: without TCP_NODELAY, Nagle's algorithm
-        // holds them until the client's delayed ACK (~40 ms).
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {error}");
-        }
-        let service = TowerToHyperService::new(app.clone());
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let io = deadline::WriteDeadline::new(tcp, write_timeout);
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(io), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, "connection ended with an error: {error}");
-            }
-        });
-    }
-    connections.close();
-    if tokio::time::timeout(drain, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {drain:?}; closing them");
-    }
-    Ok(())
+    connection::run(listener, app, tls, write_timeout, shutdown, drain).await
 }

@@ -221,6 +221,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_BRIDGE_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain (leaf first): serve HTTPS (HTTP/2 and
+    /// HTTP/1.1 by ALPN) on `--listen`; reloaded on SIGHUP.
+    #[arg(long, env = "SSE_BRIDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SSE_BRIDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "SSE_BRIDGE_BODY_LIMIT", default_value_t = sse_bridge_gateway::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,

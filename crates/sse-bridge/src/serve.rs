@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sse_bridge_core::session::{SessionContext, SessionLimit};
-use sse_bridge_gateway::{AppState, BodyLimit};
+use sse_bridge_gateway::{AppState, BodyLimit, Tls};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,14 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         cors: sse_bridge_gateway::cors_layer(&args.cors_allow_origins)?,
         auth: args.auth.build().context("authentication settings")?,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Tls::load(cert, key).context("loading the TLS certificate")?;
+            tokio::spawn(reload_on_sighup(tls.clone()));
+            Some(tls)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -79,12 +87,34 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         queue = ?queue_kind,
         event_bus = if args.broker.redis_url.is_some() { "redis" } else { "embedded" },
         in_process_worker = worker.is_some(),
-        "sse-bridge listening on http://{}",
+        "sse-bridge listening on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    sse_bridge_gateway::serve(listener, state, args.shutdown_drain).await?;
+    sse_bridge_gateway::serve_with_tls(listener, state, args.shutdown_drain, tls).await?;
     if let Some(worker) = worker {
         worker.await.context("the in-process worker panicked")?;
     }
     Ok(())
+}
+
+/// Reloads the certificate and key files on every SIGHUP: new handshakes get
+/// the new certificate, live connections keep theirs.
+async fn reload_on_sighup(tls: Tls) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!("cannot listen for SIGHUP (no certificate reload): {error}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => {
+                tracing::error!("TLS certificate not reloaded, keeping the current one: {error}")
+            }
+        }
+    }
 }

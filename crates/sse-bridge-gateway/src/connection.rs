@@ -1,0 +1,206 @@
+//! The connection loop: accept, TLS when configured, one protocol per
+//! connection, hyper serving the router, the write deadline, graceful
+//! shutdown.
+//!
+//! The protocol is chosen per connection, so HTTP/1.1 keeps its small
+//! footprint (no hyper-util "auto" connection that could be either):
+//!
+//! * TLS: ALPN decides — `h2` → HTTP/2, anything else → HTTP/1.1.
+//! * Plain port: a client that opens with the HTTP/2 preface (prior
+//!   knowledge, "h2c", what proxies such as envoy speak upstream) gets
+//!   HTTP/2; every other gets HTTP/1.1. The preface is *peeked*, not read,
+//!   so HTTP/1.1 sees the stream untouched.
+//!
+//! HTTP/2 streams are bounded per connection (`MAX_CONCURRENT_STREAMS`),
+//! headers in size, and idle connections are pinged. A reset stream drops
+//! its response body like a closed HTTP/1.1 connection does, so the
+//! session's cancel and grace rules are the same. At shutdown HTTP/1.1
+//! connections close after their response and HTTP/2 ones get GOAWAY.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::deadline::WriteDeadline;
+use crate::tls::Tls;
+
+/// What an HTTP/2 client sends first when it knows the server speaks it.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// A client that has not finished its request head (or TLS handshake) by
+/// then is dropped (slowloris).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Streams one HTTP/2 connection may hold at once (a browser's tabs share one).
+const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Largest HTTP/2 header list accepted.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// An idle HTTP/2 connection is pinged this often, and closed when a ping
+/// goes unanswered as long.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Accepts until `shutdown`, then waits up to `drain` for connections.
+pub(crate) async fn run(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Tls>,
+    write_timeout: Duration,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // SSE frames are small writes: without TCP_NODELAY, Nagle's algorithm
+        // holds them until the client's delayed ACK (~40 ms).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {error}");
+        }
+        let connection = Connection {
+            peer,
+            app: app.clone(),
+            write_timeout,
+            shutdown: shutdown.clone(),
+        };
+        connections.spawn(connection.serve(tcp, tls.clone()));
+    }
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {drain:?}; closing them");
+    }
+    Ok(())
+}
+
+/// One accepted connection.
+struct Connection {
+    peer: SocketAddr,
+    app: Router,
+    write_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, tls: Option<Tls>) {
+        let peer = self.peer;
+        let result = match tls {
+            Some(tls) => {
+                let io = WriteDeadline::new(tcp, self.write_timeout);
+                let handshake = tokio::time::timeout(HEAD_TIMEOUT, tls.acceptor().accept(io));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {error}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake did not finish in time");
+                        return;
+                    }
+                };
+                let protocol = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                self.drive(stream, protocol).await
+            }
+            None => {
+                let protocol = match tokio::time::timeout(HEAD_TIMEOUT, sniff(&tcp)).await {
+                    Ok(Ok(protocol)) => protocol,
+                    Ok(Err(_)) | Err(_) => return,
+                };
+                let io = WriteDeadline::new(tcp, self.write_timeout);
+                self.drive(io, protocol).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, "connection ended with an error: {error}");
+        }
+    }
+
+    /// Serves `io` with hyper in `protocol` until it closes or, after
+    /// `shutdown`, until its graceful end.
+    async fn drive<I>(self, io: I, protocol: Protocol) -> Result<(), hyper::Error>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        let service = TowerToHyperService::new(self.app);
+        let shutdown = self.shutdown;
+        // Both connection kinds: run, or on shutdown end gracefully and finish.
+        macro_rules! until_shutdown {
+            ($connection:expr) => {{
+                let connection = $connection;
+                tokio::pin!(connection);
+                tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = shutdown.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                }
+            }};
+        }
+        match protocol {
+            Protocol::Http1 => until_shutdown!(
+                http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .serve_connection(io, service)
+            ),
+            Protocol::Http2 => until_shutdown!(
+                http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                    .max_header_list_size(MAX_HEADER_LIST_BYTES)
+                    .keep_alive_interval(H2_KEEP_ALIVE)
+                    .keep_alive_timeout(H2_KEEP_ALIVE)
+                    .serve_connection(io, service)
+            ),
+        }
+    }
+}
+
+/// HTTP/2 when the client opens with the prior-knowledge preface, else
+/// HTTP/1.1; reads nothing.
+async fn sniff(tcp: &TcpStream) -> std::io::Result<Protocol> {
+    let mut start = [0u8; 24];
+    loop {
+        let seen = tcp.peek(&mut start).await?;
+        if seen == 0 || !H2_PREFACE.starts_with(&start[..seen]) {
+            return Ok(Protocol::Http1);
+        }
+        if seen == H2_PREFACE.len() {
+            return Ok(Protocol::Http2);
+        }
+        // Part of the preface: wait for the rest (peek returns at once
+        // while any byte is buffered).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
