@@ -105,3 +105,49 @@ pub async fn wait_healthy(url: &str, process: &ChildProcess, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `sse-bridge serve --listen <free port> <args>`, once healthy, and its URL.
+pub async fn spawn_gateway(bin: &Path, args: &[&str], name: &str) -> (ChildProcess, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut all = vec!["serve", "--listen", &listen];
+    all.extend(args);
+    let process = ChildProcess::spawn(bin, &all, &[], name);
+    let url = format!("http://{listen}");
+    wait_healthy(&url, &process, Duration::from_secs(20)).await;
+    (process, url)
+}
+
+/// How a command run to its end ended.
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    /// Its stdout, then its stderr.
+    pub report: String,
+}
+
+/// Runs `command` (stdin closed, output captured) to its end; panics naming
+/// `what` if it takes longer than `limit` (it is killed then).
+pub async fn run_to_end(
+    mut command: tokio::process::Command,
+    limit: Duration,
+    what: &str,
+) -> Finished {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    Finished {
+        status: out.status,
+        report: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}

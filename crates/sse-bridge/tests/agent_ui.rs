@@ -10,10 +10,9 @@
 //! `npm ci --prefix tests/interop` (`.ci/run` does it).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::process::{ChildProcess, run_to_end, spawn_gateway};
 use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
 
 const NODE_LIMIT: Duration = Duration::from_secs(120);
@@ -28,13 +27,7 @@ fn interop_dir() -> PathBuf {
 
 /// A gateway (`serve` with `args`), once healthy, and its URL.
 async fn gateway(args: &[&str], name: &str) -> (ChildProcess, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut all = vec!["serve", "--listen", &listen];
-    all.extend(args);
-    let process = ChildProcess::spawn(bin(), &all, &[], name);
-    let url = format!("http://{listen}");
-    wait_healthy(&url, &process, Duration::from_secs(20)).await;
-    (process, url)
+    spawn_gateway(bin(), args, name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,30 +79,16 @@ async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
     )
     .await;
 
-    let child = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec"])
+    let mut node = tokio::process::Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
         .arg(dir.join("ag_ui.test.mjs"))
         .arg(dir.join("ai_sdk.test.mjs"))
         .current_dir(&dir)
         .env("SSE_BRIDGE_GATEWAY", &embedded_url)
         .env("SSE_BRIDGE_REDIS_GATEWAY", &redis_url)
-        .env("SSE_BRIDGE_NO_WORKER_GATEWAY", &idle_url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running `node` (Node 20+ must be installed)");
-    let out = tokio::time::timeout(NODE_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("`node --test` did not finish within {NODE_LIMIT:?}"))
-        .expect("node output");
-
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("SSE_BRIDGE_NO_WORKER_GATEWAY", &idle_url);
+    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
+    let report = out.report;
     if !out.status.success() {
         let logs = [
             ("embedded gateway", &embedded),

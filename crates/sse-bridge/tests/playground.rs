@@ -9,10 +9,9 @@
 //! `clients/js/test/*.test.mjs` (no dependencies).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::process::{ChildProcess, run_to_end, spawn_gateway};
 use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
 use sse_bridge_testkit::sse::client;
 
@@ -28,13 +27,7 @@ fn workspace_dir() -> PathBuf {
 
 /// A gateway (`serve` with `args`), once healthy, and its URL.
 async fn gateway(args: &[&str], name: &str) -> (ChildProcess, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut all = vec!["serve", "--listen", &listen];
-    all.extend(args);
-    let process = ChildProcess::spawn(bin(), &all, &[], name);
-    let url = format!("http://{listen}");
-    wait_healthy(&url, &process, Duration::from_secs(20)).await;
-    (process, url)
+    spawn_gateway(bin(), args, name).await
 }
 
 /// Runs `node --test` on `files` (with `envs`); the report, or a panic with
@@ -44,26 +37,13 @@ async fn node_test(
     envs: &[(&str, &str)],
     gateways: &[(&str, &ChildProcess)],
 ) -> String {
-    let child = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec"])
+    let mut node = tokio::process::Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
         .args(files)
         .current_dir(workspace_dir())
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running `node` (Node 20+ must be installed)");
-    let out = tokio::time::timeout(NODE_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("`node --test` did not finish within {NODE_LIMIT:?}"))
-        .expect("node output");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .envs(envs.iter().copied());
+    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
+    let report = out.report;
     if !out.status.success() {
         let logs = gateways
             .iter()

@@ -9,8 +9,9 @@
 //! `python3 -m venv target/ci-venv && target/ci-venv/bin/pip install redis pytest -e clients/python`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
+
+use sse_bridge_testkit::process::run_to_end;
 
 /// Below nextest's 120 s limit, so a hang reports pytest's output.
 const PYTEST_LIMIT: Duration = Duration::from_secs(100);
@@ -31,7 +32,8 @@ async fn python_worker_kit_passes_its_tests_against_the_gateway() {
          `pip install redis pytest -e clients/python` and set SSE_BRIDGE_PYTHON"
     );
 
-    let child = tokio::process::Command::new(&python)
+    let mut pytest = tokio::process::Command::new(&python);
+    pytest
         .args([
             "-m",
             "pytest",
@@ -43,23 +45,9 @@ async fn python_worker_kit_passes_its_tests_against_the_gateway() {
         ])
         .current_dir(workspace_root())
         .env("SSE_BRIDGE_BIN", env!("CARGO_BIN_EXE_sse-bridge"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("running {python}: {e}"));
-    let out = tokio::time::timeout(PYTEST_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("pytest did not finish within {PYTEST_LIMIT:?}"))
-        .expect("pytest output");
-
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = run_to_end(pytest, PYTEST_LIMIT, "pytest clients/python/tests").await;
+    let report = out.report;
     assert!(
         out.status.success(),
         "pytest clients/python/tests failed ({}):\n{report}",

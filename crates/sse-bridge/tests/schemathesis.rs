@@ -11,10 +11,9 @@
 //! (default `python3`); `.ci/run`'s venv (`target/ci-venv`) has it.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::process::{ChildProcess, free_port, run_to_end, wait_healthy};
 
 /// Schemathesis's own budget, and ours (below nextest's 120 s limit).
 const BUDGET_SECONDS: &str = "60";
@@ -50,7 +49,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let url = format!("http://{listen}");
     wait_healthy(&url, &gateway, Duration::from_secs(20)).await;
 
-    let child = tokio::process::Command::new(&python)
+    let mut schemathesis = tokio::process::Command::new(&python);
+    schemathesis
         .args([
             "-m",
             "schemathesis.cli",
@@ -68,22 +68,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--phases", "examples,fuzzing,stateful"])
         .env("NO_COLOR", "1")
         // Where it keeps its example database, out of the source tree.
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("running {python} -m schemathesis.cli: {e}"));
-    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("schemathesis did not finish within {LIMIT:?}"))
-        .expect("schemathesis output");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
+    let out = run_to_end(schemathesis, LIMIT, "schemathesis").await;
+    let report = out.report;
     assert!(
         out.status.success(),
         "schemathesis failed ({}):\n{report}",

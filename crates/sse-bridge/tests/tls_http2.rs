@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
+use sse_bridge_testkit::process::{ChildProcess, free_port, run_to_end, wait_healthy};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_sse-bridge"))
@@ -362,30 +362,16 @@ async fn chromium_streams_ten_sessions_at_once_over_http2() {
     ])
     .await;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let child = tokio::process::Command::new("node")
-        .args([
-            "--test",
-            "--test-reporter=spec",
-            "tests/interop/https.test.mjs",
-        ])
-        .current_dir(&workspace)
-        .env("SSE_BRIDGE_HTTPS_URL", format!("https://localhost:{port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running `node` (Node 20+ must be installed)");
-    let limit = Duration::from_secs(100);
-    let out = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("`node --test` did not finish within {limit:?}"))
-        .expect("node's output");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut node = tokio::process::Command::new("node");
+    node.args([
+        "--test",
+        "--test-reporter=spec",
+        "tests/interop/https.test.mjs",
+    ])
+    .current_dir(&workspace)
+    .env("SSE_BRIDGE_HTTPS_URL", format!("https://localhost:{port}"));
+    let out = run_to_end(node, Duration::from_secs(100), "`node --test` (Node 20+)").await;
+    let report = out.report;
     assert!(
         out.status.success(),
         "{report}\ngateway:\n{}",
