@@ -83,6 +83,45 @@ pub(crate) struct ErrorDetail {
     pub detail: String,
 }
 
+/// The error answers of every endpoint that starts a session.
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "describes the wire for the document; never built")]
+pub(crate) enum StartErrors {
+    /// Authentication is on and the bearer token is missing or invalid.
+    #[response(status = 401, headers(("www-authenticate" = String)))]
+    Unauthorized(ErrorDetail),
+    /// The body is larger than --body-limit.
+    #[response(status = 413)]
+    TooLarge(ErrorDetail),
+    /// The content type is not application/json.
+    #[response(status = 415)]
+    NotJson(ErrorDetail),
+    /// The body is not what this endpoint takes.
+    #[response(status = 422)]
+    Invalid(ErrorDetail),
+    /// Too many live streams for this principal.
+    #[response(status = 429, headers(("retry-after" = u32)))]
+    TooMany(ErrorDetail),
+    /// The job could not be dispatched, or the gateway is at --max-sessions.
+    #[response(status = 503)]
+    Unavailable(ErrorDetail),
+}
+
+/// The error answers every follow endpoint shares.
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "describes the wire for the document; never built")]
+pub(crate) enum FollowErrors {
+    /// Authentication is on and the bearer token is missing or invalid.
+    #[response(status = 401, headers(("www-authenticate" = String)))]
+    Unauthorized(ErrorDetail),
+    /// Too many live streams for this principal.
+    #[response(status = 429, headers(("retry-after" = u32)))]
+    TooMany(ErrorDetail),
+    /// The session's log is unreachable, or the gateway is at --max-sessions.
+    #[response(status = 503)]
+    Unavailable(ErrorDetail),
+}
+
 /// What to do with the worker when the client disconnects.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -19,8 +19,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Cursor, FormatParam, SessionPath, Validated};
 use crate::openapi::{
-    Cancelled, ChatRequest, ErrorDetail, FormatName, Health, Readiness, RunAgentInput,
-    ServerSentEvent, SessionRequestBody,
+    Cancelled, ChatRequest, ErrorDetail, FollowErrors, FormatName, Health, Readiness,
+    RunAgentInput, ServerSentEvent, SessionRequestBody, StartErrors,
 };
 use sse_bridge_core::SessionRequest;
 use sse_bridge_core::format::{AgUiRun, AiSdkChat};
@@ -34,12 +34,7 @@ use sse_bridge_core::format::{AgUiRun, AiSdkChat};
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The session's events as `data: <json>` frames until `FinalAnswerStreamEnd` or `error`", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
-        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
-        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+        StartErrors,
     )
 )]
 pub async fn create_session(
@@ -62,12 +57,7 @@ pub async fn create_session(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "AG-UI events: RUN_STARTED … RUN_FINISHED or RUN_ERROR", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
-        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
-        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+        StartErrors,
     )
 )]
 pub async fn run_ag_ui(
@@ -96,9 +86,7 @@ pub async fn run_ag_ui(
         (status = 200, description = "The run again from RUN_STARTED, then live", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
         (status = 204, description = "The run is over and nothing more will come"),
         (status = 404, description = "No such run (or not the caller's)", body = ErrorDetail),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+        FollowErrors,
     )
 )]
 pub async fn replay_ag_ui_run(
@@ -120,12 +108,7 @@ pub async fn replay_ag_ui_run(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The UI message stream (`start` … `finish`, `data: [DONE]`)", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String, description = "v1"))),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 413, description = "The body is larger than --body-limit", body = ErrorDetail),
-        (status = 415, description = "The content type is not application/json", body = ErrorDetail),
-        (status = 422, description = "The body is not what this endpoint takes", body = ErrorDetail),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The job could not be dispatched, or the gateway is at --max-sessions", body = ErrorDetail),
+        StartErrors,
     )
 )]
 pub async fn chat_ai_sdk(
@@ -154,9 +137,7 @@ pub async fn chat_ai_sdk(
     responses(
         (status = 200, description = "The chat's live message from `start`, then live", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String))),
         (status = 204, description = "The chat has no live message"),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+        FollowErrors,
     )
 )]
 pub async fn resume_ai_sdk_chat(
@@ -186,9 +167,7 @@ pub async fn resume_ai_sdk_chat(
         (status = 204, description = "The cursor is the terminal event: nothing more will come"),
         (status = 404, description = "Unknown or expired session (or not the caller's)", body = ErrorDetail),
         (status = 422, description = "Last-Event-ID is not a stream id, or format is unknown", body = ErrorDetail),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
-        (status = 429, description = "Too many live streams for this principal", body = ErrorDetail, headers(("retry-after" = u32))),
-        (status = 503, description = "The session's log is unreachable, or the gateway is at --max-sessions", body = ErrorDetail),
+        FollowErrors,
     )
 )]
 pub async fn follow_session(
