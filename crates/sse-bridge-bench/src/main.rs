@@ -7,17 +7,23 @@
 //! appended to sse-bridge's session log and published by one
 //! `FCALL sse_bridge_append`). Each run appends one JSON line per scenario to
 //! `--out`; a run with failed sessions or undelivered events exits non-zero.
+//! With `--redis-cluster` it drives a gateway on a Redis Cluster: jobs and
+//! events through the cluster client, cluster names and sharded Pub/Sub,
+//! Redis CPU and clients summed over every node.
 //!
 //! # Layout
 //! * `client` — POST, incremental SSE parsing, per-session verification.
 //! * `worker` — jobs in from the Redis Stream, events out on Pub/Sub or
 //!   through the session log.
-//! * `scenarios` — throughput, latency, hold, setup.
-//! * `probe` — gateway RSS from `/proc`, Redis `CLIENT LIST`.
+//! * `conn` — the worker's Redis connection: single node or cluster client.
+//! * `scenarios` — throughput, latency, hold, setup, memory.
+//! * `probe` — gateway RSS from `/proc`, Redis `CLIENT LIST`, `INFO` (per
+//!   node in a cluster).
 //! * `clock` — the shared monotonic clock behind latencies.
 
 mod client;
 mod clock;
+mod conn;
 mod probe;
 mod report;
 mod scenarios;
@@ -40,9 +46,14 @@ struct Cli {
     /// Gateway under test.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     url: String,
-    /// The Redis the gateway uses.
+    /// The Redis the gateway uses (with `--redis-cluster`: seed nodes,
+    /// comma-separated).
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// `--redis-url` is a Redis Cluster (the gateway runs with
+    /// `--redis-cluster`): hash-tagged names, SPUBLISH, per-node probes.
+    #[arg(long)]
+    redis_cluster: bool,
     /// The job stream the gateway dispatches to.
     #[arg(long, default_value = "sse_jobs")]
     stream: String,
@@ -94,6 +105,16 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         streams: u64,
     },
+    /// N sessions × K events run to completion: the Redis memory they leave
+    /// (INFO used_memory before and after, net of the job stream's growth).
+    Memory {
+        #[arg(long, default_value_t = 2000)]
+        sessions: u64,
+        #[arg(long, default_value_t = 100)]
+        events: u64,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+    },
     /// POST → worker_ack received.
     Setup {
         #[arg(long, default_value_t = 1000)]
@@ -133,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
     let target = Target {
         url: cli.url,
         redis_url: cli.redis_url,
+        cluster: cli.redis_cluster,
         stream: cli.stream,
         gateway_pid: cli.gateway_pid,
         mode: cli.mode,
@@ -151,6 +173,11 @@ async fn main() -> anyhow::Result<()> {
             spread,
         } => scenarios::latency(&target, rate, sessions, events, concurrency, spread).await?,
         Scenario::Hold { streams } => scenarios::hold(&target, streams).await?,
+        Scenario::Memory {
+            sessions,
+            events,
+            concurrency,
+        } => scenarios::memory(&target, sessions, events, concurrency).await?,
         Scenario::Setup {
             sessions,
             concurrency,
@@ -221,6 +248,16 @@ fn print_report(r: &Report) {
             r.redis_cpu_us_per_event.unwrap_or_default()
         );
     }
+    if let Some(nodes) = &c.redis_nodes {
+        let shares: Vec<String> = nodes
+            .iter()
+            .map(|n| match n.cpu_s {
+                Some(s) => format!("{}={s:.2}", n.node),
+                None => format!("{}=?", n.node),
+            })
+            .collect();
+        println!("  Redis CPU s per node: {}", shares.join(" "));
+    }
     let s = &r.setup;
     println!(
         "  setup µs:   p50={} p90={} p99={} max={}",
@@ -231,6 +268,16 @@ fn print_report(r: &Report) {
             "  held {streams} streams: {rss:.2} KiB RSS/stream, +{} Redis connections, {} subscriber connections",
             r.redis_connections_added.unwrap_or_default(),
             r.redis_subscriber_connections.unwrap_or_default()
+        );
+    }
+    if let Some(m) = &r.redis_memory {
+        println!(
+            "  Redis used_memory: {} → {} bytes (job stream {:+}): {:.0} bytes/session, {:.1} bytes/event",
+            m.used_memory_before,
+            m.used_memory_after,
+            m.job_stream_bytes_added,
+            m.bytes_per_session,
+            m.bytes_per_event
         );
     }
     for e in &r.errors {

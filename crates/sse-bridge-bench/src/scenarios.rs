@@ -1,7 +1,8 @@
-//! The four scenarios. Each drives real sessions end to end through the
-//! gateway under test and counts every session that was not exactly right
-//! as a failure, and every event the worker side could not deliver (a
-//! refused log append included) as a worker error.
+//! The scenarios (throughput, latency, setup, hold, and memory: what
+//! completed sessions leave in Redis). Each drives real sessions end to end
+//! through the gateway under test and counts every session that was not
+//! exactly right as a failure, and every event the worker side could not
+//! deliver (a refused log append included) as a worker error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,14 +14,17 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::client::{http_client, run_session};
-use crate::probe;
+use crate::conn::Conn;
+use crate::probe::{self, RedisNodes};
 use crate::worker::{BenchWorker, Mode, Plan};
 
 /// Where the gateway under test and its Redis are.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
+    /// One Redis, or (with `cluster`) a Redis Cluster's comma-separated seeds.
     pub redis_url: String,
+    pub cluster: bool,
     pub stream: String,
     /// Gateway process, for RSS (hold scenario).
     pub gateway_pid: Option<u32>,
@@ -81,7 +85,25 @@ pub struct Report {
     pub redis_connections_added: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_subscriber_connections: Option<u64>,
+    /// What the sessions of the memory scenario left in Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_memory: Option<MemoryDelta>,
     pub errors: Vec<String>,
+}
+
+/// Redis `used_memory` (summed over a cluster's nodes) before and after a
+/// run of completed sessions, and the job stream's share of the growth.
+#[derive(Debug, Serialize, Default)]
+pub struct MemoryDelta {
+    pub used_memory_before: u64,
+    pub used_memory_after: u64,
+    /// Growth of the job stream (`MEMORY USAGE <stream>`): not per-session
+    /// state, it is capped by `--redis-stream-max-len`.
+    pub job_stream_bytes_added: i64,
+    /// (after − before − job stream growth) / sessions.
+    pub bytes_per_session: f64,
+    /// The same per event delivered.
+    pub bytes_per_event: f64,
 }
 
 /// Aggregate of many sessions.
@@ -205,10 +227,8 @@ async fn run_with_worker(
     pieces: u64,
 ) -> anyhow::Result<Report> {
     let worker = start_worker(target, plan).await?;
-    let mut redis = redis::Client::open(target.redis_url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let cpu = probe::CpuMeter::start(target.gateway_pid, probe::redis_pid(&mut redis).await);
+    let mut redis = RedisNodes::connect(&target.redis_url, target.cluster).await?;
+    let cpu = probe::CpuMeter::start(target.gateway_pid, redis.pids().await, redis.is_cluster());
     let started = Instant::now();
     let acked = Arc::default();
     let tally = run_sessions(
@@ -230,7 +250,14 @@ async fn run_with_worker(
 }
 
 async fn start_worker(target: &Target, plan: Plan) -> anyhow::Result<BenchWorker> {
-    BenchWorker::start(&target.redis_url, &target.stream, plan, target.mode).await
+    BenchWorker::start(
+        &target.redis_url,
+        target.cluster,
+        &target.stream,
+        plan,
+        target.mode,
+    )
+    .await
 }
 
 /// Stops `worker` and adds its faults to `report`.
@@ -291,11 +318,9 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
     let pid = target
         .gateway_pid
         .context("the hold scenario needs --gateway-pid")?;
-    let mut redis = redis::Client::open(target.redis_url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = RedisNodes::connect(&target.redis_url, target.cluster).await?;
     let worker = start_worker(target, Plan::Hold).await?;
-    let (clients_before, _) = probe::redis_clients(&mut redis).await?;
+    let (clients_before, _) = redis.clients().await?;
     let rss_before = probe::rss_kib(pid)?;
 
     let acked = Arc::new(AtomicU64::new(0));
@@ -325,7 +350,7 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
     // Let allocations settle before sampling.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_held = probe::rss_kib(pid)?;
-    let (clients_held, subscribers) = probe::redis_clients(&mut redis).await?;
+    let (clients_held, subscribers) = redis.clients().await?;
     worker.release();
     let tally = run.await?;
     let mut report = tally.into_report("hold", started.elapsed());
@@ -341,4 +366,52 @@ pub async fn hold(target: &Target, streams: u64) -> anyhow::Result<Report> {
     report.redis_subscriber_connections = Some(subscribers);
     stop_worker(worker, &mut report).await?;
     Ok(report)
+}
+
+/// `sessions` sessions of `events` pieces each, run to completion: the Redis
+/// memory they leave behind (their logs in resumable mode; the gateway's
+/// metadata in either mode, and for a live-only session the one-entry log
+/// that marks it `history_lost`), per session and per event, net of the job
+/// stream's growth. Expects nothing else to write to that Redis meanwhile.
+pub async fn memory(
+    target: &Target,
+    sessions: u64,
+    events: u64,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let mut redis = RedisNodes::connect(&target.redis_url, target.cluster).await?;
+    let mut jobs = Conn::open(&target.redis_url, target.cluster).await?;
+    let before = redis.used_memory().await?;
+    let jobs_before = stream_bytes(&mut jobs, &target.stream).await?;
+    let plan = Plan::Burst {
+        events: events as usize,
+    };
+    let mut report = run_with_worker(target, "memory", plan, sessions, concurrency, events).await?;
+    // The gateway ends its sessions in Redis after the last byte reached the
+    // client, and the worker's connections close as it stops.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = redis.used_memory().await?;
+    let jobs_added = stream_bytes(&mut jobs, &target.stream).await? as i64 - jobs_before as i64;
+    let net = after as f64 - before as f64 - jobs_added as f64;
+    report.redis_memory = Some(MemoryDelta {
+        used_memory_before: before,
+        used_memory_after: after,
+        job_stream_bytes_added: jobs_added,
+        bytes_per_session: net / report.sessions.max(1) as f64,
+        bytes_per_event: net / report.events.max(1) as f64,
+    });
+    Ok(report)
+}
+
+/// `MEMORY USAGE <key> SAMPLES 0` (every entry counted), 0 when it does not exist.
+async fn stream_bytes(redis: &mut Conn, key: &str) -> anyhow::Result<u64> {
+    let bytes: Option<u64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(redis)
+        .await
+        .context("MEMORY USAGE of the job stream")?;
+    Ok(bytes.unwrap_or(0))
 }

@@ -5,6 +5,11 @@
 //! `FCALL sse_bridge_append` (logged in the session's Stream and published in
 //! one call; sse-bridge only). Anything the worker could not deliver — a
 //! failed command, a refused append — is counted in its [`Faults`].
+//!
+//! Against a Redis Cluster (`--redis-cluster`, PROTOCOL §6) the worker reads
+//! jobs and sends events through the cluster client, with the cluster's
+//! names: `SPUBLISH sse_session:{<id>}` in Pub/Sub mode, and the same FCALL
+//! on `sse_events:{<id>}` / `sse_session_meta:{<id>}` (which SPUBLISHes).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,19 +17,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Value};
 use tokio::sync::watch;
 
 use crate::clock::now_us;
+use crate::conn::Conn;
 
 /// How the worker hands each event to the gateway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// `PUBLISH sse_session:{id} <json>`: live only, as in the seed design.
+    /// `PUBLISH sse_session:<id> <json>`: live only, as in the seed design
+    /// (cluster: `SPUBLISH sse_session:{<id>} <json>`).
     #[default]
     Pubsub,
     /// `FCALL sse_bridge_append`: appended to `sse_events:{id}` and
@@ -93,23 +98,18 @@ pub struct BenchWorker {
 }
 
 impl BenchWorker {
+    /// `cluster`: `redis_url` is a Redis Cluster's comma-separated seeds.
     pub async fn start(
         redis_url: &str,
+        cluster: bool,
         stream: &str,
         plan: Plan,
         mode: Mode,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(redis_url).context("redis url")?;
-        // Under full load a reply can take longer than redis-rs's default 500 ms.
-        let config =
-            AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
-        let mut reader = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .context("connecting to redis")?;
-        let publisher = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        // Two connections (two cluster clients in cluster mode): the reader's
+        // blocking XREADGROUP must not hold up the publishes behind it.
+        let mut reader = Conn::open(redis_url, cluster).await?;
+        let publisher = Conn::open(redis_url, cluster).await?;
         let group = format!("sse_bench_{}_{}", std::process::id(), now_us());
         let _: () = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -125,6 +125,7 @@ impl BenchWorker {
         let faults = Arc::<Faults>::default();
         let sessions = Sessions {
             redis: publisher,
+            cluster,
             plan,
             mode,
             release: release_rx,
@@ -161,7 +162,9 @@ impl BenchWorker {
 /// What every session the worker runs shares.
 #[derive(Clone)]
 struct Sessions {
-    redis: MultiplexedConnection,
+    redis: Conn,
+    /// Cluster names and sharded Pub/Sub.
+    cluster: bool,
     plan: Plan,
     mode: Mode,
     release: watch::Receiver<bool>,
@@ -169,7 +172,7 @@ struct Sessions {
 }
 
 async fn read_jobs(
-    mut reader: MultiplexedConnection,
+    mut reader: Conn,
     stream: String,
     group: String,
     sessions: Sessions,
@@ -212,7 +215,7 @@ fn session_id_of(job: &str) -> Option<String> {
 /// One session's events, in order: `worker_ack`, the plan's pieces,
 /// `FinalAnswerStreamEnd`. Stops at the first event that was not delivered.
 async fn run_session(mut ctx: Sessions, session: String) {
-    let mut events = Emitter::new(ctx.redis, ctx.mode, &session);
+    let mut events = Emitter::new(ctx.redis, ctx.mode, ctx.cluster, &session);
     let mut send =
         async |event_type: &str, payload: &str| match events.emit(event_type, payload).await {
             Ok(()) => true,
@@ -271,8 +274,10 @@ fn fraction_of(session: &str) -> f64 {
 
 /// Sends one session's events in the worker's [`Mode`].
 struct Emitter {
-    redis: MultiplexedConnection,
+    redis: Conn,
     mode: Mode,
+    /// `SPUBLISH` rather than `PUBLISH` (cluster mode).
+    sharded: bool,
     channel: String,
     log_key: String,
     meta_key: String,
@@ -285,18 +290,26 @@ struct Emitter {
 static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(0);
 
 impl Emitter {
-    fn new(redis: MultiplexedConnection, mode: Mode, session: &str) -> Self {
+    fn new(redis: Conn, mode: Mode, cluster: bool, session: &str) -> Self {
         let attempt = format!("{:016x}", NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed));
         let attempt_field = match mode {
             Mode::Pubsub => String::new(),
             Mode::Resumable => format!(r#","attempt":"{attempt}""#),
         };
+        // Cluster: the id as a hash tag, so the session's channel, log and
+        // metadata share a slot (PROTOCOL §6).
+        let id = if cluster {
+            format!("{{{session}}}")
+        } else {
+            session.to_owned()
+        };
         Emitter {
             redis,
             mode,
-            channel: format!("sse_session:{session}"),
-            log_key: format!("sse_events:{session}"),
-            meta_key: format!("sse_session_meta:{session}"),
+            sharded: cluster,
+            channel: format!("sse_session:{id}"),
+            log_key: format!("sse_events:{id}"),
+            meta_key: format!("sse_session_meta:{id}"),
             attempt_field,
             attempt,
         }
@@ -309,6 +322,14 @@ impl Emitter {
             self.attempt_field
         );
         match self.mode {
+            Mode::Pubsub if self.sharded => {
+                let sent: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
+                    .arg(&self.channel)
+                    .arg(event)
+                    .query_async(&mut self.redis)
+                    .await;
+                sent.map(drop).map_err(|e| format!("SPUBLISH failed: {e}"))
+            }
             Mode::Pubsub => {
                 let sent: redis::RedisResult<i64> = self.redis.publish(&self.channel, event).await;
                 sent.map(drop).map_err(|e| format!("PUBLISH failed: {e}"))
