@@ -25,6 +25,15 @@ pub trait JobDispatcher: Send + Sync + 'static {
 pub trait JobSource: Send + Sync + 'static {
     /// Waits for the next job; `Ok(None)` once the source is closed for good.
     async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError>;
+
+    /// The worker is stopping. `true`: a `next_job` in progress should be
+    /// awaited — it ends (with `Ok(None)`) once its current read has
+    /// answered — because cancelling it mid-read could lose what the read
+    /// was handed (a Redis Streams read). `false` (the default): reads are
+    /// cancel-safe, cancel at once.
+    fn stop_reading(&self) -> bool {
+        false
+    }
 }
 
 /// A job taken from a [`JobSource`], to be acknowledged once its session ended.

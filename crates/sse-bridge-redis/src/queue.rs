@@ -18,7 +18,11 @@
 //!   they are handed is lost. Sweeps visit the partitions in turn.
 //!
 //! A `next_job` cancelled during its blocking read may lose the entry Redis
-//! just handed out; it is then reclaimed like a crashed worker's job.
+//! just handed out; it is then reclaimed like a crashed worker's job. So a
+//! stopping worker calls `stop_reading` and lets the read in progress
+//! answer (at most `block`): `next_job` then returns what it was handed, or
+//! `None`. (With partitions, entries the other partitions' reads were handed
+//! meanwhile wait for `claim_idle`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,6 +74,8 @@ struct Shared {
     /// Serialises reads (one blocking read per connection at a time) and
     /// holds the sweep's progress.
     sweep: Mutex<Sweep>,
+    /// [`JobSource::stop_reading`] was called.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Where the sweep stands: partition by partition, each from a cursor.
@@ -159,6 +165,7 @@ impl RedisJobQueue {
                 }),
                 streams,
                 config,
+                stopping: Default::default(),
             }),
         })
     }
@@ -317,12 +324,22 @@ impl JobSource for RedisJobQueue {
                 None => self.read_new(&sweep).await?,
             };
             drop(sweep);
-            if let Some((partition, entry)) = entry
-                && let Some(job) = self.accept(partition, entry).await?
-            {
-                return Ok(Some(job));
+            match entry {
+                Some((partition, entry)) => {
+                    if let Some(job) = self.accept(partition, entry).await? {
+                        return Ok(Some(job));
+                    }
+                }
+                // The read answered empty: a stopping worker reads no more.
+                None if self.shared.stopping.load(Ordering::Acquire) => return Ok(None),
+                None => {}
             }
         }
+    }
+
+    fn stop_reading(&self) -> bool {
+        self.shared.stopping.store(true, Ordering::Release);
+        true
     }
 }
 

@@ -248,3 +248,40 @@ async fn partitions_share_the_jobs_and_every_partition_is_read_and_swept() {
     sent.sort_by_key(|j| j.session_id.to_string());
     assert_eq!(got, sent);
 }
+
+#[tokio::test]
+async fn a_stopping_worker_keeps_the_job_its_read_was_handed_and_then_reads_no_more() {
+    let stream = TempKey::new("sse_jobs");
+    let slow_reads = || RedisQueueConfig {
+        block: Duration::from_secs(1),
+        claim_idle: Duration::from_secs(60),
+        ..config(&stream)
+    };
+    let gateway = RedisJobQueue::connect(slow_reads()).await.unwrap();
+    let worker = std::sync::Arc::new(RedisJobQueue::connect(slow_reads()).await.unwrap());
+    let reading = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.next_job().await }
+    });
+    // The read is blocking at Redis when the worker starts stopping, and
+    // the job arrives while it still blocks: Redis hands it to this worker,
+    // so its next_job must return it rather than strand it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.stop_reading();
+    let job = job();
+    gateway.dispatch(&job).await.unwrap();
+    let received = tokio::time::timeout(WAIT, reading)
+        .await
+        .expect("the read answered in time")
+        .unwrap()
+        .expect("no broker error")
+        .expect("the job the read was handed");
+    assert_eq!(received.job, job);
+    received.ack.ack().await.unwrap();
+    // Stopped, with nothing waiting: the next call answers None after one
+    // empty read instead of reading on.
+    let after = tokio::time::timeout(WAIT, worker.next_job())
+        .await
+        .expect("next_job returned after one read");
+    assert!(after.expect("no broker error").is_none());
+}

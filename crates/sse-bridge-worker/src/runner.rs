@@ -164,6 +164,10 @@ impl SessionHandle {
     }
 }
 
+/// How long a stopping worker lets the read in progress answer; longer than
+/// a Redis queue's blocking read (2 s by default).
+const STOP_READ_GRACE: Duration = Duration::from_secs(5);
+
 /// Takes jobs from `source` until it closes or `shutdown` fires, then waits
 /// up to `options.shutdown_grace` for the jobs in flight.
 pub async fn run_worker(
@@ -181,9 +185,24 @@ pub async fn run_worker(
             _ = shutdown.cancelled() => break,
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
+        let next = source.next_job();
+        tokio::pin!(next);
+        let mut stopping = false;
         let received = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = source.next_job() => next,
+            next = &mut next => next,
+            _ = shutdown.cancelled() => {
+                // A read cancelled mid-way can lose the job it was handed
+                // (Redis: pending until claim_idle, its client's ack times
+                // out): where that is so, let it answer and run what it brings.
+                if !source.stop_reading() {
+                    break;
+                }
+                stopping = true;
+                match tokio::time::timeout(STOP_READ_GRACE, &mut next).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            }
         };
         match received {
             Ok(Some(received)) => {
@@ -201,6 +220,9 @@ pub async fn run_worker(
                     }
                     .instrument(span),
                 );
+                if stopping {
+                    break;
+                }
             }
             Ok(None) => break,
             Err(error) => {
