@@ -51,6 +51,29 @@ async fn stalled_post(url: &str) -> TcpStream {
     stream
 }
 
+/// Publishes `payload` as answer pieces, at most `max`, until the session
+/// refuses more (it ended: `slow_consumer`); how many it took.
+async fn flood(
+    gw: &TestGateway,
+    job: &sse_bridge_core::Job,
+    payload: &serde_json::Value,
+    max: usize,
+) -> usize {
+    for published in 0..max {
+        let sent = publish_event(
+            gw.bus.as_ref(),
+            job.session_id,
+            Some("a"),
+            "FinalAnswerStream",
+            payload.clone(),
+        );
+        if sent.await.is_err() {
+            return published;
+        }
+    }
+    max
+}
+
 /// The JSON of every `data:` frame of an SSE body (`[DONE]` skipped).
 fn data_frames(body: &[u8]) -> Vec<serde_json::Value> {
     std::str::from_utf8(body)
@@ -104,19 +127,7 @@ async fn stalled_clients_cannot_pin_their_sessions() {
         // more than the kernel's socket buffers absorb.
         // The log refuses the rest once the session ended (slow_consumer).
         if i % 2 == 0 {
-            let piece = json!({ "char": "x".repeat(1000) });
-            for _ in 0..8000 {
-                let sent = publish_event(
-                    gw.bus.as_ref(),
-                    job.session_id,
-                    Some("a"),
-                    "FinalAnswerStream",
-                    piece.clone(),
-                );
-                if sent.await.is_err() {
-                    break;
-                }
-            }
+            flood(&gw, &job, &json!({ "char": "x".repeat(1000) }), 8000).await;
         }
     }
 
@@ -332,20 +343,8 @@ async fn a_thousand_clients_that_stop_reading_hold_bounded_memory() {
                 .unwrap(),
         );
         gw.emit(&job, "worker_ack", json!({})).await;
-        // Until the session refuses more (it ended: slow_consumer), at most 4 MB.
-        for _ in 0..1000 {
-            let sent = publish_event(
-                gw.bus.as_ref(),
-                job.session_id,
-                Some("a"),
-                "FinalAnswerStream",
-                piece.clone(),
-            );
-            if sent.await.is_err() {
-                break;
-            }
-            published += 1;
-        }
+        // At most 4 MB.
+        published += flood(&gw, &job, &piece, 1000).await;
     }
     let grown = rss_bytes().saturating_sub(before);
     println!(

@@ -119,31 +119,52 @@ impl Drop for Certificates {
     }
 }
 
-/// The gateway (embedded broker, demo agent) with `extra` flags, once it
-/// answers on the plain port or, with TLS, once it listens.
-async fn gateway(extra: &[&str]) -> (ChildProcess, u16) {
+/// The gateway (embedded broker, demo agent) with `extra` flags, started on
+/// a free port: the process, its port and its listen address.
+fn spawn_gateway(extra: &[&str]) -> (ChildProcess, u16, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["serve", "--listen", &listen];
     args.extend(extra);
-    let process = ChildProcess::spawn(bin(), &args, &[], "gateway");
-    if extra.contains(&"--tls-cert") {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(&listen).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway did not listen:\n{}",
-                process.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    } else {
-        wait_healthy(
-            &format!("http://{listen}"),
-            &process,
-            Duration::from_secs(20),
-        )
-        .await;
+    (
+        ChildProcess::spawn(bin(), &args, &[], "gateway"),
+        port,
+        listen,
+    )
+}
+
+/// A plain gateway, once it answers.
+async fn gateway(extra: &[&str]) -> (ChildProcess, u16) {
+    let (process, port, listen) = spawn_gateway(extra);
+    wait_healthy(
+        &format!("http://{listen}"),
+        &process,
+        Duration::from_secs(20),
+    )
+    .await;
+    (process, port)
+}
+
+/// A gateway serving HTTPS with `certificates`' `cert.pem` and `key.pem`
+/// (the demo agent pausing `demo_delay` per piece), once it listens.
+async fn tls_gateway(certificates: &Certificates, demo_delay: &str) -> (ChildProcess, u16) {
+    let (cert, key) = (certificates.path("cert.pem"), certificates.path("key.pem"));
+    let (process, port, listen) = spawn_gateway(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--demo-delay",
+        demo_delay,
+    ]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gateway did not listen:\n{}",
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (process, port)
 }
@@ -201,20 +222,8 @@ fn streams_a_session(options: &[&str], url: &str, version: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_speaks_http2_and_http1_and_the_plain_port_speaks_h2c() {
     let certificates = Certificates::new("protocols");
-    let (cert, key, ca) = (
-        certificates.path("cert.pem"),
-        certificates.path("key.pem"),
-        certificates.path("ca.pem"),
-    );
-    let (_tls_gateway, tls_port) = gateway(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--demo-delay",
-        "1ms",
-    ])
-    .await;
+    let ca = certificates.path("ca.pem");
+    let (_tls_gateway, tls_port) = tls_gateway(&certificates, "1ms").await;
     let https = format!("https://localhost:{tls_port}");
     streams_a_session(&["--http2", "--cacert", &ca], &https, "2");
     streams_a_session(&["--http1.1", "--cacert", &ca], &https, "1.1");
@@ -279,20 +288,8 @@ async fn a_reset_http2_stream_cancels_the_worker_like_a_dropped_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_certificate_and_live_streams_go_on() {
     let certificates = Certificates::new("reload");
-    let (cert, key, ca) = (
-        certificates.path("cert.pem"),
-        certificates.path("key.pem"),
-        certificates.path("ca.pem"),
-    );
-    let (gateway, port) = gateway(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--demo-delay",
-        "30ms",
-    ])
-    .await;
+    let ca = certificates.path("ca.pem");
+    let (gateway, port) = tls_gateway(&certificates, "30ms").await;
     let https = format!("https://localhost:{port}");
     let subject = || {
         let out = Command::new("sh")
@@ -351,16 +348,7 @@ async fn sighup_reloads_the_certificate_and_live_streams_go_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_streams_ten_sessions_at_once_over_http2() {
     let certificates = Certificates::new("chromium");
-    let (cert, key) = (certificates.path("cert.pem"), certificates.path("key.pem"));
-    let (gateway, port) = gateway(&[
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--demo-delay",
-        "20ms",
-    ])
-    .await;
+    let (gateway, port) = tls_gateway(&certificates, "20ms").await;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut node = tokio::process::Command::new("node");
     node.args([
