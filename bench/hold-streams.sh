@@ -8,6 +8,7 @@
 #   bash bench/hold-streams.sh h1 10000 10000   # HTTP/1.1
 #   BACKEND=embedded bash bench/hold-streams.sh h2 10000 100
 #   RAMP=20 bash bench/hold-streams.sh h2 100000 1000   # open 20 connections/s
+#   BINARY=/tmp/other/sse-bridge bash bench/hold-streams.sh h2 10000 100  # A/B
 #
 # BACKEND=redis (default) keeps session metadata in Redis (127.0.0.1:6379)
 # like a production gateway; `embedded` keeps it, and the waiting jobs, in
@@ -19,14 +20,15 @@ cd "$(dirname "$0")/.."
 mode=${1:?h1 or h2}; streams=${2:?streams}; connections=${3:?connections}
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)"  # one socket per HTTP/1.1 stream, on each side
-[ -x target/release/sse-bridge ] || cargo build --release -q -p sse-bridge
+binary=${BINARY:-target/release/sse-bridge}
+[ -x "$binary" ] || cargo build --release -q -p sse-bridge
 port=$((18500 + RANDOM % 1000))
 case "${BACKEND:-redis}" in
     redis) backend=(--redis-url redis://127.0.0.1:6379 --redis-stream "hold_jobs_$RANDOM") ;;
     embedded) backend=(--embedded-queue-capacity $((streams * 2)) --demo-delay 10m) ;;
     *) echo "BACKEND is redis or embedded" >&2; exit 1 ;;
 esac
-RUST_LOG=warn target/release/sse-bridge serve --listen "127.0.0.1:$port" \
+RUST_LOG=warn "$binary" serve --listen "127.0.0.1:$port" \
     --ack-timeout 10m --idle-timeout 30m --max-duration 60m --heartbeat 10m \
     --max-sessions $((streams * 2)) "${backend[@]}" > /tmp/hold-streams-gateway.log 2>&1 &
 gateway=$!

@@ -11,14 +11,15 @@
 //! queued, so a flood costs at most the bound per subscription.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::pipe::{PipeReceiver, PipeSender, pipe};
 
 /// Publish/subscribe on named channels (`sse_session:{id}`, `sse_control:{id}`).
 #[async_trait]
@@ -75,8 +76,9 @@ impl SubscriptionBound {
 
 /// A confirmed subscription to one channel; dropping it unsubscribes.
 pub struct Subscription {
-    messages: mpsc::Receiver<Bytes>,
-    queue: Arc<QueueState>,
+    messages: PipeReceiver,
+    /// Set by the router when it cut this subscription off.
+    overflowed: Arc<AtomicBool>,
     link: watch::Receiver<bool>,
     _route: RouteGuard,
 }
@@ -85,7 +87,7 @@ impl Subscription {
     /// Waits for the next message (cancel-safe).
     pub async fn recv(&mut self) -> Delivery {
         match self.messages.recv().await {
-            Some(message) => self.taken(message),
+            Some(message) => Delivery::Message(message),
             None => self.closed_reason(),
         }
     }
@@ -93,19 +95,13 @@ impl Subscription {
     /// The next message if one is already queued.
     pub fn try_recv(&mut self) -> Option<Delivery> {
         match self.messages.try_recv() {
-            Ok(message) => Some(self.taken(message)),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(self.closed_reason()),
+            Ok(message) => message.map(Delivery::Message),
+            Err(_) => Some(self.closed_reason()),
         }
     }
 
-    fn taken(&self, message: Bytes) -> Delivery {
-        self.queue.bytes.fetch_sub(message.len(), Ordering::AcqRel);
-        Delivery::Message(message)
-    }
-
     fn closed_reason(&self) -> Delivery {
-        if self.queue.overflowed.load(Ordering::Acquire) {
+        if self.overflowed.load(Ordering::Acquire) {
             Delivery::Overflowed
         } else {
             Delivery::Closed
@@ -128,10 +124,12 @@ pub struct Router {
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
 
+/// A subscription's queue, seen from the router; dropping it ends the
+/// subscription's stream of messages.
 struct Route {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
-    queue: Arc<QueueState>,
+    tx: PipeSender,
+    overflowed: Arc<AtomicBool>,
 }
 
 /// What [`Route::offer`] did with a message.
@@ -143,33 +141,17 @@ enum Offer {
 }
 
 impl Route {
-    /// Queues `message` if the queue stays within `max_bytes` and its
-    /// message bound.
-    fn offer(&self, message: &Bytes, max_bytes: usize) -> Offer {
-        let len = message.len();
-        // Counted before it is sent: the receiver subtracts it on receipt.
-        let queued = self.queue.bytes.fetch_add(len, Ordering::AcqRel) + len;
-        let offer = if queued > max_bytes {
-            Offer::Full
-        } else {
-            match self.tx.try_send(message.clone()) {
-                Ok(()) => return Offer::Queued,
-                Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
-                Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
-            }
-        };
-        self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
-        offer
+    /// Queues `message` if the queue stays within `bound`.
+    fn offer(&self, message: &Bytes, bound: &SubscriptionBound) -> Offer {
+        match self
+            .tx
+            .push_within(message.clone(), bound.messages, bound.bytes)
+        {
+            Some(true) => Offer::Queued,
+            Some(false) => Offer::Full,
+            None => Offer::Closed,
+        }
     }
-}
-
-/// What a route and its subscription share about the queue between them.
-#[derive(Default)]
-struct QueueState {
-    /// The subscriber was cut off for falling behind.
-    overflowed: AtomicBool,
-    /// Bytes queued and not yet received.
-    bytes: AtomicUsize,
 }
 
 /// Removes its route from the router on drop.
@@ -218,8 +200,8 @@ impl Router {
     /// Registers a subscription; returns it and whether it is the channel's
     /// first (the backend must then SUBSCRIBE at the broker before handing it out).
     pub fn add(self: &Arc<Self>, channel: &str) -> (Subscription, bool) {
-        let (tx, messages) = mpsc::channel(self.bound.messages);
-        let queue = Arc::new(QueueState::default());
+        let (tx, messages) = pipe();
+        let overflowed = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let first = {
             let mut routes = self.lock();
@@ -227,13 +209,13 @@ impl Router {
             list.push(Route {
                 id,
                 tx,
-                queue: queue.clone(),
+                overflowed: overflowed.clone(),
             });
             list.len() == 1
         };
         let subscription = Subscription {
             messages,
-            queue,
+            overflowed,
             link: self.link.subscribe(),
             _route: RouteGuard {
                 router: self.clone(),
@@ -265,13 +247,13 @@ impl Router {
         let Some(list) = routes.get_mut(channel) else {
             return routed;
         };
-        list.retain(|route| match route.offer(&message, self.bound.bytes) {
+        list.retain(|route| match route.offer(&message, &self.bound) {
             Offer::Queued => {
                 routed.delivered += 1;
                 true
             }
             Offer::Full => {
-                route.queue.overflowed.store(true, Ordering::Release);
+                route.overflowed.store(true, Ordering::Release);
                 routed.overflowed += 1;
                 false
             }

@@ -23,6 +23,8 @@
 //! * [`sse`] — `id:`/`data:` framing: events go out to the client here.
 //! * [`embedded`] — in-process bus and queue, the single-binary default.
 //!   Redis and Kafka backends live in their own crates behind the same traits.
+//! * [`pipe`] — the queue between the bus, a session's driver and its
+//!   response body: nearly free while empty, which a held stream mostly is.
 //! * [`metrics`] — metric names; [`error`] — [`BrokerError`].
 
 pub mod bus;
@@ -31,6 +33,7 @@ pub mod error;
 pub mod format;
 pub mod log;
 pub mod metrics;
+pub mod pipe;
 pub mod protocol;
 pub mod queue;
 pub mod session;

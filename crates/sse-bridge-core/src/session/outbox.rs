@@ -10,122 +10,96 @@
 //! a client whose backlog passed an eighth of the budget counts as behind,
 //! and the driver merges its text pieces (`super::coalesce`).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use tokio::sync::mpsc;
 
-/// Chunks in the channel itself (each at most `MAX_CHUNK_BYTES`), before
-/// the budgeted backlog.
-const CHANNEL_CHUNKS: usize = 2;
+use crate::pipe::{PipeReceiver, PipeSender, pipe};
 
 /// The client went away.
 #[derive(Debug)]
 pub(super) struct Gone;
 
 pub(super) struct Outbox {
-    tx: mpsc::Sender<Bytes>,
-    rx: Option<mpsc::Receiver<Bytes>>,
-    backlog: VecDeque<Bytes>,
-    backlog_bytes: usize,
+    /// Chunks the client has not taken yet: the backlog the budget bounds.
+    tx: PipeSender,
+    rx: Option<PipeReceiver>,
     budget: usize,
 }
 
 impl Outbox {
     /// An outbox whose backlog may hold `budget` bytes.
     pub(super) fn new(budget: usize) -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let (tx, rx) = pipe();
         Outbox {
             tx,
             rx: Some(rx),
-            backlog: VecDeque::new(),
-            backlog_bytes: 0,
             budget,
         }
     }
 
     /// The response body: every chunk, in order, until the driver is done.
-    pub(super) fn body(&mut self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + use<> {
-        let rx = self.rx.take().expect("the body is taken once");
-        futures::stream::unfold(rx, |mut rx| async move {
-            let chunk = rx.recv().await?;
-            Some((Ok(chunk), rx))
-        })
+    pub(super) fn body(&mut self) -> Body {
+        Body(self.rx.take().expect("the body is taken once"))
     }
 
     /// Queues a chunk.
     pub(super) fn push(&mut self, chunk: Bytes) -> Result<(), Gone> {
-        self.backlog_bytes += chunk.len();
-        self.backlog.push_back(chunk);
-        self.move_to_channel()
+        self.tx.push(chunk).map_err(|_| Gone)
     }
 
     /// The client reads slower than the session writes: more than an
     /// eighth of the budget waits for it.
     pub(super) fn client_behind(&self) -> bool {
-        self.backlog_bytes > self.budget / 8
+        self.tx.queued_bytes() > self.budget / 8
     }
 
     /// The backlog and `unwritten` bytes held elsewhere for the same client
     /// are over the budget.
     pub(super) fn over_budget(&self, unwritten: usize) -> bool {
-        self.backlog_bytes + unwritten > self.budget
+        self.tx.queued_bytes() + unwritten > self.budget
     }
 
-    /// Waits until the client took a chunk of the backlog (cancel-safe).
-    async fn send_next(&mut self) -> Result<(), Gone> {
-        let tx = self.tx.clone();
-        let permit = tx.reserve().await.map_err(|_| Gone)?;
-        if let Some(chunk) = self.backlog.pop_front() {
-            self.backlog_bytes -= chunk.len();
-            permit.send(chunk);
-        }
-        // The rest goes as far as the channel has room.
-        self.move_to_channel()
-    }
-
-    /// Moves the backlog on as the client reads; `Err` once the client went
-    /// away (cancel-safe: what the driver waits on beside the bus).
+    /// Resolves when the client took a chunk of the backlog; `Err` once it
+    /// went away (cancel-safe: what the driver waits on beside the bus).
     pub(super) async fn progress(&mut self) -> Result<(), Gone> {
-        if self.backlog.is_empty() {
-            self.tx.closed().await;
+        if self.tx.is_empty() {
+            self.tx.receiver_gone().await;
             return Err(Gone);
         }
-        self.send_next().await
+        self.tx.taken().await.map_err(|_| Gone)
     }
 
-    /// After the session ended: delivers the backlog, giving up when the
-    /// client takes nothing for `write_timeout`.
+    /// After the session ended: waits while the client takes the backlog,
+    /// giving up when it takes nothing for `write_timeout` (what is left
+    /// then goes with the connection, which the write deadline closes).
     pub(super) async fn drain(mut self, write_timeout: Duration) {
-        while let Some(chunk) = self.backlog.pop_front() {
-            match tokio::time::timeout(write_timeout, self.tx.send(chunk)).await {
+        while !self.tx.is_empty() {
+            match tokio::time::timeout(write_timeout, self.tx.taken()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 Err(_) => {
                     tracing::info!(
-                        "the client took nothing for {write_timeout:?}; dropping its last frames"
+                        "the client took nothing for {write_timeout:?}; giving up on it"
                     );
                     return;
                 }
             }
         }
     }
+}
 
-    fn move_to_channel(&mut self) -> Result<(), Gone> {
-        while let Some(chunk) = self.backlog.pop_front() {
-            let len = chunk.len();
-            match self.tx.try_send(chunk) {
-                Ok(()) => self.backlog_bytes -= len,
-                Err(mpsc::error::TrySendError::Full(chunk)) => {
-                    self.backlog.push_front(chunk);
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Gone),
-            }
-        }
-        Ok(())
+/// A stream's response body: the chunks of its outbox as the client reads.
+pub(super) struct Body(PipeReceiver);
+
+impl Stream for Body {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
     }
 }
