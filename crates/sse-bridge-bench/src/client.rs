@@ -145,7 +145,7 @@ impl Verify {
     }
 }
 
-fn find_blank_line(buffer: &[u8]) -> Option<usize> {
+pub(crate) fn find_blank_line(buffer: &[u8]) -> Option<usize> {
     buffer.windows(2).position(|w| w == b"\n\n")
 }
 

@@ -17,6 +17,9 @@
 //!   through the session log.
 //! * `conn` — the worker's Redis connection: single node or cluster client.
 //! * `scenarios` — throughput, latency, hold, setup, memory.
+//! * `held_load` — streams held by the tens of thousands (HTTP/2 or
+//!   HTTP/1.1) under paced load: latency, CPU per event, RSS per stream;
+//!   its client side in `held`, on hyper's connection API.
 //! * `probe` — gateway RSS from `/proc`, Redis `CLIENT LIST`, `INFO` (per
 //!   node in a cluster).
 //! * `clock` — the shared monotonic clock behind latencies.
@@ -24,13 +27,15 @@
 mod client;
 mod clock;
 mod conn;
+mod held;
+mod held_load;
 mod probe;
 mod report;
 mod scenarios;
 mod worker;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -57,7 +62,7 @@ struct Cli {
     /// The job stream the gateway dispatches to.
     #[arg(long, default_value = "sse_jobs")]
     stream: String,
-    /// Gateway process id (hold: RSS per stream).
+    /// Gateway process id (hold, held-load: its RSS and CPU).
     #[arg(long)]
     gateway_pid: Option<u32>,
     /// Name of the gateway in the report.
@@ -105,6 +110,10 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         streams: u64,
     },
+    /// Streams held by the tens of thousands (HTTP/2 multiplexed, or
+    /// HTTP/1.1 over several source addresses), then paced load over all of
+    /// them, a phase per rate: p50/p99 latency, CPU per event, RSS per stream.
+    HeldLoad(held_load::Args),
     /// N sessions × K events run to completion: the Redis memory they leave
     /// (INFO used_memory before and after, net of the job stream's growth).
     Memory {
@@ -173,6 +182,18 @@ async fn main() -> anyhow::Result<()> {
             spread,
         } => scenarios::latency(&target, rate, sessions, events, concurrency, spread).await?,
         Scenario::Hold { streams } => scenarios::hold(&target, streams).await?,
+        Scenario::HeldLoad(args) => {
+            let mut report = held_load::run(&target, &args).await?;
+            report.label = cli.label;
+            print!("{}", held_load::markdown(&report));
+            if let Some(path) = &cli.out {
+                append_line(path, &report)?;
+            }
+            if let Some(failure) = report.failure() {
+                anyhow::bail!("held-load failed: {failure}");
+            }
+            return Ok(());
+        }
         Scenario::Memory {
             sessions,
             events,
@@ -201,12 +222,8 @@ async fn main() -> anyhow::Result<()> {
     report.label = cli.label;
     report.mode = cli.mode;
     print_report(&report);
-    if let Some(path) = cli.out {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(file, "{}", serde_json::to_string(&report)?)?;
+    if let Some(path) = &cli.out {
+        append_line(path, &report)?;
     }
     if report.failed > 0 || report.worker_errors > 0 {
         anyhow::bail!(
@@ -217,6 +234,17 @@ async fn main() -> anyhow::Result<()> {
             report.errors
         );
     }
+    Ok(())
+}
+
+/// Appends `report` to `path` as one JSON line.
+fn append_line(path: &Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(report)?)?;
     Ok(())
 }
 

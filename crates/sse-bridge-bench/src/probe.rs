@@ -96,6 +96,18 @@ impl RedisNodes {
         Ok((total, subscribers))
     }
 
+    /// Channels each subscribed connection listens to (`sub` + `ssub` +
+    /// `psub` of `CLIENT LIST`), over all servers: one entry per
+    /// connection subscribed to something.
+    pub async fn subscriptions(&mut self) -> anyhow::Result<Vec<u64>> {
+        let mut counts = Vec::new();
+        for (_, conn) in &mut self.nodes {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await?;
+            counts.extend(list.lines().map(subscription_count).filter(|n| *n > 0));
+        }
+        Ok(counts)
+    }
+
     /// `used_memory` (`INFO memory`) summed over all servers, bytes.
     pub async fn used_memory(&mut self) -> anyhow::Result<u64> {
         let mut sum = 0;
@@ -148,6 +160,17 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
 }
 
+/// Channels and patterns one `CLIENT LIST` line is subscribed to.
+fn subscription_count(line: &str) -> u64 {
+    line.split(' ')
+        .filter_map(|field| {
+            ["sub=", "psub=", "ssub="]
+                .iter()
+                .find_map(|key| field.strip_prefix(key)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
 /// Redis clients: (all connections, connections subscribed to something).
 pub async fn redis_clients(redis: &mut MultiplexedConnection) -> anyhow::Result<(u64, u64)> {
     let list: String = redis::cmd("CLIENT").arg("LIST").query_async(redis).await?;
@@ -155,17 +178,21 @@ pub async fn redis_clients(redis: &mut MultiplexedConnection) -> anyhow::Result<
     let mut subscribers = 0;
     for line in list.lines() {
         total += 1;
-        let subscribed = line.split(' ').any(|field| {
-            ["sub=", "psub=", "ssub="].iter().any(|key| {
-                field
-                    .strip_prefix(key)
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
-            })
-        });
-        subscribers += u64::from(subscribed);
+        subscribers += u64::from(subscription_count(line) > 0);
     }
     Ok((total, subscribers))
+}
+
+/// The soft `Max open files` limit of `pid` (`/proc/<pid>/limits`);
+/// `None` when unreadable or unlimited.
+pub fn open_files_limit(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.strip_prefix("Max open files")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// CPU time (user + system) `pid` has used so far, in seconds.
@@ -273,6 +300,17 @@ impl CpuMeter {
 #[cfg(test)]
 mod tests {
     use super::cluster_node_addrs;
+
+    #[test]
+    fn subscriptions_add_channels_shards_and_patterns() {
+        let line =
+            "id=7 addr=127.0.0.1:5000 name= db=0 sub=10000 psub=1 ssub=0 multi=-1 cmd=subscribe";
+        assert_eq!(super::subscription_count(line), 10_001);
+        assert_eq!(
+            super::subscription_count("id=8 sub=0 psub=0 ssub=0 cmd=publish"),
+            0
+        );
+    }
 
     #[test]
     fn cluster_nodes_lists_every_reachable_node() {
