@@ -124,6 +124,8 @@ pub struct PhaseReport {
 pub struct Report {
     pub scenario: &'static str,
     pub label: String,
+    /// When the run started, Unix seconds.
+    pub started_at: u64,
     pub protocol: Protocol,
     /// Streams asked for.
     pub streams: u64,
@@ -162,18 +164,22 @@ pub struct Report {
 impl Report {
     /// Why the run failed, if it did.
     pub fn failure(&self) -> Option<String> {
+        let late: u64 = self.phases.iter().map(|p| p.lost).sum();
         let whole = self.held_streams == self.streams
             && self.failed_streams == 0
             && self.lost_events == 0
+            && late == 0
             && self.publish_errors == 0
             && self.worker_errors == 0;
         (!whole).then(|| {
             format!(
-                "{} of {} streams held, {} failed, {} events lost, {} publish errors, {} worker errors: {:?}",
+                "{} of {} streams held, {} failed, {} events lost ({} not within a phase's grace), \
+                 {} publish errors, {} worker errors: {:?}",
                 self.held_streams,
                 self.streams,
                 self.failed_streams,
                 self.lost_events,
+                late,
                 self.publish_errors,
                 self.worker_errors,
                 self.errors
@@ -185,6 +191,9 @@ impl Report {
 /// Holds the streams, runs the paced phases, ends the streams.
 pub async fn run(target: &Target, args: &Args) -> anyhow::Result<Report> {
     let pid = check(target, args)?;
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let gateway = Gateway::resolve(&target.url).await?;
     let dialer = Arc::new(Dialer::new(gateway.clone(), args.source_addresses)?);
     let mut redis = RedisNodes::connect(&target.redis_url, false).await?;
@@ -215,6 +224,7 @@ pub async fn run(target: &Target, args: &Args) -> anyhow::Result<Report> {
     let mut report = Report {
         scenario: "held-load",
         label: String::new(),
+        started_at,
         protocol: args.protocol,
         streams: args.streams,
         held_streams: held,
