@@ -459,8 +459,8 @@ async fn ramp(
     started.elapsed()
 }
 
-/// How `count` things at `rate` per second are due `elapsed` into their
-/// schedule: the number due by then, at most `total`.
+/// How many of `total` things paced at `rate` per second are due
+/// `elapsed` into their schedule.
 fn due(elapsed: Duration, rate: f64, total: u64) -> u64 {
     ((elapsed.as_secs_f64() * rate) as u64).min(total)
 }
@@ -579,12 +579,12 @@ struct Sent {
     publish_s: f64,
 }
 
-/// PUBLISH counts of the pipelines in flight.
+/// PUBLISH counts of the pipelines in flight; what was sent and not
+/// counted published failed (or never answered).
 #[derive(Default)]
 struct Replies {
     published: AtomicU64,
     unrouted: AtomicU64,
-    errors: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
 
@@ -598,7 +598,6 @@ impl Replies {
                 self.unrouted.fetch_add(unrouted, Ordering::Relaxed);
             }
             Err(error) => {
-                self.errors.fetch_add(count, Ordering::Relaxed);
                 let mut samples = self.samples.lock().expect("not poisoned");
                 if samples.len() < 5 {
                     samples.push(format!("a PUBLISH pipeline of {count} failed: {error}"));
