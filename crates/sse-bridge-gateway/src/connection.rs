@@ -112,8 +112,11 @@ impl Connection {
         let result = match tls {
             Some(tls) => {
                 let io = WriteDeadline::new(tcp, self.write_timeout);
+                // Boxed, as is the TLS connection below: a TLS session's
+                // state is kilobytes, and held inline it would size every
+                // plain connection's task as well.
                 let handshake = tokio::time::timeout(HEAD_TIMEOUT, tls.acceptor().accept(io));
-                let stream = match handshake.await {
+                let stream = match Box::pin(handshake).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {error}");
@@ -128,7 +131,7 @@ impl Connection {
                     Some(b"h2") => Protocol::Http2,
                     _ => Protocol::Http1,
                 };
-                self.drive(stream, protocol).await
+                Box::pin(self.drive(stream, protocol)).await
             }
             None => {
                 let protocol = match tokio::time::timeout(HEAD_TIMEOUT, sniff(&tcp)).await {
@@ -153,11 +156,12 @@ impl Connection {
         let io = TokioIo::new(io);
         let service = TowerToHyperService::new(self.app);
         let shutdown = self.shutdown;
-        // Both connection kinds: run, or on shutdown end gracefully and finish.
+        // Both connection kinds: run, or on shutdown end gracefully and
+        // finish. Boxed, so this task is the size of the protocol it speaks,
+        // not of the larger of the two.
         macro_rules! until_shutdown {
             ($connection:expr) => {{
-                let connection = $connection;
-                tokio::pin!(connection);
+                let mut connection = Box::pin($connection);
                 tokio::select! {
                     result = connection.as_mut() => result,
                     () = shutdown.cancelled() => {

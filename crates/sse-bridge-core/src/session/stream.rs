@@ -227,22 +227,30 @@ impl LiveSession {
     pub fn into_stream(mut self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         let body = self.outbox.body();
         let span = self.span.clone();
-        tokio::spawn(self.run().instrument(span));
+        // The task only borrows the session until it releases it: an async
+        // fn taking `self` by value would store it twice in its future (as
+        // argument and as local), 824 bytes more per held stream.
+        let driver = async move {
+            let outbox = self.pump().await;
+            let (client_gone, write_timeout) = (self.client_gone, self.write_timeout);
+            // Released (unsubscribe, slot, departure) before the client
+            // has taken its last frames.
+            drop(self);
+            if !client_gone {
+                outbox.drain(write_timeout).await;
+            }
+        };
+        tokio::spawn(driver.instrument(span));
         body
     }
 
-    /// Drives the session to its end, then releases it (unsubscribe, slot,
-    /// departure) before delivering the last frames the client has not taken.
-    async fn run(mut self) {
+    /// Drives the session to its end; returns the outbox, with the frames
+    /// the client has not taken yet.
+    async fn pump(&mut self) -> Outbox {
         while let Some(chunk) = self.next_chunk().await {
             self.client_gone |= self.outbox.push(chunk).is_err();
         }
-        let outbox = std::mem::replace(&mut self.outbox, Outbox::new(0));
-        let (client_gone, write_timeout) = (self.client_gone, self.write_timeout);
-        drop(self);
-        if !client_gone {
-            outbox.drain(write_timeout).await;
-        }
+        std::mem::replace(&mut self.outbox, Outbox::new(0))
     }
 
     /// Waits until there is something to write; `None` after the terminal
@@ -273,7 +281,15 @@ impl LiveSession {
                 let progress = self.wait_and_step(&mut out).await;
                 self.drain_ready(progress, &mut out)
             };
-            if let Progress::Finished(outcome) = self.resolve_failure(progress, &mut out).await {
+            let progress = match progress {
+                // Rare, and the largest future here: boxed, so it does not
+                // size every held stream's task.
+                Progress::Expired(failure) => {
+                    Box::pin(self.resolve_failure(failure, &mut out)).await
+                }
+                progress => progress,
+            };
+            if let Progress::Finished(outcome) = progress {
                 self.finish(outcome);
                 return Some(out.freeze());
             }
@@ -440,10 +456,7 @@ impl LiveSession {
     /// it ends the session (so every reader gets the same terminal event,
     /// after every event logged before it), directly when it concerns this
     /// stream only or the log cannot be reached.
-    async fn resolve_failure(&mut self, progress: Progress, out: &mut BytesMut) -> Progress {
-        let Progress::Expired(failure) = progress else {
-            return progress;
-        };
+    async fn resolve_failure(&mut self, failure: Failure, out: &mut BytesMut) -> Progress {
         if self.role == Role::Follower && failure.code == ErrorCode::ServerShutdown {
             // Nothing is wrong with the session: the reader resumes elsewhere.
             return self.machine.close(failure.code);
