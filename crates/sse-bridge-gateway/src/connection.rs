@@ -11,6 +11,10 @@
 //!   HTTP/2; every other gets HTTP/1.1. The preface is *peeked*, not read,
 //!   so HTTP/1.1 sees the stream untouched.
 //!
+//! HTTP/1.1 starts on the fast path of [`crate::http1`], which serves plain
+//! requests without hyper's per-connection buffers and hands anything else
+//! to hyper's HTTP/1.1 with the bytes it read.
+//!
 //! HTTP/2 streams are bounded per connection (`MAX_CONCURRENT_STREAMS`),
 //! headers in size, and idle connections are pinged. A reset stream drops
 //! its response body like a closed HTTP/1.1 connection does, so the
@@ -21,7 +25,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -30,13 +34,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::deadline::WriteDeadline;
+use crate::http1::{self, Served};
 use crate::tls::Tls;
 
 /// What an HTTP/2 client sends first when it knows the server speaks it.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// A client that has not finished its request head (or TLS handshake) by
-/// then is dropped (slowloris).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A kept-alive HTTP/1.1 connection idle this long between requests is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Streams one HTTP/2 connection may hold at once (a browser's tabs share one).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 /// Largest HTTP/2 header list accepted.
@@ -52,12 +58,22 @@ enum Protocol {
     Http2,
 }
 
+/// How each connection is served.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub tls: Option<Tls>,
+    /// A write that makes no progress this long closes the connection.
+    pub write_timeout: Duration,
+    /// From a request's first byte to its complete head (HTTP/1.1: and
+    /// body; slowloris).
+    pub header_read_timeout: Duration,
+}
+
 /// Accepts until `shutdown`, then waits up to `drain` for connections.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
-    tls: Option<Tls>,
-    write_timeout: Duration,
+    settings: Settings,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
@@ -83,10 +99,10 @@ pub(crate) async fn run(
         let connection = Connection {
             peer,
             app: app.clone(),
-            write_timeout,
+            settings: settings.clone(),
             shutdown: shutdown.clone(),
         };
-        connections.spawn(connection.serve(tcp, tls.clone()));
+        connections.spawn(connection.serve(tcp));
     }
     connections.close();
     if tokio::time::timeout(drain, connections.wait())
@@ -98,24 +114,34 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// One accepted connection.
 struct Connection {
     peer: SocketAddr,
     app: Router,
-    write_timeout: Duration,
+    settings: Settings,
     shutdown: CancellationToken,
 }
 
 impl Connection {
-    async fn serve(self, tcp: TcpStream, tls: Option<Tls>) {
+    async fn serve(self, tcp: TcpStream) {
         let peer = self.peer;
-        let result = match tls {
+        let write_timeout = self.settings.write_timeout;
+        let result = match self.settings.tls.clone() {
             Some(tls) => {
-                let io = WriteDeadline::new(tcp, self.write_timeout);
+                let io = WriteDeadline::new(tcp, write_timeout);
                 // Boxed, as is the TLS connection below: a TLS session's
                 // state is kilobytes, and held inline it would size every
                 // plain connection's task as well.
-                let handshake = tokio::time::timeout(HEAD_TIMEOUT, tls.acceptor().accept(io));
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(io));
                 let stream = match Box::pin(handshake).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
@@ -134,11 +160,12 @@ impl Connection {
                 Box::pin(self.drive(stream, protocol)).await
             }
             None => {
-                let protocol = match tokio::time::timeout(HEAD_TIMEOUT, sniff(&tcp)).await {
+                let head_timeout = self.settings.header_read_timeout;
+                let protocol = match tokio::time::timeout(head_timeout, sniff(&tcp)).await {
                     Ok(Ok(protocol)) => protocol,
                     Ok(Err(_)) | Err(_) => return,
                 };
-                let io = WriteDeadline::new(tcp, self.write_timeout);
+                let io = WriteDeadline::new(tcp, write_timeout);
                 self.drive(io, protocol).await
             }
         };
@@ -147,18 +174,17 @@ impl Connection {
         }
     }
 
-    /// Serves `io` with hyper in `protocol` until it closes or, after
-    /// `shutdown`, until its graceful end.
-    async fn drive<I>(self, io: I, protocol: Protocol) -> Result<(), hyper::Error>
+    /// Serves `io` in `protocol` until it closes or, after `shutdown`,
+    /// until its graceful end.
+    async fn drive<I>(self, io: I, protocol: Protocol) -> Result<(), ConnectionError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(io);
-        let service = TowerToHyperService::new(self.app);
         let shutdown = self.shutdown;
-        // Both connection kinds: run, or on shutdown end gracefully and
-        // finish. Boxed, so this task is the size of the protocol it speaks,
-        // not of the larger of the two.
+        let head_timeout = self.settings.header_read_timeout;
+        // Both hyper connection kinds: run, or on shutdown end gracefully
+        // and finish. Boxed, so this task is the size of the protocol it
+        // speaks, not of the larger of the two.
         macro_rules! until_shutdown {
             ($connection:expr) => {{
                 let mut connection = Box::pin($connection);
@@ -172,22 +198,37 @@ impl Connection {
             }};
         }
         match protocol {
-            Protocol::Http1 => until_shutdown!(
-                http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEAD_TIMEOUT)
-                    .serve_connection(io, service)
-            ),
-            Protocol::Http2 => until_shutdown!(
-                http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                    .max_header_list_size(MAX_HEADER_LIST_BYTES)
-                    .keep_alive_interval(H2_KEEP_ALIVE)
-                    .keep_alive_timeout(H2_KEEP_ALIVE)
-                    .serve_connection(io, service)
-            ),
+            Protocol::Http1 => {
+                let timeouts = http1::Timeouts {
+                    head: head_timeout,
+                    idle: IDLE_TIMEOUT,
+                };
+                let rest = match http1::serve(io, &self.app, &shutdown, timeouts).await? {
+                    Served::Closed => return Ok(()),
+                    Served::HandOff(rest) => rest,
+                };
+                let service = TowerToHyperService::new(self.app);
+                until_shutdown!(
+                    hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(head_timeout)
+                        .serve_connection(TokioIo::new(rest), service)
+                )?;
+            }
+            Protocol::Http2 => {
+                let service = TowerToHyperService::new(self.app);
+                until_shutdown!(
+                    http2::Builder::new(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                        .max_header_list_size(MAX_HEADER_LIST_BYTES)
+                        .keep_alive_interval(H2_KEEP_ALIVE)
+                        .keep_alive_timeout(H2_KEEP_ALIVE)
+                        .serve_connection(TokioIo::new(io), service)
+                )?;
+            }
         }
+        Ok(())
     }
 }
 

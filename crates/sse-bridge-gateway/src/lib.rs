@@ -20,6 +20,9 @@
 //! * `connection` — the connection loop: TLS ([`tls`]: rustls, reloadable
 //!   certificates), HTTP/1.1 or HTTP/2 per connection, the write deadline
 //!   (`deadline`), graceful shutdown.
+//! * [`http1`] — the HTTP/1.1 fast path for held streams: request heads
+//!   read with `httparse`, responses written straight to the socket;
+//!   anything but a plain request is handed to hyper.
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 
@@ -28,6 +31,7 @@ mod connection;
 mod deadline;
 pub mod error;
 pub mod extract;
+pub mod http1;
 pub mod observability;
 mod openapi;
 mod playground;
@@ -132,9 +136,36 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
+/// How long a client may take from a request's first byte to its complete
+/// head (and, over HTTP/1.1, body) by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the gateway's port is served.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// At shutdown, how long connections may take to finish.
+    pub drain: Duration,
+    /// TLS on the port (ALPN `h2` / `http/1.1`); `None`: plain HTTP/1.1
+    /// and HTTP/2 with prior knowledge.
+    pub tls: Option<Tls>,
+    /// From a request's first byte to its complete head (slowloris).
+    pub header_read_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// Plain, with the default timeouts.
+    pub fn new(drain: Duration) -> Self {
+        ServeOptions {
+            drain,
+            tls: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 /// Serves the gateway until `state.sessions.shutdown` is cancelled.
 ///
-/// A connection loop on hyper directly rather than `axum::serve` (see
+/// A connection loop of our own rather than `axum::serve` (see
 /// `connection`): a held SSE stream is one idle connection, and hyper-util's
 /// auto (HTTP/1 + HTTP/2) connection and axum's graceful-shutdown
 /// bookkeeping cost several KiB per connection (BENCHMARKS.md). A connection
@@ -143,20 +174,21 @@ pub fn router(state: AppState) -> Router {
 /// `error`/`server_shutdown`, so the bodies finish; `drain` bounds the wait
 /// for clients that do not read their last bytes.
 pub async fn serve(listener: TcpListener, state: AppState, drain: Duration) -> std::io::Result<()> {
-    serve_with_tls(listener, state, drain, None).await
+    serve_with(listener, state, ServeOptions::new(drain)).await
 }
 
-/// [`serve`], with TLS on the port when `tls` is given (ALPN `h2` /
-/// `http/1.1`); the plain port serves HTTP/1.1 and HTTP/2 with prior
-/// knowledge.
-pub async fn serve_with_tls(
+/// [`serve`] with [`ServeOptions`] (TLS, timeouts).
+pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
-    drain: Duration,
-    tls: Option<Tls>,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let shutdown = state.sessions.shutdown.clone();
-    let write_timeout = state.sessions.config.write_timeout;
+    let settings = connection::Settings {
+        tls: options.tls,
+        write_timeout: state.sessions.config.write_timeout,
+        header_read_timeout: options.header_read_timeout,
+    };
     let app = router(state);
-    connection::run(listener, app, tls, write_timeout, shutdown, drain).await
+    connection::run(listener, app, settings, shutdown, options.drain).await
 }

@@ -91,7 +91,12 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    sse_bridge_gateway::serve_with_tls(listener, state, args.shutdown_drain, tls).await?;
+    let options = sse_bridge_gateway::ServeOptions {
+        drain: args.shutdown_drain,
+        tls,
+        header_read_timeout: args.header_read_timeout,
+    };
+    sse_bridge_gateway::serve_with(listener, state, options).await?;
     if let Some(worker) = worker {
         worker.await.context("the in-process worker panicked")?;
     }

@@ -1,0 +1,382 @@
+//! HTTP/1.1 for held streams, without hyper's per-connection buffers.
+//!
+//! A held event stream is one idle HTTP/1.1 connection, and hyper keeps an
+//! 8 KiB read buffer (16 KiB once it has read the request) and an 8 KiB
+//! header-write buffer on every connection for its whole life: most of what
+//! a held stream cost (BENCHMARKS.md). This fast path reads the request
+//! head into a buffer that is freed once the request is read
+//! (`head`: parsed with `httparse`), calls the same axum router, and
+//! writes the response itself (`response`): the head once, then each body
+//! chunk straight from the session's outbox to the socket, in chunked
+//! encoding. While a response streams it keeps reading, so a client that
+//! goes away is noticed at once (its body is dropped: the session's
+//! cancel and grace rules follow, as with hyper), and pipelined requests
+//! wait their turn.
+//!
+//! Only plain requests take this path (see `head`); on the first one that
+//! is not, the connection is handed to hyper with the bytes already read
+//! (`rewind`), and hyper serves it from there.
+//!
+//! Timeouts: a connection idle between requests is closed after
+//! `idle_timeout`; a request whose head and body have not arrived within
+//! `head_timeout` of its first byte is dropped (slowloris). Writes are
+//! bounded by the connection's write deadline.
+
+pub mod head;
+mod response;
+mod rewind;
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::http::{Request, Response, Version};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use head::{Head, HeadError, PlainRequest};
+use response::{Frame, Framing};
+pub use rewind::Rewind;
+
+/// Bytes read at a time while a head arrives (most heads fit in one).
+const READ_CHUNK: usize = 1024;
+
+/// How the fast path's connection ended.
+pub enum Served<IO> {
+    /// Closed: by the client, after `Connection: close`, at shutdown, on a
+    /// timeout or a refused head.
+    Closed,
+    /// A request the fast path does not serve: hyper takes the connection
+    /// from its first byte.
+    HandOff(Rewind<IO>),
+}
+
+/// The fast path's timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From a request's first byte to the end of its body.
+    pub head: Duration,
+    /// Between requests on a kept-alive connection.
+    pub idle: Duration,
+}
+
+/// Serves `io` until it closes or a request needs hyper.
+pub async fn serve<IO>(
+    mut io: IO,
+    app: &Router,
+    shutdown: &CancellationToken,
+    timeouts: Timeouts,
+) -> io::Result<Served<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    // Holds a request while it arrives, and pipelined bytes; empty (and
+    // unallocated) while a response streams.
+    let mut buf = Vec::new();
+    loop {
+        let (request, body) = match read_request(&mut io, &mut buf, shutdown, timeouts).await? {
+            Reading::Request(request, body) => (request, body),
+            Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
+            Reading::Closed => return Ok(Served::Closed),
+            Reading::Refused(error) => {
+                refuse(&mut io, error).await?;
+                return Ok(Served::Closed);
+            }
+        };
+        let asked_to_close = request.close;
+        let response = match app.clone().oneshot(into_http(request, body)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let close = asked_to_close || shutdown.is_cancelled();
+        match write_response(&mut io, response, close, &mut buf).await? {
+            Written::Complete if !close => {}
+            Written::Complete | Written::ClientGone => return Ok(Served::Closed),
+        }
+    }
+}
+
+/// What reading the next request gave.
+#[allow(clippy::large_enum_variant)] // returned once per request and taken apart at once
+enum Reading {
+    Request(PlainRequest, Bytes),
+    NotPlain,
+    Closed,
+    Refused(HeadError),
+}
+
+async fn read_request<IO>(
+    io: &mut IO,
+    buf: &mut Vec<u8>,
+    shutdown: &CancellationToken,
+    timeouts: Timeouts,
+) -> io::Result<Reading>
+where
+    IO: AsyncRead + Unpin,
+{
+    let idle = buf.is_empty();
+    let mut deadline = Instant::now() + if idle { timeouts.idle } else { timeouts.head };
+    let request = loop {
+        match head::parse(buf) {
+            Ok(Head::Partial) => {}
+            Ok(Head::Plain(request)) => break request,
+            Ok(Head::NotPlain) => return Ok(Reading::NotPlain),
+            Err(error) => return Ok(Reading::Refused(error)),
+        }
+        let waiting_for_first_byte = buf.is_empty();
+        // Shutdown closes a connection between requests, never one
+        // whose request has begun.
+        let shutdown = waiting_for_first_byte.then_some(shutdown);
+        if !read_more(io, buf, READ_CHUNK, deadline, shutdown).await? {
+            return Ok(Reading::Closed);
+        }
+        if waiting_for_first_byte {
+            deadline = Instant::now() + timeouts.head;
+        }
+    };
+    buf.drain(..request.head_len);
+    while buf.len() < request.content_length {
+        let missing = request.content_length - buf.len();
+        if !read_more(io, buf, missing, deadline, None).await? {
+            return Ok(Reading::Closed);
+        }
+    }
+    let body = Bytes::copy_from_slice(&buf[..request.content_length]);
+    buf.drain(..request.content_length);
+    if buf.is_empty() {
+        // Nothing pipelined: the response may stream for hours.
+        *buf = Vec::new();
+    }
+    Ok(Reading::Request(request, body))
+}
+
+/// Reads at most `want` more bytes into `buf`; `false` when the client
+/// closed, `deadline` passed or (when given) `shutdown` came first.
+async fn read_more<IO>(
+    io: &mut IO,
+    buf: &mut Vec<u8>,
+    want: usize,
+    deadline: Instant,
+    shutdown: Option<&CancellationToken>,
+) -> io::Result<bool>
+where
+    IO: AsyncRead + Unpin,
+{
+    buf.reserve(want);
+    let mut limited = (&mut *io).take(want as u64);
+    let read = tokio::time::timeout_at(deadline, limited.read_buf(buf));
+    let read = match shutdown {
+        Some(shutdown) => tokio::select! {
+            read = read => read,
+            () = shutdown.cancelled() => return Ok(false),
+        },
+        None => read.await,
+    };
+    match read {
+        Ok(Ok(0)) | Err(_) => Ok(false),
+        Ok(Ok(_)) => Ok(true),
+        // A reset between requests is a close, not an error worth logging.
+        Ok(Err(error)) if error.kind() == io::ErrorKind::ConnectionReset => Ok(false),
+        Ok(Err(error)) => Err(error),
+    }
+}
+
+fn into_http(request: PlainRequest, body: Bytes) -> Request<Body> {
+    let mut http = Request::new(Body::from(body));
+    *http.method_mut() = request.method;
+    *http.uri_mut() = request.uri;
+    *http.version_mut() = Version::HTTP_11;
+    *http.headers_mut() = request.headers;
+    http
+}
+
+/// Answers a head no server should accept, and closes.
+async fn refuse<IO>(io: &mut IO, error: HeadError) -> io::Result<()>
+where
+    IO: AsyncWrite + Unpin,
+{
+    let body = serde_json::json!({ "detail": error.to_string() }).to_string();
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = error.status();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let head = response::encode_head(&parts, Framing::Length(body.len() as u64), true);
+    io.write_all(&head).await?;
+    io.write_all(body.as_bytes()).await?;
+    io.flush().await
+}
+
+/// How writing a response ended.
+enum Written {
+    Complete,
+    /// The client closed or reset the connection first.
+    ClientGone,
+}
+
+/// Writes `response`, reading on meanwhile: bytes the client sends are the
+/// next pipelined request (kept in `pipelined`), its end is the client
+/// leaving.
+async fn write_response<IO>(
+    io: &mut IO,
+    response: Response<Body>,
+    close: bool,
+    pipelined: &mut Vec<u8>,
+) -> io::Result<Written>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, mut body) = response.into_parts();
+    let framing = Framing::of(parts.status, body.size_hint().exact());
+    let head = response::encode_head(&parts, framing, close);
+    drop(parts);
+    let mut pump = Pump {
+        pending: Some(Frame::raw(Bytes::from(head))),
+        framing,
+        body_done: false,
+        unflushed: false,
+        watching: true,
+    };
+    poll_fn(|cx| pump.poll(cx, io, &mut body, pipelined)).await
+}
+
+/// Moves a response body to the socket frame by frame.
+struct Pump {
+    /// Being written.
+    pending: Option<Frame>,
+    framing: Framing,
+    body_done: bool,
+    /// Written since the last flush (TLS buffers what it is given).
+    unflushed: bool,
+    /// Still reading the client (stops once a pipelined head fills the
+    /// head limit: the client must wait for this response).
+    watching: bool,
+}
+
+impl Pump {
+    fn poll<IO>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut IO,
+        body: &mut Body,
+        pipelined: &mut Vec<u8>,
+    ) -> Poll<io::Result<Written>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        match self.poll_write(cx, io, body) {
+            Poll::Ready(result) => return Poll::Ready(result.map(|()| Written::Complete)),
+            Poll::Pending => {}
+        }
+        if self.watching {
+            match watch_client(cx, io, pipelined) {
+                Poll::Ready(Watch::Gone) => return Poll::Ready(Ok(Written::ClientGone)),
+                Poll::Ready(Watch::HeadLimitReached) => self.watching = false,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Writes until the body is done (`Ready`) or something must wait.
+    fn poll_write<IO>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut IO,
+        body: &mut Body,
+    ) -> Poll<io::Result<()>>
+    where
+        IO: AsyncWrite + Unpin,
+    {
+        loop {
+            if let Some(frame) = &mut self.pending {
+                ready!(write_frame(cx, io, frame))?;
+                self.pending = None;
+                self.unflushed = true;
+                continue;
+            }
+            if self.body_done {
+                ready!(Pin::new(&mut *io).poll_flush(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                        && self.framing != Framing::Empty
+                    {
+                        self.pending = Some(Frame::new(data, self.framing));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(io::Error::other(error))),
+                Poll::Ready(None) => {
+                    self.body_done = true;
+                    let trailer = self.framing.trailer();
+                    if !trailer.is_empty() {
+                        self.pending = Some(Frame::raw(Bytes::from_static(trailer)));
+                    }
+                }
+                Poll::Pending => {
+                    if self.unflushed {
+                        ready!(Pin::new(&mut *io).poll_flush(cx))?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+fn write_frame<IO>(cx: &mut Context<'_>, io: &mut IO, frame: &mut Frame) -> Poll<io::Result<()>>
+where
+    IO: AsyncWrite + Unpin,
+{
+    while !frame.is_done() {
+        let written = if io.is_write_vectored() {
+            ready!(Pin::new(&mut *io).poll_write_vectored(cx, &frame.remaining()))?
+        } else {
+            ready!(Pin::new(&mut *io).poll_write(cx, frame.first_remaining()))?
+        };
+        if written == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        frame.advance(written);
+    }
+    Poll::Ready(Ok(()))
+}
+
+enum Watch {
+    /// End of stream or an error: the client is gone.
+    Gone,
+    /// A pipelined request filled the head limit; stop reading.
+    HeadLimitReached,
+}
+
+/// Reads whatever the client sends while its response streams.
+fn watch_client<IO>(cx: &mut Context<'_>, io: &mut IO, pipelined: &mut Vec<u8>) -> Poll<Watch>
+where
+    IO: AsyncRead + Unpin,
+{
+    let mut scratch = [0u8; 64];
+    loop {
+        if pipelined.len() >= head::MAX_HEAD_BYTES {
+            return Poll::Ready(Watch::HeadLimitReached);
+        }
+        let mut read = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *io).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Watch::Gone),
+            Poll::Ready(Ok(())) => pipelined.extend_from_slice(read.filled()),
+            Poll::Ready(Err(_)) => return Poll::Ready(Watch::Gone),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
