@@ -17,10 +17,11 @@
 //! is not, the connection is handed to hyper with the bytes already read
 //! (`rewind`), and hyper serves it from there.
 //!
-//! Timeouts: a connection idle between requests is closed after
-//! `idle_timeout`; a request whose head and body have not arrived within
-//! `head_timeout` of its first byte is dropped (slowloris). Writes are
-//! bounded by the connection's write deadline.
+//! Timeouts, as nginx has them: a new connection must send its first
+//! request's head and body within `head` of being accepted; a kept-alive
+//! connection may wait `idle` for its next request, which then has `head`
+//! from its first byte (slowloris). Writes are bounded by the connection's
+//! write deadline.
 
 pub mod head;
 mod response;
@@ -61,7 +62,8 @@ pub enum Served<IO> {
 /// The fast path's timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// From a request's first byte to the end of its body.
+    /// From a new connection, or a later request's first byte, to the end
+    /// of the request's body.
     pub head: Duration,
     /// Between requests on a kept-alive connection.
     pub idle: Duration,
@@ -80,8 +82,18 @@ where
     // Holds a request while it arrives, and pipelined bytes; empty (and
     // unallocated) while a response streams.
     let mut buf = Vec::new();
+    // The first request's clock started at accept.
+    let mut first_byte_within = timeouts.head;
     loop {
-        let (request, body) = match read_request(&mut io, &mut buf, shutdown, timeouts).await? {
+        let reading = read_request(
+            &mut io,
+            &mut buf,
+            shutdown,
+            first_byte_within,
+            timeouts.head,
+        );
+        first_byte_within = timeouts.idle;
+        let (request, body) = match reading.await? {
             Reading::Request(request, body) => (request, body),
             Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
             Reading::Closed => return Ok(Served::Closed),
@@ -112,17 +124,25 @@ enum Reading {
     Refused(HeadError),
 }
 
+/// Reads the next request: its first byte within `first_byte_within`
+/// (unless pipelined bytes are there already), the rest of its head and
+/// body within `head_timeout` of that.
 async fn read_request<IO>(
     io: &mut IO,
     buf: &mut Vec<u8>,
     shutdown: &CancellationToken,
-    timeouts: Timeouts,
+    first_byte_within: Duration,
+    head_timeout: Duration,
 ) -> io::Result<Reading>
 where
     IO: AsyncRead + Unpin,
 {
-    let idle = buf.is_empty();
-    let mut deadline = Instant::now() + if idle { timeouts.idle } else { timeouts.head };
+    let wait = if buf.is_empty() {
+        first_byte_within
+    } else {
+        head_timeout
+    };
+    let mut deadline = Instant::now() + wait;
     let request = loop {
         match head::parse(buf) {
             Ok(Head::Partial) => {}
@@ -138,7 +158,7 @@ where
             return Ok(Reading::Closed);
         }
         if waiting_for_first_byte {
-            deadline = Instant::now() + timeouts.head;
+            deadline = deadline.min(Instant::now() + head_timeout);
         }
     };
     buf.drain(..request.head_len);

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
 use sse_bridge_core::session::{SessionConfig, SessionContext, SessionLimit};
 use sse_bridge_core::{EventLog, Job, JobSource};
-use sse_bridge_gateway::{AppState, BodyLimit, DEFAULT_BODY_LIMIT};
+use sse_bridge_gateway::{AppState, BodyLimit, DEFAULT_BODY_LIMIT, ServeOptions};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,21 @@ impl TestGateway {
         config: SessionConfig,
         adjust: impl FnOnce(&mut AppState),
     ) -> Self {
+        let options = ServeOptions::new(Duration::from_secs(5));
+        Self::start_serving(bus, config, adjust, options).await
+    }
+
+    /// A gateway on the embedded bus whose port is served with `options`.
+    pub async fn start_with_options(config: SessionConfig, options: ServeOptions) -> Self {
+        Self::start_serving(Arc::new(EmbeddedBus::new(4096)), config, |_| {}, options).await
+    }
+
+    async fn start_serving(
+        bus: Arc<dyn EventLog>,
+        config: SessionConfig,
+        adjust: impl FnOnce(&mut AppState),
+        options: ServeOptions,
+    ) -> Self {
         let queue = EmbeddedQueue::new(1024);
         let shutdown = CancellationToken::new();
         let mut state = AppState {
@@ -71,11 +86,7 @@ impl TestGateway {
         adjust(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(sse_bridge_gateway::serve(
-            listener,
-            state,
-            Duration::from_secs(5),
-        ));
+        let server = tokio::spawn(sse_bridge_gateway::serve_with(listener, state, options));
         TestGateway {
             url,
             bus,
