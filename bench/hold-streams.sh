@@ -54,7 +54,9 @@ for _ in $(seq "${WAIT_SECONDS:-240}"); do
     [ "${active:-0}" -ge "$streams" ] && break
     sleep 1
 done
-sleep 2
+# Past the gateway's next allocator trim (every 10 s), which returns what
+# the ramp's requests freed.
+sleep 12
 after=$(awk '/VmRSS/{print $2}' "/proc/$gateway/status")
 echo "mode=$mode backend=${BACKEND:-redis} streams=$streams connections=$connections held=$active" \
     "rss_before=${before}KiB rss_after=${after}KiB per_stream=$(( (after - before) * 1024 / streams ))B"

@@ -4,6 +4,7 @@
 mod backends;
 mod cli;
 mod config;
+mod memory;
 mod publish;
 mod serve;
 mod worker;

@@ -2,6 +2,7 @@
 //! only consumer or was asked for, the in-process demo worker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sse_bridge_core::session::{SessionContext, SessionLimit};
@@ -11,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backends;
 use crate::cli::{QueueKind, ServeArgs};
+
+/// How often memory freed by bursts goes back to the system (`memory`).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let metrics =
@@ -71,6 +75,10 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         cors: sse_bridge_gateway::cors_layer(&args.cors_allow_origins)?,
         auth: args.auth.build().context("authentication settings")?,
     };
+    tokio::spawn(crate::memory::trim_now_and_then(
+        TRIM_EVERY,
+        shutdown.clone(),
+    ));
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = Tls::load(cert, key).context("loading the TLS certificate")?;
