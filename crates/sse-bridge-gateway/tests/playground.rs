@@ -77,7 +77,7 @@ async fn the_client_module_is_the_one_in_clients_js() {
 #[tokio::test]
 async fn favicon_ico_redirects_to_the_svg() {
     let gw = TestGateway::start(SessionConfig::default()).await;
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = sse_bridge_testkit::sse::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -89,7 +89,9 @@ impl Drop for ChildProcess {
 
 /// Waits until `GET {url}/healthz` answers 200.
 pub async fn wait_healthy(url: &str, process: &ChildProcess, limit: Duration) {
-    let client = reqwest::Client::new();
+    let client = crate::sse::client_builder()
+        .build()
+        .expect("a plain HTTP client always builds");
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(response) = client.get(format!("{url}/healthz")).send().await

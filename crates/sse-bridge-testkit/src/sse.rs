@@ -7,8 +7,18 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 
-pub fn client() -> reqwest::Client {
+/// Every test's reqwest client starts here. The workspace's test build of
+/// reqwest speaks HTTPS with rustls and no built-in provider (the HTTP/2
+/// over TLS test needs it; ring, not aws-lc, keeps cmake out of the build),
+/// so ring is made the process's provider first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // Installed by the first call; later calls find it there.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("a plain HTTP client always builds")

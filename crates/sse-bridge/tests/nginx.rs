@@ -53,7 +53,7 @@ fn bin() -> &'static Path {
 /// that waits at most `WAIT` for any read: response headers held back by
 /// nginx fail the request instead of hanging the test.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    sse_bridge_testkit::sse::client_builder()
         .pool_max_idle_per_host(0)
         .read_timeout(WAIT)
         .build()

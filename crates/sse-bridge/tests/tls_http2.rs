@@ -1,7 +1,8 @@
-//! HTTPS and HTTP/2 on the binary, with curl as the client: a private CA
-//! made by `openssl`, the gateway with `--tls-cert/--tls-key`.
+//! HTTPS and HTTP/2 on the binary, with curl and reqwest as clients: a
+//! private CA made by `openssl`, the gateway with `--tls-cert/--tls-key`.
 //!
-//! * Over TLS, ALPN gives HTTP/2 (`curl --http2`) and HTTP/1.1 still works;
+//! * Over TLS, ALPN gives HTTP/2 (`curl --http2`; reqwest, several
+//!   sessions at once on one connection) and HTTP/1.1 still works;
 //!   the plain port speaks HTTP/2 to a client with prior knowledge (h2c)
 //!   and HTTP/1.1 to everyone else. A whole session streams on each.
 //! * A client that resets its HTTP/2 stream mid-session is a disconnect:
@@ -15,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sse_bridge_testkit::process::{ChildProcess, free_port, run_to_end, wait_healthy};
@@ -238,6 +240,64 @@ async fn tls_speaks_http2_and_http1_and_the_plain_port_speaks_h2c() {
     let http = format!("http://127.0.0.1:{plain_port}");
     streams_a_session(&["--http2-prior-knowledge"], &http, "2");
     streams_a_session(&["--http1.1"], &http, "1.1");
+}
+
+/// reqwest trusting only `certificates`' CA, offering `h2` and
+/// `http/1.1` by ALPN.
+fn https_client(certificates: &Certificates) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(certificates.path("ca.pem")).expect("ca.pem") {
+        roots
+            .add(ca.expect("a PEM certificate"))
+            .expect("a CA certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    sse_bridge_testkit::sse::client_builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("a reqwest client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_streams_sessions_over_https_with_http2() {
+    let certificates = Certificates::new("reqwest");
+    let (_gateway, port) = tls_gateway(&certificates, "1ms").await;
+    let client = https_client(&certificates);
+    let url = format!("https://localhost:{port}/v1/react/sessions");
+    let session = |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(SESSION)
+                .send()
+                .await
+                .expect("the session starts");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.version(), reqwest::Version::HTTP_2);
+            response.text().await.expect("the stream completes")
+        }
+    };
+    let streams = futures::future::join_all((0..8).map(session)).await;
+    for stream in streams {
+        assert!(
+            stream.starts_with("data: {\"event_type\":\"worker_ack\""),
+            "{stream}"
+        );
+        assert!(
+            stream.ends_with("data: {\"event_type\":\"FinalAnswerStreamEnd\",\"payload\":{}}\n\n"),
+            "{stream}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
