@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
@@ -117,12 +118,16 @@ impl Subscription {
 
 /// Routes messages from a backend's read loop to the subscriptions in this process.
 pub struct Router {
-    routes: Mutex<HashMap<Box<str>, Vec<Route>>>,
+    /// Channel → its routes; the name is shared with each route's guard.
+    routes: Mutex<HashMap<Arc<str>, Routes>>,
     next_id: AtomicU64,
     bound: SubscriptionBound,
     link: watch::Sender<bool>,
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
+
+/// The routes of one channel: nearly always one, held inline.
+type Routes = SmallVec<[Route; 1]>;
 
 /// A subscription's queue, seen from the router; dropping it ends the
 /// subscription's stream of messages.
@@ -157,7 +162,7 @@ impl Route {
 /// Removes its route from the router on drop.
 struct RouteGuard {
     router: Arc<Router>,
-    channel: Box<str>,
+    channel: Arc<str>,
     id: u64,
 }
 
@@ -203,15 +208,19 @@ impl Router {
         let (tx, messages) = pipe();
         let overflowed = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let first = {
+        let (channel, first) = {
             let mut routes = self.lock();
-            let list = routes.entry(channel.into()).or_default();
+            let channel = match routes.get_key_value(channel) {
+                Some((name, _)) => name.clone(),
+                None => Arc::from(channel),
+            };
+            let list = routes.entry(channel.clone()).or_default();
             list.push(Route {
                 id,
                 tx,
                 overflowed: overflowed.clone(),
             });
-            list.len() == 1
+            (channel, list.len() == 1)
         };
         let subscription = Subscription {
             messages,
@@ -219,7 +228,7 @@ impl Router {
             link: self.link.subscribe(),
             _route: RouteGuard {
                 router: self.clone(),
-                channel: channel.into(),
+                channel,
                 id,
             },
         };
@@ -306,7 +315,7 @@ impl Router {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Route>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Routes>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every mutation is a single call), so poisoning is ignored.
         self.routes

@@ -196,7 +196,7 @@ async fn a_client_that_falls_behind_gets_the_same_text_in_fewer_frames_in_every_
     let ctx = SessionContext {
         bus: Arc::new(EmbeddedBus::new(PIECES + 16)),
         dispatcher: Arc::new(queue.clone()),
-        config: SessionConfig::default(),
+        config: SessionConfig::default().into(),
         start_timeout: Duration::from_secs(5),
         shutdown: CancellationToken::new(),
         limit: SessionLimit::default(),

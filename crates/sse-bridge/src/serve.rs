@@ -62,7 +62,7 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         sessions: SessionContext {
             bus,
             dispatcher: queue.dispatcher,
-            config: args.session.config(),
+            config: args.session.config().into(),
             start_timeout: args.start_timeout,
             shutdown: shutdown.clone(),
             limit: match args.max_sessions_per_principal {

@@ -28,6 +28,7 @@
 //! live channel. Live-only events (seed-style workers that only PUBLISH) go
 //! through the [`AttemptGate`] here; logged ones passed it in the log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -171,7 +172,8 @@ enum Phase {
 /// One session's state.
 #[derive(Debug)]
 pub struct SessionMachine {
-    config: SessionConfig,
+    /// Shared by every stream of the gateway (one copy, not one per stream).
+    config: Arc<SessionConfig>,
     /// Turns forwarded events into frames of the stream's format.
     encoder: Box<dyn Encoder>,
     started: Instant,
@@ -201,13 +203,13 @@ impl SessionMachine {
     /// A machine for a session that started at `started` (earlier than `now`
     /// for a follower joining later), writing frames with `encoder`.
     pub fn new(
-        config: SessionConfig,
+        config: impl Into<Arc<SessionConfig>>,
         encoder: Box<dyn Encoder>,
         started: Instant,
         now: Instant,
     ) -> Self {
         SessionMachine {
-            config,
+            config: config.into(),
             encoder,
             started,
             phase: Phase::AwaitingAck,
@@ -233,6 +235,10 @@ impl SessionMachine {
         self.phase = Phase::Streaming;
         self.last_log_id = Some(after);
         self
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
     }
 
     pub fn stats(&self) -> SessionStats {
@@ -452,7 +458,7 @@ impl SessionMachine {
 
     /// The deadline that has passed at `now`, if any, most important first.
     fn expired(&self, now: Instant) -> Option<Failure> {
-        let cfg = self.config;
+        let cfg = &self.config;
         if now >= self.started + cfg.max_duration {
             let msg = format!(
                 "session exceeded max_duration of {}s",

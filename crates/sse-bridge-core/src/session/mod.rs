@@ -42,7 +42,8 @@ pub struct SessionContext {
     /// The event bus with its session logs.
     pub bus: Arc<dyn EventLog>,
     pub dispatcher: Arc<dyn JobDispatcher>,
-    pub config: SessionConfig,
+    /// One copy shared by every stream.
+    pub config: Arc<SessionConfig>,
     /// Give up on subscribe + dispatch after this long (→ 503).
     pub start_timeout: Duration,
     /// Cancelled at shutdown: live sessions end with `server_shutdown`.

@@ -79,7 +79,6 @@ pub struct LiveSession {
     shutdown: CancellationToken,
     span: tracing::Span,
     on_disconnect: OnDisconnect,
-    cancel_grace: Duration,
     outcome: Option<Outcome>,
     /// Forwarded events already counted in the metrics.
     counted: u64,
@@ -87,7 +86,6 @@ pub struct LiveSession {
     outbox: Outbox,
     /// The client went away (the body was dropped).
     client_gone: bool,
-    write_timeout: Duration,
     /// This stream's share of the gateway's [`super::SessionLimit`].
     _slot: Slot,
 }
@@ -114,7 +112,7 @@ impl LiveSession {
         let now = Instant::now();
         let format = Format::from_label(&meta.format).unwrap_or(Format::Native);
         let encoder = encoder(format, id, meta, Framing::DataOnly);
-        let mut machine = SessionMachine::new(ctx.config, encoder, now, now);
+        let mut machine = SessionMachine::new(ctx.config.clone(), encoder, now, now);
         machine.record_event_gaps(metrics::histogram!(m::EVENT_GAP_SECONDS));
         let mut session = Self::new(
             ctx,
@@ -156,7 +154,7 @@ impl LiveSession {
         let age = Duration::from_millis(unix_ms().saturating_sub(meta.created_at_ms));
         let started = now.checked_sub(age).unwrap_or(now);
         let encoder = encoder(format, id, meta, Framing::WithIds);
-        let mut machine = SessionMachine::new(ctx.config, encoder, started, now);
+        let mut machine = SessionMachine::new(ctx.config.clone(), encoder, started, now);
         if let Some(after) = after {
             machine = machine.resuming(after);
         }
@@ -208,12 +206,10 @@ impl LiveSession {
             shutdown: ctx.shutdown.clone(),
             span,
             on_disconnect,
-            cancel_grace: ctx.config.cancel_grace,
             outcome: None,
             counted: 0,
             outbox: Outbox::new(ctx.config.buffer_bytes),
             client_gone: false,
-            write_timeout: ctx.config.write_timeout,
             _slot: slot,
         }
     }
@@ -232,7 +228,8 @@ impl LiveSession {
         // argument and as local), 824 bytes more per held stream.
         let driver = async move {
             let outbox = self.pump().await;
-            let (client_gone, write_timeout) = (self.client_gone, self.write_timeout);
+            let (client_gone, write_timeout) =
+                (self.client_gone, self.machine.config().write_timeout);
             // Released (unsubscribe, slot, departure) before the client
             // has taken its last frames.
             drop(self);
@@ -590,7 +587,7 @@ impl Drop for LiveSession {
             marks_unlogged_end: self.role == Role::Creator && self.machine.has_live_output(),
             on_disconnect: self.on_disconnect,
             live_only: self.machine.has_live_output(),
-            cancel_grace: self.cancel_grace,
+            cancel_grace: self.machine.config().cancel_grace,
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             self.span.in_scope(|| {

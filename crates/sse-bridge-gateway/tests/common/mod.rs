@@ -73,7 +73,7 @@ impl TestGateway {
             sessions: SessionContext {
                 bus: bus.clone(),
                 dispatcher: Arc::new(queue.clone()),
-                config,
+                config: config.into(),
                 start_timeout: Duration::from_secs(5),
                 shutdown: shutdown.clone(),
                 limit: SessionLimit::default(),
