@@ -21,6 +21,7 @@
 //! session's cancel and grace rules are the same. At shutdown HTTP/1.1
 //! connections close after their response and HTTP/2 ones get GOAWAY.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -131,104 +132,132 @@ struct Connection {
     shutdown: CancellationToken,
 }
 
+// Each step below is a plain function returning an `async move` block
+// that borrows the connection: an `async fn` keeps its by-value arguments
+// twice in its future (as arguments and as locals), and a held stream pays
+// for every byte of its connection's task for as long as it lives.
 impl Connection {
-    async fn serve(self, tcp: TcpStream) {
-        let peer = self.peer;
-        let write_timeout = self.settings.write_timeout;
-        let result = match self.settings.tls.clone() {
-            Some(tls) => {
-                let io = WriteDeadline::new(tcp, write_timeout);
-                // Boxed, as is the TLS connection below: a TLS session's
-                // state is kilobytes, and held inline it would size every
-                // plain connection's task as well.
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(io));
-                let stream = match Box::pin(handshake).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {error}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake did not finish in time");
-                        return;
-                    }
-                };
-                let protocol = match stream.get_ref().1.alpn_protocol() {
-                    Some(b"h2") => Protocol::Http2,
-                    _ => Protocol::Http1,
-                };
-                Box::pin(self.drive(stream, protocol)).await
+    /// Serves the connection to its end.
+    fn serve(self, tcp: TcpStream) -> impl Future<Output = ()> + Send {
+        async move {
+            let result = match &self.settings.tls {
+                // Boxed: a TLS session's state is kilobytes, and held
+                // inline it would size every plain connection's task too.
+                Some(tls) => Box::pin(self.serve_tls(tcp, tls.clone())).await,
+                None => self.serve_plain(tcp).await,
+            };
+            if let Err(error) = result {
+                tracing::debug!(peer = %self.peer, "connection ended with an error: {error}");
             }
-            None => {
-                let head_timeout = self.settings.header_read_timeout;
-                let protocol = match tokio::time::timeout(head_timeout, sniff(&tcp)).await {
-                    Ok(Ok(protocol)) => protocol,
-                    Ok(Err(_)) | Err(_) => return,
-                };
-                let io = WriteDeadline::new(tcp, write_timeout);
-                self.drive(io, protocol).await
-            }
-        };
-        if let Err(error) = result {
-            tracing::debug!(%peer, "connection ended with an error: {error}");
+        }
+    }
+
+    /// TLS, then the protocol ALPN chose.
+    fn serve_tls(
+        &self,
+        tcp: TcpStream,
+        tls: Tls,
+    ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_ {
+        async move {
+            let peer = self.peer;
+            let io = WriteDeadline::new(tcp, self.settings.write_timeout);
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(io));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {error}");
+                    return Ok(());
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake did not finish in time");
+                    return Ok(());
+                }
+            };
+            let protocol = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            self.drive(stream, protocol).await
+        }
+    }
+
+    /// The plain port: h2c for a client that opens with the preface, else HTTP/1.1.
+    fn serve_plain(
+        &self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_ {
+        async move {
+            let head_timeout = self.settings.header_read_timeout;
+            let protocol = match tokio::time::timeout(head_timeout, sniff(&tcp)).await {
+                Ok(Ok(protocol)) => protocol,
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            };
+            let io = WriteDeadline::new(tcp, self.settings.write_timeout);
+            self.drive(io, protocol).await
         }
     }
 
     /// Serves `io` in `protocol` until it closes or, after `shutdown`,
     /// until its graceful end.
-    async fn drive<I>(self, io: I, protocol: Protocol) -> Result<(), ConnectionError>
+    fn drive<I>(
+        &self,
+        io: I,
+        protocol: Protocol,
+    ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let shutdown = self.shutdown;
-        let head_timeout = self.settings.header_read_timeout;
-        // Both hyper connection kinds: run, or on shutdown end gracefully
-        // and finish. Boxed, so this task is the size of the protocol it
-        // speaks, not of the larger of the two.
-        macro_rules! until_shutdown {
-            ($connection:expr) => {{
-                let mut connection = Box::pin($connection);
-                tokio::select! {
-                    result = connection.as_mut() => result,
-                    () = shutdown.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+        async move {
+            let shutdown = &self.shutdown;
+            let head_timeout = self.settings.header_read_timeout;
+            // Both hyper connection kinds: run, or on shutdown end
+            // gracefully and finish. Boxed, so this task is the size of the
+            // protocol it speaks, not of the larger of the two.
+            macro_rules! until_shutdown {
+                ($connection:expr) => {{
+                    let mut connection = Box::pin($connection);
+                    tokio::select! {
+                        result = connection.as_mut() => result,
+                        () = shutdown.cancelled() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
                     }
+                }};
+            }
+            match protocol {
+                Protocol::Http1 => {
+                    let timeouts = http1::Timeouts {
+                        head: head_timeout,
+                        idle: IDLE_TIMEOUT,
+                    };
+                    let rest = match http1::serve(io, &self.app, shutdown, timeouts).await? {
+                        Served::Closed => return Ok(()),
+                        Served::HandOff(rest) => rest,
+                    };
+                    let service = TowerToHyperService::new(self.app.clone());
+                    until_shutdown!(
+                        hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(head_timeout)
+                            .serve_connection(TokioIo::new(rest), service)
+                    )?;
                 }
-            }};
-        }
-        match protocol {
-            Protocol::Http1 => {
-                let timeouts = http1::Timeouts {
-                    head: head_timeout,
-                    idle: IDLE_TIMEOUT,
-                };
-                let rest = match http1::serve(io, &self.app, &shutdown, timeouts).await? {
-                    Served::Closed => return Ok(()),
-                    Served::HandOff(rest) => rest,
-                };
-                let service = TowerToHyperService::new(self.app);
-                until_shutdown!(
-                    hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(head_timeout)
-                        .serve_connection(TokioIo::new(rest), service)
-                )?;
+                Protocol::Http2 => {
+                    let service = TowerToHyperService::new(self.app.clone());
+                    until_shutdown!(
+                        http2::Builder::new(TokioExecutor::new())
+                            .timer(TokioTimer::new())
+                            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                            .max_header_list_size(MAX_HEADER_LIST_BYTES)
+                            .keep_alive_interval(H2_KEEP_ALIVE)
+                            .keep_alive_timeout(H2_KEEP_ALIVE)
+                            .serve_connection(TokioIo::new(io), service)
+                    )?;
+                }
             }
-            Protocol::Http2 => {
-                let service = TowerToHyperService::new(self.app);
-                until_shutdown!(
-                    http2::Builder::new(TokioExecutor::new())
-                        .timer(TokioTimer::new())
-                        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                        .max_header_list_size(MAX_HEADER_LIST_BYTES)
-                        .keep_alive_interval(H2_KEEP_ALIVE)
-                        .keep_alive_timeout(H2_KEEP_ALIVE)
-                        .serve_connection(TokioIo::new(io), service)
-                )?;
-            }
+            Ok(())
         }
-        Ok(())
     }
 }
 

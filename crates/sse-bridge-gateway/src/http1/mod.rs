@@ -27,7 +27,7 @@ pub mod head;
 mod response;
 mod rewind;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -70,47 +70,52 @@ pub struct Timeouts {
 }
 
 /// Serves `io` until it closes or a request needs hyper.
-pub async fn serve<IO>(
+///
+/// A plain function returning its future (an `async fn` would keep `io`
+/// twice in it, as argument and as local): the future is what a held
+/// stream's connection costs.
+pub fn serve<'a, IO>(
     mut io: IO,
-    app: &Router,
-    shutdown: &CancellationToken,
+    app: &'a Router,
+    shutdown: &'a CancellationToken,
     timeouts: Timeouts,
-) -> io::Result<Served<IO>>
+) -> impl Future<Output = io::Result<Served<IO>>> + Send + 'a
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'a,
 {
-    // Holds a request while it arrives, and pipelined bytes; empty (and
-    // unallocated) while a response streams.
-    let mut buf = Vec::new();
-    // The first request's clock started at accept.
-    let mut first_byte_within = timeouts.head;
-    loop {
-        let reading = read_request(
-            &mut io,
-            &mut buf,
-            shutdown,
-            first_byte_within,
-            timeouts.head,
-        );
-        first_byte_within = timeouts.idle;
-        let (request, body) = match reading.await? {
-            Reading::Request(request, body) => (request, body),
-            Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
-            Reading::Closed => return Ok(Served::Closed),
-            Reading::Refused(error) => {
-                refuse(&mut io, error).await?;
-                return Ok(Served::Closed);
+    async move {
+        // Holds a request while it arrives, and pipelined bytes; empty (and
+        // unallocated) while a response streams.
+        let mut buf = Vec::new();
+        // The first request's clock started at accept.
+        let mut first_byte_within = timeouts.head;
+        loop {
+            // Reading and the handler are boxed: both are short, a response
+            // may stream for hours, and the task is sized by its largest state.
+            let reading = read_request(
+                &mut io,
+                &mut buf,
+                shutdown,
+                first_byte_within,
+                timeouts.head,
+            );
+            let (request, body) = match Box::pin(reading).await? {
+                Reading::Request(request, body) => (request, body),
+                Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
+                Reading::Closed => return Ok(Served::Closed),
+            };
+            first_byte_within = timeouts.idle;
+            let asked_to_close = request.close;
+            let handled = app.clone().oneshot(into_http(request, body));
+            let response = match Box::pin(handled).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let close = asked_to_close || shutdown.is_cancelled();
+            match write_response(&mut io, response, close, &mut buf).await? {
+                Written::Complete if !close => {}
+                Written::Complete | Written::ClientGone => return Ok(Served::Closed),
             }
-        };
-        let asked_to_close = request.close;
-        let response = match app.clone().oneshot(into_http(request, body)).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let close = asked_to_close || shutdown.is_cancelled();
-        match write_response(&mut io, response, close, &mut buf).await? {
-            Written::Complete if !close => {}
-            Written::Complete | Written::ClientGone => return Ok(Served::Closed),
         }
     }
 }
@@ -120,13 +125,14 @@ where
 enum Reading {
     Request(PlainRequest, Bytes),
     NotPlain,
+    /// By the client, on a timeout, at shutdown, or after a refused head.
     Closed,
-    Refused(HeadError),
 }
 
 /// Reads the next request: its first byte within `first_byte_within`
 /// (unless pipelined bytes are there already), the rest of its head and
-/// body within `head_timeout` of that.
+/// body within `head_timeout` of that. A head no server should accept is
+/// answered here.
 async fn read_request<IO>(
     io: &mut IO,
     buf: &mut Vec<u8>,
@@ -135,7 +141,7 @@ async fn read_request<IO>(
     head_timeout: Duration,
 ) -> io::Result<Reading>
 where
-    IO: AsyncRead + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
     let wait = if buf.is_empty() {
         first_byte_within
@@ -148,7 +154,10 @@ where
             Ok(Head::Partial) => {}
             Ok(Head::Plain(request)) => break request,
             Ok(Head::NotPlain) => return Ok(Reading::NotPlain),
-            Err(error) => return Ok(Reading::Refused(error)),
+            Err(error) => {
+                refuse(io, error).await?;
+                return Ok(Reading::Closed);
+            }
         }
         let waiting_for_first_byte = buf.is_empty();
         // Shutdown closes a connection between requests, never one
@@ -244,20 +253,20 @@ enum Written {
 
 /// Writes `response`, reading on meanwhile: bytes the client sends are the
 /// next pipelined request (kept in `pipelined`), its end is the client
-/// leaving.
-async fn write_response<IO>(
-    io: &mut IO,
+/// leaving. The head is encoded before the future is made, so all the
+/// future holds while a stream lasts is the body and the frame in flight.
+fn write_response<'a, IO>(
+    io: &'a mut IO,
     response: Response<Body>,
     close: bool,
-    pipelined: &mut Vec<u8>,
-) -> io::Result<Written>
+    pipelined: &'a mut Vec<u8>,
+) -> impl Future<Output = io::Result<Written>> + Send + 'a
 where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (parts, mut body) = response.into_parts();
     let framing = Framing::of(parts.status, body.size_hint().exact());
     let head = response::encode_head(&parts, framing, close);
-    drop(parts);
     let mut pump = Pump {
         pending: Some(Frame::raw(Bytes::from(head))),
         framing,
@@ -265,7 +274,7 @@ where
         unflushed: false,
         watching: true,
     };
-    poll_fn(|cx| pump.poll(cx, io, &mut body, pipelined)).await
+    poll_fn(move |cx| pump.poll(cx, io, &mut body, pipelined))
 }
 
 /// Moves a response body to the socket frame by frame.
