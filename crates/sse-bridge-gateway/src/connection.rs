@@ -136,6 +136,7 @@ struct Connection {
 // that borrows the connection: an `async fn` keeps its by-value arguments
 // twice in its future (as arguments and as locals), and a held stream pays
 // for every byte of its connection's task for as long as it lives.
+#[allow(clippy::manual_async_fn)]
 impl Connection {
     /// Serves the connection to its end.
     fn serve(self, tcp: TcpStream) -> impl Future<Output = ()> + Send {

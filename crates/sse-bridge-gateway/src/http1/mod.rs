@@ -74,6 +74,7 @@ pub struct Timeouts {
 /// A plain function returning its future (an `async fn` would keep `io`
 /// twice in it, as argument and as local): the future is what a held
 /// stream's connection costs.
+#[allow(clippy::manual_async_fn)]
 pub fn serve<'a, IO>(
     mut io: IO,
     app: &'a Router,
