@@ -22,7 +22,8 @@
 //!   (`deadline`), graceful shutdown.
 //! * [`http1`] — the HTTP/1.1 fast path for held streams: request heads
 //!   read with `httparse`, responses written straight to the socket;
-//!   anything but a plain request is handed to hyper.
+//!   anything but a plain request is handed to hyper. Only its head parser
+//!   is public (the fuzz target uses it).
 //!
 //! [`router`] assembles them; [`serve`] runs them with graceful shutdown.
 

@@ -44,13 +44,13 @@ use tower::ServiceExt;
 
 use head::{Head, HeadError, PlainRequest};
 use response::{Frame, Framing};
-pub use rewind::Rewind;
+pub(crate) use rewind::Rewind;
 
 /// Bytes read at a time while a head arrives (most heads fit in one).
 const READ_CHUNK: usize = 1024;
 
 /// How the fast path's connection ended.
-pub enum Served<IO> {
+pub(crate) enum Served<IO> {
     /// Closed: by the client, after `Connection: close`, at shutdown, on a
     /// timeout or a refused head.
     Closed,
@@ -61,7 +61,7 @@ pub enum Served<IO> {
 
 /// The fast path's timeouts.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// From a new connection, or a later request's first byte, to the end
     /// of the request's body.
     pub head: Duration,
@@ -75,7 +75,7 @@ pub struct Timeouts {
 /// twice in it, as argument and as local): the future is what a held
 /// stream's connection costs.
 #[allow(clippy::manual_async_fn)]
-pub fn serve<'a, IO>(
+pub(crate) fn serve<'a, IO>(
     mut io: IO,
     app: &'a Router,
     shutdown: &'a CancellationToken,
