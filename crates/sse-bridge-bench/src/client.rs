@@ -13,18 +13,23 @@ use serde::Deserialize;
 
 use crate::clock::now_us;
 
+/// One SSE event as the bench's worker sends it (`held` reads the same).
 #[derive(Deserialize)]
-struct Frame<'a> {
+pub(crate) struct Frame<'a> {
     #[serde(borrow)]
-    event_type: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
     #[serde(default)]
-    payload: Piece,
+    pub payload: Piece,
 }
 
+/// A piece's payload: its sequence number and publish time; held-load
+/// pieces carry their phase, and an `error` event its code.
 #[derive(Deserialize, Default)]
-struct Piece {
-    seq: Option<u64>,
-    t: Option<u64>,
+pub(crate) struct Piece {
+    pub seq: Option<u64>,
+    pub t: Option<u64>,
+    pub phase: Option<usize>,
+    pub code: Option<String>,
 }
 
 /// What one verified session measured.

@@ -13,7 +13,6 @@
 //! piece names. A stream ends well only with `FinalAnswerStreamEnd`
 //! followed by the end of the body.
 
-use std::borrow::Cow;
 use std::future::poll_fn;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -28,10 +27,9 @@ use hyper::body::{Body, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::Deserialize;
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::client::find_blank_line;
+use crate::client::{Frame, find_blank_line};
 use crate::clock::now_us;
 
 /// How the streams reach the gateway.
@@ -370,23 +368,6 @@ async fn read_stream(streams: &Streams, link: Link) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(borrow)]
-    event_type: Cow<'a, str>,
-    #[serde(default)]
-    payload: Piece,
-}
-
-#[derive(Deserialize, Default)]
-struct Piece {
-    seq: Option<u64>,
-    t: Option<u64>,
-    phase: Option<usize>,
-    /// Of an `error` event.
-    code: Option<String>,
 }
 
 /// One stream's checks: the ack first, pieces in order, the end last.
