@@ -2,7 +2,7 @@
 //! headers, and the body's framing — a known length as is, anything else
 //! (every event stream) in chunked encoding, one chunk per body frame.
 
-use std::io::IoSlice;
+use std::io::{IoSlice, Write};
 use std::time::SystemTime;
 
 use axum::http::{HeaderValue, StatusCode, header, response};
@@ -92,11 +92,14 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &HeaderValue) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A chunk's size line at most: 16 hex digits (a `usize`) and CRLF.
+const SIZE_LINE_MAX: usize = 18;
+
 /// One body frame on its way to the socket: in chunked encoding its size
 /// line, the data, and the CRLF after it, written with one vectored write
 /// where the socket allows, without copying the data.
 pub struct Frame {
-    size_line: [u8; 18],
+    size_line: [u8; SIZE_LINE_MAX],
     size_line_len: u8,
     data: Bytes,
     suffix: &'static [u8],
@@ -106,14 +109,14 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(data: Bytes, framing: Framing) -> Frame {
-        let mut size_line = [0u8; 18];
+        let mut size_line = [0u8; SIZE_LINE_MAX];
         let mut size_line_len = 0;
         let mut suffix: &'static [u8] = b"";
         if framing == Framing::Chunked {
-            // At most 16 hex digits for a usize, then CRLF.
-            let hex = format!("{:x}\r\n", data.len());
-            size_line[..hex.len()].copy_from_slice(hex.as_bytes());
-            size_line_len = hex.len() as u8;
+            // Written in place: no allocation per chunk.
+            let mut line = &mut size_line[..];
+            write!(line, "{:x}\r\n", data.len()).expect("a usize in hex and CRLF fit");
+            size_line_len = (SIZE_LINE_MAX - line.len()) as u8;
             suffix = b"\r\n";
         }
         Frame {
