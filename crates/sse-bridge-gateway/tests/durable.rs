@@ -29,11 +29,11 @@ enum Backend {
 }
 
 impl Backend {
-    /// A gateway whose logs keep about 20 entries (Redis trims whole
-    /// stream nodes: ~100), so 300 events trim a log.
+    /// A gateway whose logs keep 4,000 bytes (half as appended, half
+    /// folded), so 300 events fold a log's head.
     async fn gateway(self, config: SessionConfig) -> TestGateway {
         let limits = LogLimits {
-            max_len: 20,
+            max_bytes: 4000,
             ttl: Duration::from_secs(60),
         };
         self.gateway_with(config, limits).await
@@ -82,7 +82,7 @@ on_both_backends!(
     concurrent_followers_and_the_creator_see_the_same_events,
     the_end_answers_204_and_unknown_sessions_404,
     cursors_are_parsed_strictly,
-    a_resume_older_than_the_capped_log_ends_with_history_lost,
+    a_run_longer_than_the_log_replays_whole_and_resumes_exactly_where_it_can,
     a_disconnect_cancels_only_after_the_grace_and_only_if_nobody_resumed,
     delete_cancels_the_worker_and_every_follower,
     gateway_timeouts_are_logged_and_cancel_the_worker,
@@ -375,14 +375,16 @@ async fn cursors_are_parsed_strictly(backend: Backend) {
     gw.stop().await;
 }
 
-async fn a_resume_older_than_the_capped_log_ends_with_history_lost(backend: Backend) {
+async fn a_run_longer_than_the_log_replays_whole_and_resumes_exactly_where_it_can(
+    backend: Backend,
+) {
     let gw = backend.gateway(SessionConfig::default()).await;
     let (_creator, job) = gw.open(json!({"user_query": "q"})).await;
     let Published::Logged { id: ack_id, .. } = emit(&gw, &job, "worker_ack", json!({})).await
     else {
         panic!("the ack is logged")
     };
-    let mut last = ack_id;
+    let mut pieces = Vec::new();
     for i in 1..300 {
         if let Published::Logged { id, .. } = emit(
             &gw,
@@ -392,17 +394,43 @@ async fn a_resume_older_than_the_capped_log_ends_with_history_lost(backend: Back
         )
         .await
         {
-            last = id;
+            pieces.push(id);
         }
     }
-    for cursor in [Some(ack_id.to_string()), None] {
-        let response = follow(&client(), &gw.url, &sid(&job), cursor.as_deref()).await;
-        let frames = read_all_frames(response, LIMIT).await;
-        assert_eq!(frames.len(), 1, "{cursor:?}: {frames:?}");
-        assert_eq!(frames[0].event["payload"]["code"], "history_lost");
-        assert_eq!(frames[0].id, None, "not an event of the log");
+    let text: String = (1..300).map(|i| format!("{i},")).collect();
+    // From the start, and after the ack (which folding kept as it was):
+    // every piece's text, then live.
+    for cursor in [None, Some(ack_id.to_string())] {
+        let mut stream = follow(&client(), &gw.url, &sid(&job), cursor.as_deref())
+            .await
+            .bytes_stream();
+        let mut replayed = String::new();
+        while replayed.len() < text.len() {
+            for frame in read_frames(&mut stream, 1).await {
+                assert!(frame.id.is_some(), "{cursor:?}: {frame:?}");
+                if frame.event["event_type"] == "FinalAnswerStream" {
+                    replayed.push_str(frame.event["payload"]["char"].as_str().unwrap());
+                }
+            }
+        }
+        assert_eq!(replayed, text, "{cursor:?}");
     }
-    // A follower that is not behind the cap goes on as usual.
+    // Inside a folded text event: the rest cannot be served without
+    // repeating text, and the reader is told so (no id: not an event of the log).
+    let response = follow(&client(), &gw.url, &sid(&job), Some(&pieces[0].to_string())).await;
+    let frames = read_all_frames(response, LIMIT).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].event["payload"]["code"], "history_lost");
+    assert!(
+        frames[0].event["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("without Last-Event-ID"),
+        "{frames:?}"
+    );
+    assert_eq!(frames[0].id, None);
+    // A follower in the appended part goes on as usual.
+    let last = *pieces.last().unwrap();
     let mut recent = follow(&client(), &gw.url, &sid(&job), Some(&last.to_string()))
         .await
         .bytes_stream();

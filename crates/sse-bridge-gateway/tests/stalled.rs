@@ -321,9 +321,9 @@ async fn a_thousand_clients_that_stop_reading_hold_bounded_memory() {
         write_timeout: Duration::from_secs(2),
         ..SessionConfig::default()
     };
-    // Logs capped short: what is measured is the streams, not the logs.
+    // Logs bounded short: what is measured is the streams, not the logs.
     let limits = LogLimits {
-        max_len: 1,
+        max_bytes: 8 * 1024,
         ..LogLimits::default()
     };
     let bus = EmbeddedBus::with_log_limits(SubscriptionBound::messages(4096), limits);

@@ -41,6 +41,20 @@ impl Keyspace {
     pub(crate) fn meta_key(self, id: SessionId) -> String {
         self.name(&id.meta_key()).into_owned()
     }
+
+    pub(crate) fn folded_key(self, id: SessionId) -> String {
+        self.name(&id.folded_key()).into_owned()
+    }
+
+    pub(crate) fn event_channel(self, id: SessionId) -> String {
+        self.name(&id.event_channel()).into_owned()
+    }
+
+    /// How a session's events are published: sharded in a cluster, so the
+    /// message stays on the session's shard.
+    pub(crate) fn publish_command(self) -> &'static str {
+        if self.cluster { "SPUBLISH" } else { "PUBLISH" }
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! written by the server-side functions of `functions.lua`.
 //!
 //! Every call is one round trip on the bus's command connection: appends
-//! and gateway ends are `FCALL`s (log, attempt rule and PUBLISH in one
-//! atomic step), reads are `FCALL_RO sse_bridge_read`, metadata is one
-//! `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look up.
-//! The function library is (re)loaded on every new command connection, so a
-//! Redis restarted without persistence gets it back with the first command.
+//! and gateway ends are `FCALL`s (log, attempt rule, bound and PUBLISH in
+//! one atomic step), reads are `FCALL_RO sse_bridge_v2_read`, metadata is
+//! one `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look
+//! up. The function library is (re)loaded on every new command connection,
+//! so a Redis restarted without persistence gets it back with the first
+//! command; its name carries its version, so loading it replaces only the
+//! same version's (see `functions.lua`).
 
 use std::collections::HashMap;
 
@@ -14,7 +16,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use sse_bridge_core::log::{
-    Appended, Ending, EventLog, LogEntry, LogId, LogPage, Refusal, SessionMeta,
+    Appended, Ending, EventLog, HistoryLost, LogEntry, LogId, LogPage, PageLimit, Refusal,
+    SessionMeta,
 };
 use sse_bridge_core::protocol::OnDisconnect;
 use sse_bridge_core::{BrokerError, Event, SessionId};
@@ -24,6 +27,14 @@ use crate::keyspace::Keyspace;
 
 /// The function library, loaded with `FUNCTION LOAD REPLACE`.
 pub const FUNCTIONS: &str = include_str!("functions.lua");
+
+/// What its functions' names start with: the library's version.
+const VERSION: &str = "sse_bridge_v2";
+
+/// What a version 1 worker caps a session's log at (it reads `max_len` from
+/// the metadata): effectively nothing, since this version bounds logs in
+/// bytes and a cap by entries would drop what was never folded.
+const VERSION_1_MAX_LEN: u64 = 1 << 30;
 
 /// The command that installs [`FUNCTIONS`].
 pub(crate) fn load_functions() -> redis::Cmd {
@@ -39,18 +50,28 @@ fn alias_key(alias: &str) -> String {
     format!("sse_alias:{alias}")
 }
 
-/// `FCALL function 2 <log key> <meta key>` with the session's names.
-fn fcall(function: &str, keyspace: Keyspace, id: SessionId) -> redis::Cmd {
-    redis::cmd(if function == "sse_bridge_read" {
-        "FCALL_RO"
-    } else {
-        "FCALL"
-    })
-    .arg(function)
-    .arg(2)
-    .arg(keyspace.log_key(id))
-    .arg(keyspace.meta_key(id))
-    .to_owned()
+/// The library's functions that take a session's keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Append,
+    End,
+    Read,
+}
+
+/// `FCALL <function> 3 <log key> <meta key> <folded key>` with the session's names.
+fn fcall(function: Function, keyspace: Keyspace, id: SessionId) -> redis::Cmd {
+    let (command, name) = match function {
+        Function::Append => ("FCALL", "append"),
+        Function::End => ("FCALL", "end"),
+        Function::Read => ("FCALL_RO", "read"),
+    };
+    redis::cmd(command)
+        .arg(format!("{VERSION}_{name}"))
+        .arg(3)
+        .arg(keyspace.log_key(id))
+        .arg(keyspace.meta_key(id))
+        .arg(keyspace.folded_key(id))
+        .to_owned()
 }
 
 fn unexpected(what: &str, value: &Value) -> BrokerError {
@@ -84,7 +105,7 @@ impl RedisBus {
         event: &Event,
         again: bool,
     ) -> Result<Appended, BrokerError> {
-        let append = fcall("sse_bridge_append", self.keyspace(), id)
+        let append = fcall(Function::Append, self.keyspace(), id)
             .arg(event.to_wire())
             .arg(event.event_type())
             .arg(event.attempt().unwrap_or_default())
@@ -93,7 +114,7 @@ impl RedisBus {
             .to_owned();
         let reply: Value = self.commands().query(&append).await?;
         let Value::Array(parts) = &reply else {
-            return Err(unexpected("sse_bridge_append", &reply));
+            return Err(unexpected("sse_bridge_v2_append", &reply));
         };
         let receivers = || parts.get(2).and_then(int).unwrap_or_default().max(0) as u64;
         match (parts.first().and_then(int), parts.get(1)) {
@@ -102,7 +123,7 @@ impl RedisBus {
                     id,
                     receivers: receivers(),
                 }),
-                None => Err(unexpected("sse_bridge_append", &reply)),
+                None => Err(unexpected("sse_bridge_v2_append", &reply)),
             },
             (Some(2), _) => Ok(Appended::Published {
                 receivers: receivers(),
@@ -110,8 +131,8 @@ impl RedisBus {
             (Some(0), Some(reason)) => text(reason)
                 .and_then(|r| Refusal::from_label(&r))
                 .map(Appended::Refused)
-                .ok_or_else(|| unexpected("sse_bridge_append", &reply)),
-            _ => Err(unexpected("sse_bridge_append", &reply)),
+                .ok_or_else(|| unexpected("sse_bridge_v2_append", &reply)),
+            _ => Err(unexpected("sse_bridge_v2_append", &reply)),
         }
     }
 }
@@ -121,15 +142,20 @@ impl EventLog for RedisBus {
     async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError> {
         let limits = self.log_limits();
         let ttl_ms = limits.ttl.as_millis() as u64;
-        let key = self.keyspace().meta_key(id);
+        let keyspace = self.keyspace();
+        let key = keyspace.meta_key(id);
         let mut fields = vec![
             ("created_at", meta.created_at_ms.to_string()),
             ("principal", meta.principal.clone()),
             ("format", meta.format.clone()),
             ("on_disconnect", meta.on_disconnect.as_str().to_owned()),
             ("followers", meta.followers.to_string()),
-            ("max_len", limits.max_len.max(1).to_string()),
             ("ttl_ms", ttl_ms.to_string()),
+            ("tail_max", limits.tail_bytes().to_string()),
+            ("folded_max", limits.folded_bytes().to_string()),
+            ("channel", keyspace.event_channel(id)),
+            ("publish", keyspace.publish_command().to_owned()),
+            ("max_len", VERSION_1_MAX_LEN.to_string()),
         ];
         let labels = [
             ("thread_id", &meta.thread_id),
@@ -176,25 +202,30 @@ impl EventLog for RedisBus {
         &self,
         id: SessionId,
         after: Option<LogId>,
-        limit: usize,
+        limit: PageLimit,
     ) -> Result<LogPage, BrokerError> {
-        let read = fcall("sse_bridge_read", self.keyspace(), id)
+        let read = fcall(Function::Read, self.keyspace(), id)
             .arg(after.map(|a| a.to_string()).unwrap_or_default())
-            .arg(limit.max(1))
+            .arg(limit.entries.max(1))
+            .arg(limit.bytes)
             .to_owned();
         let reply: Value = self.commands().query(&read).await?;
-        let bad = || unexpected("sse_bridge_read", &reply);
+        let bad = || unexpected("sse_bridge_v2_read", &reply);
         let Value::Array(parts) = &reply else {
             return Err(bad());
         };
         let (Some(lost), Some(Value::Array(raw_entries))) =
-            (parts.first().and_then(int), parts.get(1))
+            (parts.first().and_then(text), parts.get(1))
         else {
             return Err(bad());
         };
+        let lost = match lost.as_str() {
+            "" => None,
+            label => Some(HistoryLost::from_label(label).ok_or_else(bad)?),
+        };
         let mut entries = Vec::with_capacity(raw_entries.len());
         for entry in raw_entries {
-            // [id, ["e", json]]
+            // [id, ["e", json, ...]]
             let Value::Array(pair) = entry else {
                 return Err(bad());
             };
@@ -214,7 +245,8 @@ impl EventLog for RedisBus {
         Ok(LogPage {
             known: parts.get(2).and_then(int) == Some(1),
             entries,
-            history_lost: lost == 1,
+            more: parts.get(3).and_then(int) == Some(1),
+            lost,
         })
     }
 
@@ -227,19 +259,19 @@ impl EventLog for RedisBus {
     }
 
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError> {
-        let end = fcall("sse_bridge_end", self.keyspace(), id)
+        let end = fcall(Function::End, self.keyspace(), id)
             .arg(terminal.json())
             .to_owned();
         let reply: Value = self.commands().query(&end).await?;
         let Value::Array(parts) = &reply else {
-            return Err(unexpected("sse_bridge_end", &reply));
+            return Err(unexpected("sse_bridge_v2_end", &reply));
         };
         let ended_id = parts.get(1).and_then(log_id);
         match (parts.first().and_then(int), ended_id) {
             (Some(0), _) => Ok(Ending::Unknown),
             (Some(1), Some(id)) => Ok(Ending::Appended(id)),
             (Some(2), Some(id)) => Ok(Ending::AlreadyEnded(id)),
-            _ => Err(unexpected("sse_bridge_end", &reply)),
+            _ => Err(unexpected("sse_bridge_v2_end", &reply)),
         }
     }
 
@@ -262,7 +294,7 @@ impl EventLog for RedisBus {
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {
         let follow = redis::cmd("FCALL")
-            .arg("sse_bridge_follow")
+            .arg(format!("{VERSION}_follow"))
             .arg(1)
             .arg(self.keyspace().meta_key(id))
             .arg(delta)

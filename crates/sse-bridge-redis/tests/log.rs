@@ -22,19 +22,14 @@ async fn bus(limits: LogLimits) -> RedisBus {
 
 #[tokio::test]
 async fn redis_log_behaves_like_every_event_log() {
-    let bus = bus(LogLimits {
-        max_len: 10,
-        ttl: Duration::from_secs(60),
-    })
-    .await;
-    // MAXLEN ~ trims whole stream nodes (100 entries by default).
-    sse_bridge_testkit::log::check_event_log(&bus, 300).await;
+    let bus = bus(sse_bridge_testkit::log::CHECK_LIMITS).await;
+    sse_bridge_testkit::log::check_event_log(&bus).await;
 }
 
 #[tokio::test]
-async fn log_and_metadata_are_capped_and_expire() {
+async fn log_and_metadata_are_bounded_in_bytes_and_expire() {
     let bus = bus(LogLimits {
-        max_len: 10,
+        max_bytes: 4000,
         ttl: Duration::from_secs(90),
     })
     .await;
@@ -57,17 +52,51 @@ async fn log_and_metadata_are_capped_and_expire() {
         let piece = Event::new("FinalAnswerStream", serde_json::json!({"char": "x"}));
         bus.append(id, &piece).await.unwrap();
     }
+    // ~60 bytes a piece: the appended entries keep within their 2,000
+    // bytes, the rest is folded into a few events of merged text.
     let len = conn.xlen(id.log_key()).await.unwrap();
-    assert!(
-        (10..500).contains(&len),
-        "XLEN {len}: capped near max_len (MAXLEN ~)"
-    );
-    let log_ttl: i64 = redis::cmd("TTL")
-        .arg(id.log_key())
+    assert!((20..=34).contains(&len), "XLEN {len}");
+    let folded = conn.xlen(id.folded_key()).await.unwrap();
+    assert!((2..=3).contains(&folded), "folded XLEN {folded}");
+    let counted: Vec<Option<i64>> = redis::cmd("HMGET")
+        .arg(id.meta_key())
+        .arg("tail_bytes")
+        .arg("folded_bytes")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!((85..=90).contains(&log_ttl), "log TTL {log_ttl}");
+    let ranges = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            entries
+                .iter()
+                .map(|(_, fields)| fields[0].1.len() as i64)
+                .sum::<i64>()
+        }
+    };
+    assert_eq!(
+        counted,
+        vec![
+            Some(ranges(id.log_key()).await),
+            Some(ranges(id.folded_key()).await)
+        ],
+        "the byte counts are exact"
+    );
+    for key in [id.log_key(), id.folded_key()] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((85..=90).contains(&ttl), "{key} TTL {ttl}");
+    }
     assert_eq!(
         bus.meta(id).await.unwrap().unwrap().on_disconnect,
         OnDisconnect::Continue
@@ -82,10 +111,11 @@ async fn any_client_appends_with_one_fcall() {
     let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let reply: (i64, String, i64) = redis::cmd("FCALL")
-        .arg("sse_bridge_append")
-        .arg(2)
+        .arg("sse_bridge_v2_append")
+        .arg(3)
         .arg(format!("sse_events:{id}"))
         .arg(format!("sse_session_meta:{id}"))
+        .arg(format!("sse_folded:{id}"))
         .arg(r#"{"event_type":"worker_ack","payload":{},"attempt":"py-1"}"#)
         .arg("worker_ack")
         .arg("py-1")
@@ -151,4 +181,133 @@ async fn a_retried_append_is_not_logged_twice() {
     }
     let extra = tokio::time::timeout(Duration::from_millis(200), live.recv()).await;
     assert!(extra.is_err(), "a duplicate was published: {extra:?}");
+}
+
+/// The function library refuses, with a reason, a call whose arguments and
+/// event disagree: readers rely on what the log holds.
+#[tokio::test]
+async fn appends_that_contradict_their_event_are_refused_with_a_reason() {
+    let bus = bus(LogLimits::default()).await;
+    let id = sse_bridge_testkit::log::created(&bus).await;
+    let mut conn = plain(REDIS_URL).await;
+    let append = |event: &str, event_type: &str, attempt: &str| {
+        redis::cmd("FCALL")
+            .arg("sse_bridge_v2_append")
+            .arg(3)
+            .arg(id.log_key())
+            .arg(id.meta_key())
+            .arg(id.folded_key())
+            .arg(event)
+            .arg(event_type)
+            .arg(attempt)
+            .to_owned()
+    };
+    for (event, event_type, attempt, reason) in [
+        (
+            r#"{"event_type":"worker_ack","payload":{}}"#,
+            "error",
+            "",
+            "event_type argument",
+        ),
+        (
+            r#"{"event_type":"worker_ack"} "#,
+            "worker_ack",
+            "",
+            "JSON object",
+        ),
+        (
+            r#"{"event_type":"worker_ack""#,
+            "worker_ack",
+            "",
+            "JSON object",
+        ),
+        (
+            r#"{"event_type":"worker_ack","payload":{},"log_id":"1-1"}"#,
+            "worker_ack",
+            "",
+            "reserved",
+        ),
+        (
+            r#"{"event_type":"worker_ack","payload":{},"attempt":"a"}"#,
+            "worker_ack",
+            "b",
+            "attempt argument",
+        ),
+    ] {
+        let error = append(event, event_type, attempt)
+            .query_async::<redis::Value>(&mut conn)
+            .await
+            .expect_err(event);
+        assert!(error.to_string().contains(reason), "{event}: {error}");
+    }
+    let page = bus
+        .read(
+            id,
+            None,
+            sse_bridge_core::log::PageLimit {
+                entries: 10,
+                bytes: 1 << 20,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.entries.is_empty(), "nothing was logged");
+}
+
+/// A rolling deploy: a version 1 worker (its library loaded beside this
+/// version's, neither replacing the other) appends to a session a version 2
+/// gateway created, and the gateway reads it.
+#[tokio::test]
+async fn version_1_workers_append_beside_version_2_gateways() {
+    let mut conn = plain(REDIS_URL).await;
+    let () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(include_str!("fixtures/functions_v1.lua"))
+        .query_async::<String>(&mut conn)
+        .await
+        .map(drop)
+        .unwrap();
+    let bus = bus(LogLimits::default()).await;
+    let id = sse_bridge_testkit::log::created(&bus).await;
+    let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
+    let libraries: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let listed = format!("{libraries:?}");
+    assert!(
+        listed.contains("sse_bridge_v2") && listed.contains("\"sse_bridge\""),
+        "{listed}"
+    );
+    let reply: (i64, String, i64) = redis::cmd("FCALL")
+        .arg("sse_bridge_append")
+        .arg(2)
+        .arg(id.log_key())
+        .arg(id.meta_key())
+        .arg(r#"{"event_type":"worker_ack","payload":{},"attempt":"v1"}"#)
+        .arg("worker_ack")
+        .arg("v1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((reply.0, reply.2), (1, 1), "logged and published");
+    assert!(matches!(
+        live.recv().await,
+        sse_bridge_core::Delivery::Message(_)
+    ));
+    let page = bus
+        .read(
+            id,
+            None,
+            sse_bridge_core::log::PageLimit {
+                entries: 10,
+                bytes: 1 << 20,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].id.to_string(), reply.1);
 }

@@ -1,11 +1,14 @@
 //! The behaviour every [`EventLog`] backend must share, as one check run
 //! against each (the embedded log in `sse-bridge-core`'s tests, the Redis
 //! log in `sse-bridge-redis`'s): the attempt rule, refusals after the end,
-//! gateway ends, reads, trimming and followers. The Redis side runs the rule
+//! gateway ends, reads, folding a long log's head and followers. The Redis side runs the rule
 //! in Lua and the embedded side in Rust; this is what keeps them equal.
 
 use serde_json::json;
-use sse_bridge_core::log::{Appended, Ending, EventLog, LogId, Refusal, SessionMeta};
+use sse_bridge_core::log::{
+    Appended, Ending, EventLog, HistoryLost, LogEntry, LogId, LogLimits, PageLimit, Refusal,
+    SessionMeta,
+};
 use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, event_type};
 use sse_bridge_core::{Delivery, SessionId, Subscription};
 
@@ -39,14 +42,23 @@ async fn next_live(sub: &mut Subscription) -> Event {
     Event::parse(&raw, 1 << 20).expect("a valid event")
 }
 
-/// Runs every check; `trim_batch` events are enough to make the backend trim
-/// (the log was configured with a smaller `max_len`).
-pub async fn check_event_log(log: &dyn EventLog, trim_batch: usize) {
+/// The bounds a log under [`check_event_log`] must have: [`PIECES`] events
+/// are far more than they hold.
+pub const CHECK_LIMITS: LogLimits = LogLimits {
+    max_bytes: 4000,
+    ttl: std::time::Duration::from_secs(60),
+};
+
+/// Events appended to outgrow [`CHECK_LIMITS`].
+const PIECES: usize = 300;
+
+/// Runs every check against a log bounded by [`CHECK_LIMITS`].
+pub async fn check_event_log(log: &dyn EventLog) {
     unknown_sessions_are_refused(log).await;
     attempt_rule_and_live_messages(log).await;
     takeover_before_output(log).await;
     gateway_end_is_exclusive(log).await;
-    reads_page_and_detect_trimmed_history(log, trim_batch).await;
+    reads_page_and_fold_long_logs(log).await;
     followers_are_counted(log).await;
     aliases_name_live_sessions(log).await;
 }
@@ -90,7 +102,7 @@ async fn unknown_sessions_are_refused(log: &dyn EventLog) {
     let terminal = Event::error(ErrorCode::IdleTimeout, "x");
     assert_eq!(log.end(id, &terminal).await.unwrap(), Ending::Unknown);
     assert!(log.meta(id).await.unwrap().is_none());
-    let page = log.read(id, None, 10).await.unwrap();
+    let page = log.read(id, None, ALL).await.unwrap();
     assert!(page.entries.is_empty() && !page.known);
     assert_eq!(log.add_followers(id, 1).await.unwrap(), None);
 }
@@ -184,7 +196,7 @@ async fn attempt_rule_and_live_messages(log: &dyn EventLog) {
         Ending::AlreadyEnded(ended.unwrap())
     );
 
-    let entries = log.read(id, None, 100).await.unwrap().entries;
+    let entries = log.read(id, None, ALL).await.unwrap().entries;
     let ids: Vec<LogId> = entries.iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![ack, piece, ended.unwrap()]);
 }
@@ -246,7 +258,7 @@ async fn gateway_end_is_exclusive(log: &dyn EventLog) {
         .unwrap();
     assert_eq!(late, Appended::Refused(Refusal::Ended));
     let last = log
-        .read(id, None, 100)
+        .read(id, None, ALL)
         .await
         .unwrap()
         .entries
@@ -255,9 +267,33 @@ async fn gateway_end_is_exclusive(log: &dyn EventLog) {
     assert_eq!((last.id, &last.event[..]), (end, terminal.json()));
 }
 
-async fn reads_page_and_detect_trimmed_history(log: &dyn EventLog, trim_batch: usize) {
+/// Pages of at most this many entries and bytes.
+fn page(entries: usize, bytes: usize) -> PageLimit {
+    PageLimit { entries, bytes }
+}
+
+const ALL: PageLimit = PageLimit {
+    entries: 10_000,
+    bytes: usize::MAX,
+};
+
+/// The answer text and the other events' types of `entries`, in order.
+fn replayed(entries: &[LogEntry]) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut others = Vec::new();
+    for entry in entries {
+        let event: serde_json::Value = serde_json::from_slice(&entry.event).expect("JSON");
+        match event["event_type"].as_str() {
+            Some(event_type::ANSWER) => text.push_str(event["payload"]["char"].as_str().unwrap()),
+            other => others.push(other.unwrap_or_default().to_owned()),
+        }
+    }
+    (text, others)
+}
+
+async fn reads_page_and_fold_long_logs(log: &dyn EventLog) {
     let id = created(log).await;
-    let first = logged(
+    let ack = logged(
         log.append(id, &event(event_type::WORKER_ACK, "a"))
             .await
             .unwrap(),
@@ -267,42 +303,88 @@ async fn reads_page_and_detect_trimmed_history(log: &dyn EventLog, trim_batch: u
             .await
             .unwrap(),
     );
-    let page = log.read(id, Some(first), 10).await.unwrap();
+    let read = log.read(id, Some(ack), page(10, 1 << 20)).await.unwrap();
     assert_eq!(
-        page.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        read.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![second]
     );
-    assert!(!page.history_lost);
-    let parsed = Event::parse(&page.entries[0].event, 1 << 20).unwrap();
+    assert!(read.lost.is_none() && !read.more);
+    let parsed = Event::parse(&read.entries[0].event, 1 << 20).unwrap();
     assert_eq!(
         parsed.json(),
         br#"{"event_type":"FinalAnswerStream","payload":{"char":"x"}}"#
     );
-    assert!(
-        log.read(id, Some(second), 10)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
+    let tail = log.read(id, Some(second), page(10, 1 << 20)).await.unwrap();
+    assert!(tail.entries.is_empty() && !tail.more);
+    let first_only = log.read(id, None, page(10, 1)).await.unwrap();
+    assert_eq!(
+        first_only.entries.len(),
+        1,
+        "at least one entry, however small the page"
     );
+    assert!(first_only.more);
 
+    // A run far longer than the bound: its head folds, and it replays whole.
+    let mut pieces = vec![second];
+    for n in 0..PIECES {
+        let kind = if n == PIECES / 2 {
+            event_type::TOOL_CALL_START
+        } else {
+            event_type::ANSWER
+        };
+        pieces.push(logged(log.append(id, &event(kind, "a")).await.unwrap()));
+    }
+    let whole = log.read(id, None, ALL).await.unwrap();
+    assert!(whole.lost.is_none() && !whole.more);
+    let (text, others) = replayed(&whole.entries);
+    assert_eq!(text, "x".repeat(PIECES), "every piece's text, in order");
+    assert_eq!(
+        others,
+        [event_type::WORKER_ACK, event_type::TOOL_CALL_START]
+    );
+    assert!(
+        whole.entries.len() < PIECES / 2,
+        "{} entries: the head was folded",
+        whole.entries.len()
+    );
+    let ids: Vec<LogId> = whole.entries.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    assert_eq!(ids.last(), pieces.last(), "served up to the last entry");
+    // A resume after any served entry is exact; one inside a folded text
+    // event cannot be served without repeating text.
+    for (n, entry) in whole.entries.iter().enumerate() {
+        let rest = log.read(id, Some(entry.id), ALL).await.unwrap();
+        assert!(rest.lost.is_none());
+        assert_eq!(rest.entries, whole.entries[n + 1..], "after entry {n}");
+    }
+    // A piece not served under its own id was merged into a later entry.
+    let inside = *pieces
+        .iter()
+        .find(|piece| !ids.contains(piece))
+        .expect("a piece folded into a later entry");
+    let read = log.read(id, Some(inside), ALL).await.unwrap();
+    assert_eq!(read.lost, Some(HistoryLost::Merged));
+    assert!(read.entries.is_empty());
+    let paged = log.read(id, None, page(3, usize::MAX)).await.unwrap();
+    assert_eq!((paged.entries.len(), paged.more), (3, true));
+    assert_eq!(paged.entries, whole.entries[..3]);
+
+    // Events that do not fold fill the folded head: its oldest are dropped.
     let mut last = second;
-    for _ in 0..trim_batch {
+    for _ in 0..PIECES {
         last = logged(
-            log.append(id, &event(event_type::ANSWER, "a"))
+            log.append(id, &event(event_type::TOOL_CALL_START, "a"))
                 .await
                 .unwrap(),
         );
     }
-    assert_eq!(
-        log.read(id, None, 5).await.unwrap().entries.len(),
-        5,
-        "limit"
-    );
-    assert!(log.read(id, Some(first), 10).await.unwrap().history_lost);
-    assert!(log.read(id, None, 10).await.unwrap().history_lost);
-    let tail = log.read(id, Some(last), 10).await.unwrap();
-    assert!(!tail.history_lost && tail.entries.is_empty());
+    let from_start = log.read(id, None, ALL).await.unwrap();
+    assert_eq!(from_start.lost, Some(HistoryLost::Dropped));
+    assert!(from_start.entries.is_empty());
+    let old = log.read(id, Some(ack), ALL).await.unwrap();
+    assert_eq!(old.lost, Some(HistoryLost::Dropped));
+    let recent = log.read(id, Some(last), ALL).await.unwrap();
+    assert!(recent.lost.is_none() && recent.entries.is_empty());
 }
 
 async fn followers_are_counted(log: &dyn EventLog) {

@@ -410,10 +410,12 @@ pub struct SessionArgs {
     #[arg(long, env = "SSE_BRIDGE_CANCEL_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub cancel_grace: Duration,
 
-    /// Entries kept per session log (older ones are trimmed; a resume from
-    /// before them gets `history_lost`).
-    #[arg(long, env = "SSE_BRIDGE_LOG_MAX_LEN", default_value_t = LogLimits::default().max_len)]
-    pub log_max_len: usize,
+    /// Bytes of events kept per session log: half as appended, half folded
+    /// (a long run's oldest text pieces merged, so it still replays whole);
+    /// past both, the oldest folded events are dropped and a replay that
+    /// needs them gets `history_lost`.
+    #[arg(long, env = "SSE_BRIDGE_LOG_MAX_BYTES", default_value_t = LogLimits::default().max_bytes)]
+    pub log_max_bytes: usize,
 
     /// A session log and its metadata expire this long after their last write.
     #[arg(long, env = "SSE_BRIDGE_LOG_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
@@ -450,7 +452,7 @@ impl SessionArgs {
 
     pub fn log_limits(&self) -> LogLimits {
         LogLimits {
-            max_len: self.log_max_len,
+            max_bytes: self.log_max_bytes,
             ttl: self.log_ttl,
         }
     }

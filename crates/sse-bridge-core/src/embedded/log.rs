@@ -4,9 +4,10 @@
 //! Every operation runs under one lock and publishes through the bus's
 //! [`Router`] while holding it, so the order of the log and the order of
 //! live delivery are the same — the property the Redis log gets from running
-//! XADD and PUBLISH in one server-side function. Logs are capped at
-//! [`LogLimits::max_len`] entries and expire [`LogLimits::ttl`] after their
-//! last write, like their Redis counterparts.
+//! XADD and PUBLISH in one server-side function. Logs are bounded by
+//! [`LogLimits::max_bytes`] (their head folded by [`crate::log::fold`]'s
+//! rule) and expire [`LogLimits::ttl`] after their last write, like their
+//! Redis counterparts.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,9 +16,10 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::bus::Router;
+use crate::log::fold::{self, Fold};
 use crate::log::{
-    Admission, Appended, AttemptGate, Ending, LogEntry, LogId, LogLimits, LogPage, Refusal,
-    SessionMeta,
+    Admission, Appended, AttemptGate, Ending, FoldedEntry, LogEntry, LogId, LogLimits, LogPage,
+    PageLimit, Refusal, SessionMeta,
 };
 use crate::protocol::{ErrorCode, Event, SessionId, event_type, unix_ms};
 
@@ -41,11 +43,50 @@ struct State {
 struct Record {
     meta: SessionMeta,
     gate: AttemptGate,
+    /// The head of the log, folded (see `crate::log::fold`).
+    folded: VecDeque<FoldedEntry>,
+    folded_bytes: usize,
+    /// The last entry dropped from the folded head, if any was.
+    dropped: Option<LogId>,
+    /// The entries as they were appended, after the folded head.
     entries: VecDeque<LogEntry>,
-    /// Entries were dropped from the front to respect `max_len`.
-    trimmed: bool,
+    entries_bytes: usize,
     last_id: LogId,
     expires: Instant,
+}
+
+impl Record {
+    /// Folds the oldest entries while the appended ones are over their share
+    /// (down to three quarters of it, as `functions.lua` does), then drops the
+    /// oldest folded ones while those are over theirs.
+    fn bound(&mut self, limits: &LogLimits) {
+        if self.entries_bytes > limits.tail_bytes() {
+            let target = fold::fold_target(limits.tail_bytes());
+            while self.entries_bytes > target
+                && let Some(entry) = self.entries.pop_front()
+            {
+                self.entries_bytes -= entry.event.len();
+                match fold::fold(self.folded.back(), &entry) {
+                    Fold::Merge(merged) => {
+                        let last = self.folded.back_mut().expect("a merge follows an entry");
+                        self.folded_bytes =
+                            self.folded_bytes - last.event.len() + merged.event.len();
+                        *last = merged;
+                    }
+                    Fold::Append(folded) => {
+                        self.folded_bytes += folded.event.len();
+                        self.folded.push_back(folded);
+                    }
+                }
+            }
+        }
+        while self.folded_bytes > limits.folded_bytes()
+            && let Some(dropped) = self.folded.pop_front()
+        {
+            self.folded_bytes -= dropped.event.len();
+            self.dropped = Some(dropped.last);
+        }
+    }
 }
 
 impl Logs {
@@ -77,8 +118,11 @@ impl Logs {
             Record {
                 meta: meta.clone(),
                 gate: AttemptGate::default(),
+                folded: VecDeque::new(),
+                folded_bytes: 0,
+                dropped: None,
                 entries: VecDeque::new(),
-                trimmed: false,
+                entries_bytes: 0,
                 last_id: LogId::ZERO,
                 expires: now + self.limits.ttl,
             },
@@ -89,22 +133,42 @@ impl Logs {
         self.with_record(id, |record| record.meta.clone())
     }
 
-    pub(super) fn read(&self, id: SessionId, after: Option<LogId>, limit: usize) -> LogPage {
+    pub(super) fn read(&self, id: SessionId, after: Option<LogId>, limit: PageLimit) -> LogPage {
         self.with_record(id, |record| {
-            let first = record.entries.front().map(|e| e.id);
-            let history_lost =
-                record.trimmed && first.is_some_and(|first| after.is_none_or(|a| a < first));
-            let entries = record
-                .entries
-                .iter()
-                .filter(|e| after.is_none_or(|a| e.id > a))
-                .take(limit)
-                .cloned()
-                .collect();
+            let unread = |entry_id: LogId| after.is_none_or(|a| entry_id > a);
+            let folded = record.folded.iter().skip_while(|e| !unread(e.last));
+            let lost = fold::history_gap(after, record.dropped, folded.clone().next());
+            if lost.is_some() {
+                return LogPage {
+                    known: true,
+                    lost,
+                    ..LogPage::default()
+                };
+            }
+            let mut unread_entries = folded
+                .map(FoldedEntry::to_log_entry)
+                .chain(record.entries.iter().filter(|e| unread(e.id)).cloned());
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            let more = loop {
+                if entries.len() >= limit.entries.max(1)
+                    || (bytes >= limit.bytes && !entries.is_empty())
+                {
+                    break true;
+                }
+                match unread_entries.next() {
+                    Some(entry) => {
+                        bytes += entry.event.len();
+                        entries.push(entry);
+                    }
+                    None => break false,
+                }
+            };
             LogPage {
                 known: true,
                 entries,
-                history_lost,
+                more,
+                lost: None,
             }
         })
         .unwrap_or_default()
@@ -173,14 +237,12 @@ impl Logs {
     fn push(&self, record: &mut Record, channel: &str, event: &Event) -> Appended {
         let id = next_id(record.last_id, unix_ms());
         record.last_id = id;
+        record.entries_bytes += event.json().len();
         record.entries.push_back(LogEntry {
             id,
             event: Bytes::copy_from_slice(event.json()),
         });
-        while record.entries.len() > self.limits.max_len.max(1) {
-            record.entries.pop_front();
-            record.trimmed = true;
-        }
+        record.bound(&self.limits);
         if event.is_terminal() {
             record.meta.ended = Some(id);
         }
@@ -241,7 +303,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_log_expires_its_ttl_after_the_last_write() {
         let limits = LogLimits {
-            max_len: 10,
+            max_bytes: 1000,
             ttl: Duration::from_secs(60),
         };
         let logs = Logs::new(

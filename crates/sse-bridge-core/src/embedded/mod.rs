@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::bus::{EventBus, Router, Subscription, SubscriptionBound};
 use crate::error::BrokerError;
-use crate::log::{Appended, Ending, EventLog, LogId, LogLimits, LogPage, SessionMeta};
+use crate::log::{Appended, Ending, EventLog, LogId, LogLimits, LogPage, PageLimit, SessionMeta};
 use crate::protocol::{Event, Job, SessionId};
 use crate::queue::{JobDispatcher, JobSource, NoAck, ReceivedJob};
 
@@ -77,7 +77,7 @@ impl EventLog for EmbeddedBus {
         &self,
         id: SessionId,
         after: Option<LogId>,
-        limit: usize,
+        limit: PageLimit,
     ) -> Result<LogPage, BrokerError> {
         Ok(self.logs.read(id, after, limit))
     }

@@ -21,6 +21,7 @@
 //! ([`crate::embedded`]), bounded and expiring alike.
 
 pub mod attempts;
+pub mod fold;
 mod id;
 
 use std::time::Duration;
@@ -33,24 +34,49 @@ use crate::error::BrokerError;
 use crate::protocol::{Event, OnDisconnect, SessionId};
 
 pub use attempts::{Admission, AttemptGate};
+pub use fold::{FoldedEntry, HistoryLost};
 pub use id::{InvalidLogId, LogId};
 
 /// How long and how large a session's log may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
-    /// Entries kept per session (older ones are trimmed, approximately).
-    pub max_len: usize,
+    /// Bytes of event JSON kept per session: half for the entries as they
+    /// were appended, half for the folded head ([`fold`]); past both, the
+    /// oldest folded entries are dropped.
+    pub max_bytes: usize,
     /// A log and its metadata expire this long after their last write.
     pub ttl: Duration,
+}
+
+impl LogLimits {
+    /// The appended entries' share: past it, the oldest are folded.
+    pub fn tail_bytes(&self) -> usize {
+        (self.max_bytes / 2).max(1)
+    }
+
+    /// The folded head's share: past it, its oldest entries are dropped.
+    pub fn folded_bytes(&self) -> usize {
+        (self.max_bytes - self.max_bytes / 2).max(1)
+    }
 }
 
 impl Default for LogLimits {
     fn default() -> Self {
         LogLimits {
-            max_len: 10_000,
+            // A 100,000-piece answer (1 MB of text, ~7 MB as pieces) replays
+            // whole: its last ~2 MiB as appended, the rest folded.
+            max_bytes: 4 << 20,
             ttl: Duration::from_secs(3600),
         }
     }
+}
+
+/// How much one [`EventLog::read`] returns at most (at least one entry when
+/// there is one, however large).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    pub entries: usize,
+    pub bytes: usize,
 }
 
 /// What the gateway records about a session when it creates it, before the
@@ -99,7 +125,8 @@ pub struct LogEntry {
     pub event: Bytes,
 }
 
-/// A slice of a log read by [`EventLog::read`].
+/// A slice of a log read by [`EventLog::read`]: the folded head's entries
+/// first, then the appended ones, in one order.
 #[derive(Debug, Default)]
 pub struct LogPage {
     /// The session exists (`false`: unknown, expired, or lost by a broker
@@ -107,9 +134,11 @@ pub struct LogPage {
     pub known: bool,
     /// Entries after the requested id, oldest first.
     pub entries: Vec<LogEntry>,
-    /// Entries after the requested id were trimmed from the capped log: the
-    /// reader cannot continue without a gap.
-    pub history_lost: bool,
+    /// The page stopped at its limit: the log may hold more.
+    pub more: bool,
+    /// The log cannot serve a replay from the requested id without a gap
+    /// (then `entries` is empty).
+    pub lost: Option<HistoryLost>,
 }
 
 /// What [`EventLog::append`] did with a worker's event.
@@ -183,12 +212,12 @@ pub trait EventLog: EventBus {
     /// The session's metadata; `None` when unknown or expired.
     async fn meta(&self, id: SessionId) -> Result<Option<SessionMeta>, BrokerError>;
 
-    /// Up to `limit` entries after `after` (from the start when `None`).
+    /// The entries after `after` (from the start when `None`), up to `limit`.
     async fn read(
         &self,
         id: SessionId,
         after: Option<LogId>,
-        limit: usize,
+        limit: PageLimit,
     ) -> Result<LogPage, BrokerError>;
 
     /// A worker's event: applies the attempt rule, appends and publishes it

@@ -129,6 +129,12 @@ impl SessionId {
     pub fn meta_key(&self) -> String {
         format!("sse_session_meta:{self}")
     }
+
+    /// Redis Stream holding this session's log's folded head
+    /// (`crate::log::fold`).
+    pub fn folded_key(&self) -> String {
+        format!("sse_folded:{self}")
+    }
 }
 
 impl Default for SessionId {

@@ -12,7 +12,7 @@ use super::stream::LiveSession;
 use super::{SessionContext, StartError, chat_alias, run_alias};
 use crate::error::BrokerError;
 use crate::format::Format;
-use crate::log::LogId;
+use crate::log::{LogId, PageLimit};
 use crate::protocol::SessionId;
 
 /// What a follow request gets.
@@ -114,16 +114,24 @@ async fn open(
     }
     let after = match after {
         Some(after) => {
-            let first = tokio::time::timeout(timeout, ctx.bus.read(id, None, 1))
+            let one = PageLimit {
+                entries: 1,
+                bytes: 1,
+            };
+            let start = tokio::time::timeout(timeout, ctx.bus.read(id, None, one))
                 .await
                 .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
-                .map_err(bounded)?
-                .entries
-                .first()
-                .map(|entry| entry.id);
-            // A cursor before the first entry (`0`, say) has seen nothing:
-            // the follower starts from the ack like any new one.
-            first.filter(|&first| after >= first).map(|_| after)
+                .map_err(bounded)?;
+            match (start.entries.first(), start.lost) {
+                // A cursor before the first entry (`0`, say), or into an
+                // empty log, has seen nothing: the follower starts from the
+                // ack like any new one.
+                (Some(first), _) if after < first.id => None,
+                (None, None) => None,
+                // Past the start, or the start is gone: the read after the
+                // cursor decides.
+                _ => Some(after),
+            }
         }
         None => None,
     };

@@ -58,6 +58,15 @@ impl Outbox {
         self.tx.queued_bytes() > self.budget / 8
     }
 
+    /// `bytes` more fit in the budget beside the backlog.
+    pub(super) fn has_room(&self, bytes: usize) -> bool {
+        self.tx.queued_bytes() + bytes <= self.budget
+    }
+
+    pub(super) fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// The backlog and `unwritten` bytes held elsewhere for the same client
     /// are over the budget.
     pub(super) fn over_budget(&self, unwritten: usize) -> bool {

@@ -33,15 +33,19 @@ use super::outbox::Outbox;
 use super::{SessionContext, Slot};
 use crate::bus::{Delivery, Subscription};
 use crate::format::{AgUi, AiSdk, Encoder, Format, Native};
-use crate::log::{Ending, EventLog, LogId, SessionMeta};
+use crate::log::{Ending, EventLog, LogId, PageLimit, SessionMeta};
 use crate::metrics as m;
 use crate::protocol::{ErrorCode, OnDisconnect, SessionId, unix_ms};
 use crate::sse::{self, Framing};
 
 /// A chunk grows no larger than this before it is handed to the socket.
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
-/// Log entries read per round trip when replaying or catching up.
-pub const LOG_PAGE: usize = 500;
+/// What one round trip to the log reads at most when replaying or catching
+/// up; the next page is read only once the client left room for it.
+pub const LOG_PAGE: PageLimit = PageLimit {
+    entries: 500,
+    bytes: 64 * 1024,
+};
 /// The `retry:` hint sent to `EventSource` followers.
 pub const RETRY_HINT: Duration = Duration::from_secs(1);
 
@@ -270,8 +274,16 @@ impl LiveSession {
                     ErrorCode::SlowConsumer,
                     "the client did not keep up: its backlog exceeded the stream's buffer",
                 ))
-            } else if self.catching_up {
+            } else if self.catching_up && !out.is_empty() {
+                // Written before the next page is read, so the page waits
+                // for room in the outbox (below).
+                Progress::Continue
+            } else if self.catching_up && self.outbox.has_room(self.page_bytes()) {
                 self.read_log_page(&mut out).await
+            } else if self.catching_up {
+                // The client paces the replay: the log holds what it has
+                // not taken yet, not this stream's memory.
+                self.wait_for_room().await
             } else if !self.held_back.is_empty() {
                 self.deliver_held_back(&mut out)
             } else {
@@ -293,6 +305,27 @@ impl LiveSession {
             if !out.is_empty() {
                 self.count_forwarded();
                 return Some(out.freeze());
+            }
+        }
+    }
+
+    /// What the next page of the log may hold, with what waits to be written.
+    fn page_bytes(&self) -> usize {
+        LOG_PAGE.bytes.min(self.outbox.budget() / 4) + self.machine.unwritten_bytes()
+    }
+
+    /// Waits until the client takes some of its backlog (a replay's next
+    /// page waits for room). A client that takes nothing is closed by the
+    /// connection's write timeout, which drops the body.
+    async fn wait_for_room(&mut self) -> Progress {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => {
+                Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
+            }
+            moved = self.outbox.progress() => {
+                self.client_gone |= moved.is_err();
+                Progress::Continue
             }
         }
     }
@@ -400,7 +433,11 @@ impl LiveSession {
     /// Reads one page of the log after the last entry handled.
     async fn read_log_page(&mut self, out: &mut BytesMut) -> Progress {
         let after = self.machine.last_log_id();
-        let read = self.log.read(self.id, after, LOG_PAGE);
+        let limit = PageLimit {
+            bytes: LOG_PAGE.bytes.min(self.outbox.budget() / 4).max(1),
+            ..LOG_PAGE
+        };
+        let read = self.log.read(self.id, after, limit);
         let page = match tokio::time::timeout(self.log_timeout, read).await {
             Ok(Ok(page)) => page,
             Ok(Err(error)) => {
@@ -419,7 +456,7 @@ impl LiveSession {
                 ));
             }
         };
-        self.catching_up = page.entries.len() == LOG_PAGE;
+        self.catching_up = page.more;
         let now = Instant::now();
         if !page.known {
             self.catching_up = false;
@@ -428,14 +465,10 @@ impl LiveSession {
                 "the event broker no longer knows this session (restarted without persistence?)",
             ));
         }
-        if page.history_lost {
+        if let Some(lost) = page.lost {
             self.catching_up = false;
             // Only this reader is behind: its own stream ends, the session goes on.
-            let lost = Failure::new(
-                ErrorCode::HistoryLost,
-                "events after Last-Event-ID were trimmed from the session's capped log; \
-                 follow again without Last-Event-ID",
-            );
+            let lost = Failure::new(ErrorCode::HistoryLost, lost.explanation(after.is_none()));
             return self.machine.fail(&lost, now, out);
         }
         metrics::counter!(m::EVENTS_REPLAYED).increment(page.entries.len() as u64);
