@@ -19,7 +19,7 @@ __all__ = [
     "UnexpectedReply",
 ]
 
-#: What ``sse_bridge_append`` answers ``[0, reason]`` with (PROTOCOL §4):
+#: What ``sse_bridge_v2_append`` answers ``[0, reason]`` with (PROTOCOL §4):
 #: the session ended, is unknown (or expired), has no ``worker_ack`` yet,
 #: belongs to another attempt, or was lost by another attempt mid-answer.
 REFUSAL_REASONS = ("ended", "unknown", "not_acked", "foreign", "lost")

@@ -1,37 +1,36 @@
-#!lua name=sse_bridge
+#!lua name=sse_bridge_v2
 -- sse-bridge's session log (PROTOCOL §4) as Redis functions, loaded by every
--- sse-bridge gateway and worker at connect (FUNCTION LOAD REPLACE), so any
--- worker, in any language, appends an event with one call:
+-- sse-bridge gateway and worker at connect, so any worker, in any language,
+-- appends an event with one call:
 --
---   FCALL sse_bridge_append 2 sse_events:<id> sse_session_meta:<id> <event json> <event_type> <attempt>
+--   FCALL sse_bridge_v2_append 3 sse_events:<id> sse_session_meta:<id> sse_folded:<id> <event json> <event_type> <attempt> [<key> [again]]
 --
--- (on a Redis Cluster: `sse_events:{<id>} sse_session_meta:{<id>}`, and the
--- event goes out by SPUBLISH on `sse_session:{<id>}`).
--- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON)
--- and the hash `sse_session_meta:<id>` written by the gateway at creation
--- (created_at, principal, format, on_disconnect, followers, max_len, ttl_ms)
--- and updated here (attempt, output, ended). Appending and publishing happen
--- in one function, so the log and the live channel never disagree, and the
--- attempt rule of sse-bridge-core's `log::attempts` is applied atomically
--- with the append (the log conformance tests hold this file and that Rust
--- module to the same outcomes).
+-- (on a Redis Cluster the names carry the id as a hash tag: `sse_events:{<id>}` ...).
+--
+-- Versions: the library's name carries its version, and so does every
+-- function's, so gateways and workers of two versions run side by side
+-- during a rolling deploy, each calling its own (`FUNCTION LOAD REPLACE`
+-- replaces only the library of the same version). Version 1 (`sse_bridge`,
+-- `sse_bridge_append 2 <log> <meta> ...`) capped logs by entries.
+--
+-- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON,
+-- `k` = an idempotency key) holds the events as they were appended; the
+-- Stream `sse_folded:<id>` holds the log's folded head (field `e`, and `f` =
+-- the first log id an entry covers; its id is the last one); the hash
+-- `sse_session_meta:<id>` is written by the gateway at creation (created_at,
+-- principal, format, on_disconnect, followers, ttl_ms, tail_max,
+-- folded_max, and where the session's events go: channel, publish =
+-- PUBLISH | SPUBLISH) and updated here (attempt, output, ended, tail_bytes,
+-- folded_bytes, dropped). Appending and publishing happen in one function,
+-- so the log and the live channel never disagree, and the attempt rule of
+-- sse-bridge-core's `log::attempts` is applied atomically with the append.
+-- The folding rule is sse-bridge-core's `log::fold`; the log conformance
+-- tests hold this file and those Rust modules to the same outcomes.
 
-local LOG_PREFIX_LEN = 11 -- #'sse_events:' (the string library is not available at load time)
-
-local function channel_of(log_key)
-  return 'sse_session:' .. string.sub(log_key, LOG_PREFIX_LEN + 1)
-end
-
--- Cluster mode names carry the session id as a hash tag
--- (`sse_events:{<id>}`, PROTOCOL §6): its channel is then a sharded one,
--- on this very shard.
-local function publish(log_key, message)
-  local command = 'PUBLISH'
-  if string.find(log_key, '{', 1, true) then
-    command = 'SPUBLISH'
-  end
-  return redis.call(command, channel_of(log_key), message)
-end
+-- A folded text event's text grows no larger (`fold::FOLDED_TEXT_MAX`).
+local FOLDED_TEXT_MAX = 8192
+-- Entries folded by one call at most: bounds the work of any one append.
+local FOLD_BATCH = 1000
 
 local function is_terminal(event_type)
   return event_type == 'FinalAnswerStreamEnd' or event_type == 'error'
@@ -40,87 +39,29 @@ end
 local function refresh(keys, ttl_ms)
   redis.call('PEXPIRE', keys[1], ttl_ms)
   redis.call('PEXPIRE', keys[2], ttl_ms)
+  redis.call('PEXPIRE', keys[3], ttl_ms)
 end
 
--- Appends `event` (with its idempotency key `key` when given), marks the
--- session ended if it is terminal, refreshes the TTLs and publishes the
--- event with its entry id as `log_id`.
-local function push(keys, event, terminal, max_len, ttl_ms, key)
-  local id
-  if key and key ~= '' then
-    id = redis.call('XADD', keys[1], 'MAXLEN', '~', max_len, '*', 'e', event, 'k', key)
-  else
-    id = redis.call('XADD', keys[1], 'MAXLEN', '~', max_len, '*', 'e', event)
-  end
-  if terminal then
-    redis.call('HSET', keys[2], 'ended', id)
-  end
-  refresh(keys, ttl_ms)
-  local message = string.sub(event, 1, -2) .. ',"log_id":"' .. id .. '"}'
-  return id, publish(keys[1], message)
+-- Where the session's events go, as its gateway recorded it. Sessions
+-- created by a version 1 gateway do not say: their channel is the log's
+-- name with the other prefix, sharded when the name carries a hash tag.
+local function route(log_key, meta)
+  if meta.channel then return meta.publish, meta.channel end
+  local channel = 'sse_session:' .. string.sub(log_key, #'sse_events:' + 1)
+  if string.find(log_key, '{', 1, true) then return 'SPUBLISH', channel end
+  return 'PUBLISH', channel
 end
 
--- The entry of the last few with idempotency key `key`, if any.
-local function already_logged(log_key, key)
-  for _, entry in ipairs(redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 16)) do
-    local fields = entry[2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'k' and fields[i + 1] == key then return entry[1] end
-    end
+local function publish(keys, meta, message)
+  local command, channel = route(keys[1], meta)
+  return redis.call(command, channel, message)
+end
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
   end
   return nil
-end
-
--- A worker's event. Returns {1, log_id, receivers} when logged,
--- {2, '', receivers} when only published (heartbeats), {0, refusal} when
--- refused: unknown | ended | not_acked | foreign | lost.
--- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
--- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
--- already carrying that key is answered instead of appending a duplicate.
-local function append(keys, args)
-  local event, event_type, attempt = args[1], args[2], args[3] or ''
-  local key, again = args[4] or '', args[5] == 'again'
-  if string.sub(event, 1, 1) ~= '{' or string.sub(event, -1) ~= '}' then
-    return redis.error_reply('the event must be a JSON object without surrounding whitespace')
-  end
-  local meta = redis.call('HMGET', keys[2], 'created_at', 'ended', 'attempt', 'output', 'max_len', 'ttl_ms')
-  if not meta[1] then return {0, 'unknown'} end
-  if again and key ~= '' then
-    local id = already_logged(keys[1], key)
-    if id then return {1, id, 0} end
-  end
-  if meta[2] then return {0, 'ended'} end
-  local bound, output, max_len, ttl_ms = meta[3], meta[4], meta[5], meta[6]
-  if event_type == 'worker_ack' then
-    if bound and bound ~= attempt and output then
-      -- The bound attempt was given up mid-answer: end rather than splice.
-      local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
-      push(keys, lost, true, max_len, ttl_ms)
-      return {0, 'lost'}
-    end
-    redis.call('HSET', keys[2], 'attempt', attempt)
-  elseif not bound then
-    return {0, 'not_acked'}
-  elseif bound ~= attempt then
-    return {0, 'foreign'}
-  elseif event_type == 'worker_heartbeat' then
-    refresh(keys, ttl_ms)
-    return {2, '', publish(keys[1], event)}
-  elseif not output then
-    redis.call('HSET', keys[2], 'output', '1')
-  end
-  local id, receivers = push(keys, event, is_terminal(event_type), max_len, ttl_ms, key)
-  return {1, id, receivers}
-end
-
--- The gateway ends the session with `terminal` unless it already ended.
--- Returns {1, log_id} (appended), {2, log_id} (already ended), {0, ''} (unknown).
-local function finish(keys, args)
-  local meta = redis.call('HMGET', keys[2], 'created_at', 'ended', 'max_len', 'ttl_ms')
-  if not meta[1] then return {0, ''} end
-  if meta[2] then return {2, meta[2]} end
-  local id = push(keys, args[1], true, meta[3], meta[4])
-  return {1, id}
 end
 
 local function id_before(a, b)
@@ -130,29 +71,241 @@ local function id_before(a, b)
   return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
 end
 
--- Up to `count` entries after `after` ('' = from the start). Returns
--- {history_lost (0/1), {{id, {'e', json}}, ...}, known (0/1)}; history is
--- lost when the capped stream trimmed entries the reader has not seen.
-local function read(keys, args)
-  local after, count = args[1], args[2]
-  local start = '-'
-  if after ~= '' then start = '(' .. after end
-  local entries = redis.call('XRANGE', keys[1], start, '+', 'COUNT', count)
-  local lost = 0
-  if redis.call('EXISTS', keys[1]) == 1 then
-    local info = redis.call('XINFO', 'STREAM', keys[1])
-    local length, added, first
-    for i = 1, #info, 2 do
-      if info[i] == 'length' then length = info[i + 1]
-      elseif info[i] == 'entries-added' then added = info[i + 1]
-      elseif info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1]
+local function successor(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+end
+
+-- The kind and text of a plain text piece (`fold::plain_piece`), or nil.
+local function plain_piece(json)
+  local ok, event = pcall(cjson.decode, json)
+  if not ok or type(event) ~= 'table' then return nil end
+  local kind = event.event_type
+  if kind ~= 'AgentThoughtStream' and kind ~= 'FinalAnswerStream' then return nil end
+  for name in pairs(event) do
+    if name ~= 'event_type' and name ~= 'payload' and name ~= 'attempt' then return nil end
+  end
+  local payload = event.payload
+  if type(payload) ~= 'table' or type(payload.char) ~= 'string' then return nil end
+  for name in pairs(payload) do
+    if name ~= 'char' then return nil end
+  end
+  return kind, payload.char
+end
+
+local function text_event(kind, text)
+  return '{"event_type":"' .. kind .. '","payload":{"char":' .. cjson.encode(text) .. '}}'
+end
+
+-- Folds the oldest appended entries into the folded head until the
+-- appended ones are down to three quarters of their share, then drops the
+-- folded head's oldest entries while it is over its own share.
+local function bound(keys, meta, tail_bytes)
+  local tail_max, folded_max = tonumber(meta.tail_max), tonumber(meta.folded_max)
+  if tail_bytes > tail_max then
+    local target = tail_max - math.floor(tail_max / 4)
+    -- The folded head's last entry may grow: it is rewritten under its new last id.
+    local current
+    local last = redis.call('XREVRANGE', keys[3], '+', '-', 'COUNT', 1)[1]
+    if last then
+      local json = field(last[2], 'e')
+      current = {id = last[1], first = field(last[2], 'f'), last = last[1], json = json}
+      current.kind, current.text = plain_piece(json)
+    end
+    local written, freed, growth, upto = {}, 0, 0, nil
+    for _, entry in ipairs(redis.call('XRANGE', keys[1], '-', '+', 'COUNT', FOLD_BATCH)) do
+      if tail_bytes - freed <= target then break end
+      local json = field(entry[2], 'e')
+      freed, upto = freed + #json, entry[1]
+      local kind, text = plain_piece(json)
+      if kind and current and current.kind == kind and #current.text + #text <= FOLDED_TEXT_MAX then
+        current.text = current.text .. text
+        growth = growth - #current.json
+        current.json = text_event(kind, current.text)
+        growth = growth + #current.json
+        current.last = entry[1]
+      else
+        if current and current.last ~= current.id then table.insert(written, current) end
+        current = {first = entry[1], last = entry[1], json = json, kind = kind, text = text}
+        growth = growth + #json
       end
     end
-    if added > length and first and (after == '' or id_before(after, first)) then
-      lost = 1
+    if current and current.last ~= current.id then table.insert(written, current) end
+    if upto then
+      for _, entry in ipairs(written) do
+        if entry.id then redis.call('XDEL', keys[3], entry.id) end
+        redis.call('XADD', keys[3], entry.last, 'e', entry.json, 'f', entry.first)
+      end
+      redis.call('XTRIM', keys[1], 'MINID', successor(upto))
+      redis.call('HINCRBY', keys[2], 'tail_bytes', -freed)
+      redis.call('HINCRBY', keys[2], 'folded_bytes', growth)
     end
   end
-  return {lost, entries, redis.call('EXISTS', keys[2])}
+  local folded_bytes = tonumber(redis.call('HGET', keys[2], 'folded_bytes') or '0')
+  if folded_bytes > folded_max then
+    local dropped, freed = nil, 0
+    for _, entry in ipairs(redis.call('XRANGE', keys[3], '-', '+', 'COUNT', FOLD_BATCH)) do
+      if folded_bytes - freed <= folded_max then break end
+      freed, dropped = freed + #field(entry[2], 'e'), entry[1]
+    end
+    if dropped then
+      redis.call('XTRIM', keys[3], 'MINID', successor(dropped))
+      redis.call('HINCRBY', keys[2], 'folded_bytes', -freed)
+      redis.call('HSET', keys[2], 'dropped', dropped)
+    end
+  end
+end
+
+-- Appends `event` (with its idempotency key `key` when given), marks the
+-- session ended if it is terminal, keeps the log within its bound,
+-- refreshes the TTLs and publishes the event with its entry id as `log_id`.
+local function push(keys, meta, event, terminal, key)
+  local id
+  if meta.tail_max then
+    if key and key ~= '' then
+      id = redis.call('XADD', keys[1], '*', 'e', event, 'k', key)
+    else
+      id = redis.call('XADD', keys[1], '*', 'e', event)
+    end
+    bound(keys, meta, redis.call('HINCRBY', keys[2], 'tail_bytes', #event))
+  else
+    -- A version 1 session: capped by entries.
+    id = redis.call('XADD', keys[1], 'MAXLEN', '~', meta.max_len, '*', 'e', event)
+  end
+  if terminal then
+    redis.call('HSET', keys[2], 'ended', id)
+  end
+  refresh(keys, meta.ttl_ms)
+  local message = string.sub(event, 1, -2) .. ',"log_id":"' .. id .. '"}'
+  return id, publish(keys, meta, message)
+end
+
+-- The entry of the last few with idempotency key `key`, if any.
+local function already_logged(log_key, key)
+  for _, entry in ipairs(redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 16)) do
+    if field(entry[2], 'k') == key then return entry[1] end
+  end
+  return nil
+end
+
+local META_FIELDS = {'created_at', 'ended', 'attempt', 'output', 'ttl_ms', 'tail_max', 'folded_max',
+  'channel', 'publish', 'max_len'}
+
+local function read_meta(meta_key)
+  local values = redis.call('HMGET', meta_key, unpack(META_FIELDS))
+  local meta = {}
+  for i, name in ipairs(META_FIELDS) do
+    if values[i] then meta[name] = values[i] end
+  end
+  return meta
+end
+
+-- Refuses an event whose JSON disagrees with the call: the log and every
+-- reader rely on what it says.
+local function invalid(event, event_type, attempt)
+  local ok, decoded = pcall(cjson.decode, event)
+  if not ok or type(decoded) ~= 'table' or string.sub(event, 1, 1) ~= '{' or string.sub(event, -1) ~= '}' then
+    return 'the event must be a JSON object without surrounding whitespace'
+  end
+  if decoded.event_type ~= event_type then
+    return 'the event_type argument (' .. event_type .. ') is not the event\'s own event_type'
+  end
+  if decoded.log_id ~= nil then
+    return 'the event carries a log_id: that field is reserved for the log, which assigns it'
+  end
+  if decoded.attempt ~= nil and decoded.attempt ~= attempt then
+    return 'the attempt argument is not the event\'s own attempt'
+  end
+  return nil
+end
+
+-- A worker's event. Returns {1, log_id, receivers} when logged,
+-- {2, '', receivers} when only published (heartbeats), {0, refusal} when
+-- refused: unknown | ended | not_acked | foreign | lost; an error reply for
+-- an event that is not what the call says.
+-- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
+-- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
+-- already carrying that key is answered instead of appending a duplicate.
+local function append(keys, args)
+  local event, event_type, attempt = args[1], args[2], args[3] or ''
+  local key, again = args[4] or '', args[5] == 'again'
+  local problem = invalid(event, event_type, attempt)
+  if problem then return redis.error_reply(problem) end
+  local meta = read_meta(keys[2])
+  if not meta.created_at then return {0, 'unknown'} end
+  if again and key ~= '' then
+    local id = already_logged(keys[1], key)
+    if id then return {1, id, 0} end
+  end
+  if meta.ended then return {0, 'ended'} end
+  local bound_attempt, output = meta.attempt, meta.output
+  if event_type == 'worker_ack' then
+    if bound_attempt and bound_attempt ~= attempt and output then
+      -- The bound attempt was given up mid-answer: end rather than splice.
+      local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
+      push(keys, meta, lost, true)
+      return {0, 'lost'}
+    end
+    redis.call('HSET', keys[2], 'attempt', attempt)
+  elseif not bound_attempt then
+    return {0, 'not_acked'}
+  elseif bound_attempt ~= attempt then
+    return {0, 'foreign'}
+  elseif event_type == 'worker_heartbeat' then
+    refresh(keys, meta.ttl_ms)
+    return {2, '', publish(keys, meta, event)}
+  elseif not output then
+    redis.call('HSET', keys[2], 'output', '1')
+  end
+  local id, receivers = push(keys, meta, event, is_terminal(event_type), key)
+  return {1, id, receivers}
+end
+
+-- The gateway ends the session with `terminal` unless it already ended.
+-- Returns {1, log_id} (appended), {2, log_id} (already ended), {0, ''} (unknown).
+local function finish(keys, args)
+  local meta = read_meta(keys[2])
+  if not meta.created_at then return {0, ''} end
+  if meta.ended then return {2, meta.ended} end
+  local id = push(keys, meta, args[1], true)
+  return {1, id}
+end
+
+-- The entries after `after` ('' = from the start): the folded head's, then
+-- the appended ones', up to `count` entries and (past the first) `max_bytes`
+-- bytes of JSON. Returns {lost, {{id, {'e', json, ...}}, ...}, known (0/1),
+-- more (0/1)}: `lost` is '' or why the replay cannot be served without a
+-- gap (`fold::HistoryLost`): 'dropped' (entries after `after` are gone) or
+-- 'merged' (`after` lies inside a folded text event).
+local function read(keys, args)
+  local after, count, max_bytes = args[1], tonumber(args[2]), tonumber(args[3])
+  local known = redis.call('EXISTS', keys[2])
+  local dropped = redis.call('HGET', keys[2], 'dropped')
+  if dropped and (after == '' or id_before(after, dropped)) then
+    return {'dropped', {}, known, 0}
+  end
+  local start = '-'
+  if after ~= '' then start = '(' .. after end
+  local entries, bytes = {}, 0
+  local function take(page)
+    for _, entry in ipairs(page) do
+      if #entries >= count or (#entries > 0 and bytes >= max_bytes) then return true end
+      bytes = bytes + #field(entry[2], 'e')
+      table.insert(entries, entry)
+    end
+    return false
+  end
+  local folded = redis.call('XRANGE', keys[3], start, '+', 'COUNT', count)
+  if after ~= '' and folded[1] and not id_before(after, field(folded[1][2], 'f')) then
+    return {'merged', {}, known, 0}
+  end
+  local full = take(folded) or (#folded == count)
+  if not full then
+    full = take(redis.call('XRANGE', keys[1], start, '+', 'COUNT', count - #entries))
+  end
+  local more = 0
+  if full or #entries >= count or (#entries > 0 and bytes >= max_bytes) then more = 1 end
+  return {'', entries, known, more}
 end
 
 -- Adds ARGV[1] to the follower count; nil when the session is unknown.
@@ -161,7 +314,7 @@ local function follow(keys, args)
   return redis.call('HINCRBY', keys[1], 'followers', args[1])
 end
 
-redis.register_function('sse_bridge_append', append)
-redis.register_function('sse_bridge_end', finish)
-redis.register_function{function_name = 'sse_bridge_read', callback = read, flags = {'no-writes'}}
-redis.register_function('sse_bridge_follow', follow)
+redis.register_function('sse_bridge_v2_append', append)
+redis.register_function('sse_bridge_v2_end', finish)
+redis.register_function{function_name = 'sse_bridge_v2_read', callback = read, flags = {'no-writes'}}
+redis.register_function('sse_bridge_v2_follow', follow)

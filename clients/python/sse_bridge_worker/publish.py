@@ -1,6 +1,6 @@
 """``publish_event``: one event from a worker to its session (PROTOCOL §4).
 
-One ``FCALL sse_bridge_append`` appends the event to the session's log
+One ``FCALL sse_bridge_v2_append`` appends the event to the session's log
 (``sse_events:<id>``) and publishes it on ``sse_session:<id>`` in one atomic
 step, applying the attempt rule on the way: the log refuses events of an
 attempt that has not sent ``worker_ack`` or that the session does not
@@ -39,14 +39,16 @@ __all__ = [
     "Published",
     "control_channel",
     "encode_event",
+    "folded_key",
     "log_key",
     "meta_key",
     "publish_event",
     "publish_event_async",
 ]
 
-APPEND_FUNCTION = "sse_bridge_append"
-#: ARGV[5] of ``sse_bridge_append``: answer an entry already carrying the
+#: The library version's append (``functions.lua``: names carry the version).
+APPEND_FUNCTION = "sse_bridge_v2_append"
+#: ARGV[5] of ``sse_bridge_v2_append``: answer an entry already carrying the
 #: idempotency key instead of appending the event again.
 DEDUPLICATE = "again"
 #: ``FinalAnswerStreamEnd`` and ``error`` end a session.
@@ -64,6 +66,11 @@ def log_key(session_id: str) -> str:
 def meta_key(session_id: str) -> str:
     """The Redis hash the gateway keeps the session's metadata in."""
     return f"sse_session_meta:{session_id}"
+
+
+def folded_key(session_id: str) -> str:
+    """The Redis Stream holding the folded head of a long session's log."""
+    return f"sse_folded:{session_id}"
 
 
 def control_channel(session_id: str) -> str:
@@ -105,7 +112,7 @@ def _text(value: Union[bytes, str]) -> str:
 
 
 class _AppendCall:
-    """The arguments of one ``sse_bridge_append`` and the reading of its reply."""
+    """The arguments of one ``sse_bridge_v2_append`` and the reading of its reply."""
 
     def __init__(
         self,
@@ -119,6 +126,7 @@ class _AppendCall:
         self.arguments: List[str] = [
             log_key(session_id),
             meta_key(session_id),
+            folded_key(session_id),
             event,
             event_type,
             attempt or "",
@@ -181,7 +189,7 @@ def publish_event(
     library_loaded = False
     while True:
         try:
-            return call.outcome(client.fcall(APPEND_FUNCTION, 2, *call.arguments))
+            return call.outcome(client.fcall(APPEND_FUNCTION, 3, *call.arguments))
         except redis.ResponseError as error:
             if library_loaded or not is_library_missing(error):
                 raise
@@ -210,7 +218,7 @@ async def publish_event_async(
     library_loaded = False
     while True:
         try:
-            return call.outcome(await client.fcall(APPEND_FUNCTION, 2, *call.arguments))
+            return call.outcome(await client.fcall(APPEND_FUNCTION, 3, *call.arguments))
         except redis.ResponseError as error:
             if library_loaded or not is_library_missing(error):
                 raise
