@@ -321,3 +321,52 @@ async fn job_of_a_crashed_worker_never_splices_two_answers() {
         drop(second);
     }
 }
+
+/// A broker blip is invisible to new sessions (issue 18): sessions that
+/// arrive while the gateway's Redis restarts wait for it, within
+/// `--start-timeout`, instead of getting `503`, and complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_arrive_while_redis_restarts_wait_for_it_and_complete() {
+    let mut redis = RedisServer::start();
+    let redis_url = redis.url();
+    let names = Names::new();
+    let (_gateway, url) = gateway(&names, &redis_url, &["--start-timeout", "10s"]).await;
+    let _worker = worker(&names, &redis_url, &["--demo-delay", "0ms"]);
+    let http = client();
+    // The link is up: a session completes.
+    let body = post_session(&http, &url, json!({"user_query": "What is 1+1?"})).await;
+    read_rest(body.bytes_stream(), Duration::from_secs(20), "a session").await;
+
+    redis.kill();
+    let mut sessions = Vec::new();
+    for i in 0..10 {
+        let (http, url) = (http.clone(), url.clone());
+        sessions.push(tokio::spawn(async move {
+            let response = post_session(
+                &http,
+                &url,
+                json!({"user_query": format!("What is {i}+1?")}),
+            )
+            .await;
+            let status = response.status();
+            let text = read_rest(
+                response.bytes_stream(),
+                Duration::from_secs(30),
+                "a session",
+            )
+            .await;
+            (status, text)
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart();
+    for session in sessions {
+        let (status, text) = session.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        let last = text.trim_end().rsplit("\n\n").next().unwrap().to_owned();
+        assert!(
+            last.contains(r#""event_type":"FinalAnswerStreamEnd""#),
+            "the session completed: {text}"
+        );
+    }
+}

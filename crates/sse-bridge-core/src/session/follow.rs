@@ -8,8 +8,10 @@
 //! then replays the log after the cursor, then goes live, dropping live
 //! copies of what it replayed: no gap between replay and live, no duplicate.
 
+use tokio::time::Instant;
+
 use super::stream::LiveSession;
-use super::{SessionContext, StartError, chat_alias, run_alias};
+use super::{SessionContext, StartError, chat_alias, patiently, run_alias};
 use crate::error::BrokerError;
 use crate::format::Format;
 use crate::log::{LogId, PageLimit};
@@ -101,9 +103,9 @@ async fn open(
     let slot = ctx.limit.try_take(principal)?;
     let bounded = |e: BrokerError| FollowError::Unavailable(StartError::Subscribe(e));
     let timeout = ctx.start_timeout;
-    let meta = tokio::time::timeout(timeout, ctx.bus.meta(id))
+    let deadline = Instant::now() + timeout;
+    let meta = patiently(deadline, timeout, || ctx.bus.meta(id))
         .await
-        .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
         .map_err(bounded)?
         .filter(|meta| meta.principal == principal)
         .ok_or(FollowError::Unknown)?;
@@ -135,9 +137,9 @@ async fn open(
         }
         None => None,
     };
-    let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
+    let channel = id.event_channel();
+    let subscription = patiently(deadline, timeout, || ctx.bus.subscribe(&channel))
         .await
-        .map_err(|_| bounded(BrokerError::Timeout(timeout)))?
         .map_err(bounded)?;
     // Counted before replaying, so a pending cancel_grace sees this reader.
     match ctx.bus.add_followers(id, 1).await.map_err(bounded)? {

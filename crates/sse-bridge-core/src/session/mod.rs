@@ -22,6 +22,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
@@ -44,7 +45,8 @@ pub struct SessionContext {
     pub dispatcher: Arc<dyn JobDispatcher>,
     /// One copy shared by every stream.
     pub config: Arc<SessionConfig>,
-    /// Give up on subscribe + dispatch after this long (→ 503).
+    /// Give up on record + subscribe + dispatch after this long (→ 503);
+    /// a broker that is reconnecting meanwhile is waited for.
     pub start_timeout: Duration,
     /// Cancelled at shutdown: live sessions end with `server_shutdown`.
     pub shutdown: CancellationToken,
@@ -142,6 +144,7 @@ async fn start_with_id(
 ) -> Result<LiveSession, StartError> {
     let slot = ctx.limit.try_take(principal)?;
     let timeout = ctx.start_timeout;
+    let deadline = Instant::now() + timeout;
     let mut meta = SessionMeta::new(
         principal,
         presentation.format.as_str(),
@@ -150,20 +153,16 @@ async fn start_with_id(
     meta.thread_id = presentation.thread_id;
     meta.run_id = presentation.run_id;
     meta.chat_id = presentation.chat_id;
-    tokio::time::timeout(timeout, record(ctx, id, &meta))
+    patiently(deadline, timeout, || record(ctx, id, &meta))
         .await
-        .map_err(|_| StartError::Record(BrokerError::Timeout(timeout)))?
         .map_err(StartError::Record)?;
-    let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
+    let channel = id.event_channel();
+    let subscription = patiently(deadline, timeout, || ctx.bus.subscribe(&channel))
         .await
-        .map_err(|_| StartError::Subscribe(BrokerError::Timeout(timeout)))?
         .map_err(StartError::Subscribe)?;
     let model_alias = request.model_alias().map(str::to_owned);
     let job = Job::new(id, request);
-    let dispatched = tokio::time::timeout(timeout, ctx.dispatcher.dispatch(&job))
-        .await
-        .map_err(|_| BrokerError::Timeout(timeout))
-        .and_then(|result| result);
+    let dispatched = patiently(deadline, timeout, || ctx.dispatcher.dispatch(&job)).await;
     if let Err(error) = dispatched {
         let never_ran = Event::error(
             ErrorCode::BrokerUnavailable,
@@ -181,6 +180,43 @@ async fn start_with_id(
         slot,
     ))
 }
+
+/// Runs a step of a session's start until it succeeds, fails for good, or
+/// `deadline` passes (`BrokerError::Timeout(timeout)` then). A broker link
+/// that is reconnecting — a restart, a failover — answers `Unavailable` for
+/// a moment: the step is tried again after a short pause, so the blip delays
+/// new sessions instead of refusing them. Every step is safe to repeat
+/// (metadata and aliases are overwritten, a subscription is only confirmed
+/// or absent, and a job dispatched twice is run once: PROTOCOL §4's attempts).
+pub(super) async fn patiently<T, F, Fut>(
+    deadline: Instant,
+    timeout: Duration,
+    mut step: F,
+) -> Result<T, BrokerError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, BrokerError>>,
+{
+    let mut pause = RETRY_FIRST_PAUSE;
+    loop {
+        match tokio::time::timeout_at(deadline, step()).await {
+            Err(_) => return Err(BrokerError::Timeout(timeout)),
+            Ok(Err(BrokerError::Unavailable(why))) => {
+                if Instant::now() + pause >= deadline {
+                    return Err(BrokerError::Unavailable(why));
+                }
+                tracing::debug!("broker unavailable ({why}); trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_LONGEST_PAUSE);
+            }
+            Ok(result) => return result,
+        }
+    }
+}
+
+/// Pauses between tries of a start step while the broker is unavailable.
+const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(25);
+const RETRY_LONGEST_PAUSE: Duration = Duration::from_millis(250);
 
 /// Writes a new session's metadata and the aliases its client knows it by.
 async fn record(
