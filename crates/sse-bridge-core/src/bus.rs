@@ -11,7 +11,7 @@
 //! queued, so a flood costs at most the bound per subscription.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -78,8 +78,7 @@ impl SubscriptionBound {
 /// A confirmed subscription to one channel; dropping it unsubscribes.
 pub struct Subscription {
     messages: PipeReceiver,
-    /// Set by the router when it cut this subscription off.
-    overflowed: Arc<AtomicBool>,
+    shared: Arc<RouteShared>,
     link: watch::Receiver<bool>,
     _route: RouteGuard,
 }
@@ -101,8 +100,15 @@ impl Subscription {
         }
     }
 
+    /// Its reader holds `bytes` elsewhere for the same client (frames not
+    /// taken yet, merged text): the queue's byte bound shrinks by as much,
+    /// so a stream's memory stays within one budget, not one per stage.
+    pub fn hold(&self, bytes: usize) {
+        self.shared.held_elsewhere.store(bytes, Ordering::Relaxed);
+    }
+
     fn closed_reason(&self) -> Delivery {
-        if self.overflowed.load(Ordering::Acquire) {
+        if self.shared.overflowed.load(Ordering::Acquire) {
             Delivery::Overflowed
         } else {
             Delivery::Closed
@@ -134,7 +140,17 @@ type Routes = SmallVec<[Route; 1]>;
 struct Route {
     id: u64,
     tx: PipeSender,
-    overflowed: Arc<AtomicBool>,
+    shared: Arc<RouteShared>,
+}
+
+/// What a subscription and its route both see.
+#[derive(Default)]
+struct RouteShared {
+    /// Set by the router when it cut the subscription off.
+    overflowed: AtomicBool,
+    /// Bytes the subscription's reader holds for the same client elsewhere
+    /// ([`Subscription::hold`]).
+    held_elsewhere: AtomicUsize,
 }
 
 /// What [`Route::offer`] did with a message.
@@ -146,12 +162,12 @@ enum Offer {
 }
 
 impl Route {
-    /// Queues `message` if the queue stays within `bound`.
+    /// Queues `message` if the queue, with what its reader holds
+    /// elsewhere, stays within `bound`.
     fn offer(&self, message: &Bytes, bound: &SubscriptionBound) -> Offer {
-        match self
-            .tx
-            .push_within(message.clone(), bound.messages, bound.bytes)
-        {
+        let held_elsewhere = self.shared.held_elsewhere.load(Ordering::Relaxed);
+        let bytes = bound.bytes.saturating_sub(held_elsewhere);
+        match self.tx.push_within(message.clone(), bound.messages, bytes) {
             Some(true) => Offer::Queued,
             Some(false) => Offer::Full,
             None => Offer::Closed,
@@ -206,7 +222,7 @@ impl Router {
     /// first (the backend must then SUBSCRIBE at the broker before handing it out).
     pub fn add(self: &Arc<Self>, channel: &str) -> (Subscription, bool) {
         let (tx, messages) = pipe();
-        let overflowed = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(RouteShared::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (channel, first) = {
             let mut routes = self.lock();
@@ -218,13 +234,13 @@ impl Router {
             list.push(Route {
                 id,
                 tx,
-                overflowed: overflowed.clone(),
+                shared: shared.clone(),
             });
             (channel, list.len() == 1)
         };
         let subscription = Subscription {
             messages,
-            overflowed,
+            shared,
             link: self.link.subscribe(),
             _route: RouteGuard {
                 router: self.clone(),
@@ -262,7 +278,7 @@ impl Router {
                 true
             }
             Offer::Full => {
-                route.overflowed.store(true, Ordering::Release);
+                route.shared.overflowed.store(true, Ordering::Release);
                 routed.overflowed += 1;
                 false
             }
@@ -418,6 +434,32 @@ mod tests {
         assert!(matches!(sub.recv().await, Delivery::Message(m) if m.len() == 4));
         assert!(matches!(sub.recv().await, Delivery::Message(m) if m.len() == 6));
         assert_eq!(sub.recv().await, Delivery::Overflowed);
+    }
+
+    #[tokio::test]
+    async fn what_a_reader_holds_elsewhere_shrinks_its_queue() {
+        let (router, _) = bounded_router(SubscriptionBound {
+            messages: 100,
+            bytes: 10,
+            message_bytes: 10,
+        });
+        let (sub, _) = router.add("c");
+        sub.hold(6);
+        assert_eq!(
+            router.deliver("c", Bytes::from_static(b"1234")).delivered,
+            1
+        );
+        assert_eq!(router.deliver("c", Bytes::from_static(b"1")).overflowed, 1);
+        let (other, _) = router.add("d");
+        other.hold(6);
+        other.hold(0);
+        assert_eq!(
+            router
+                .deliver("d", Bytes::from_static(b"1234567890"))
+                .delivered,
+            1,
+            "what was taken frees its share"
+        );
     }
 
     #[tokio::test]

@@ -49,6 +49,11 @@ impl TextRun {
     pub(super) fn absorb(&mut self, event: &Event) -> bool {
         match plain_piece(event) {
             Some((event_type, text)) if event_type == self.event_type => {
+                // Grown by a quarter rather than doubled: a run's capacity
+                // counts toward its stream's budget, so it stays near its length.
+                if self.text.capacity() - self.text.len() < text.len() {
+                    self.text.reserve_exact(text.len().max(self.text.len() / 4));
+                }
                 self.text.push_str(&text);
                 self.last_log_id = event.log_id().or(self.last_log_id);
                 true

@@ -55,8 +55,6 @@ pub struct SessionConfig {
     pub worker_heartbeat: Duration,
     /// Skip channel messages larger than this.
     pub max_event_bytes: usize,
-    /// Events held before `worker_ack` at most; more ends the session.
-    pub max_held_events: usize,
     /// Events forwarded per session at most; more ends it (`too_many_events`).
     pub max_events: u64,
     /// After its last reader left, a logged session is cancelled only if
@@ -79,7 +77,6 @@ impl Default for SessionConfig {
             max_duration: Duration::from_secs(30 * 60),
             worker_heartbeat: Duration::from_secs(5),
             max_event_bytes: 1024 * 1024,
-            max_held_events: 10_000,
             max_events: 1_000_000,
             cancel_grace: Duration::from_secs(30),
             buffer_bytes: 1024 * 1024,
@@ -169,6 +166,9 @@ enum Phase {
     Finished(Outcome),
 }
 
+/// A text run is written once it holds this much (`coalesce`).
+const TEXT_RUN_MAX_BYTES: usize = 32 * 1024;
+
 /// One session's state.
 #[derive(Debug)]
 pub struct SessionMachine {
@@ -179,6 +179,8 @@ pub struct SessionMachine {
     started: Instant,
     phase: Phase,
     held: Vec<Event>,
+    /// Bytes of `held`: bounded by the stream's budget.
+    held_bytes: usize,
     last_event: Instant,
     last_write: Instant,
     worker_heartbeats: bool,
@@ -214,6 +216,7 @@ impl SessionMachine {
             started,
             phase: Phase::AwaitingAck,
             held: Vec::new(),
+            held_bytes: 0,
             last_event: now,
             last_write: now,
             worker_heartbeats: false,
@@ -283,6 +286,17 @@ impl SessionMachine {
         if !client_behind {
             self.write_text_run(now, out);
         }
+    }
+
+    /// The events held before the ack, releasing their share of the budget.
+    fn take_held(&mut self) -> Vec<Event> {
+        self.held_bytes = 0;
+        std::mem::take(&mut self.held)
+    }
+
+    /// Bytes held for this stream's client before the ack.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// Bytes of text forwarded but not written yet (merged pieces).
@@ -356,7 +370,7 @@ impl SessionMachine {
                 self.phase = Phase::Streaming;
                 self.milestones.acked = Some(self.age(now));
                 self.forward(&event, now, out);
-                for held in std::mem::take(&mut self.held) {
+                for held in self.take_held() {
                     // Live-only events held before the ack: only the acked attempt's.
                     if self.gate.admit(held.event_type(), held.attempt()) == Admission::Foreign {
                         self.count_foreign();
@@ -372,7 +386,7 @@ impl SessionMachine {
             // rather than after the ack timeout — unless a terminal event it
             // sent earlier is held: the first terminal event is the end.
             (Phase::AwaitingAck, event_type::ERROR) => {
-                for held in std::mem::take(&mut self.held) {
+                for held in self.take_held() {
                     if let Progress::Finished(outcome) = self.forward(&held, now, out) {
                         return Progress::Finished(outcome);
                     }
@@ -380,13 +394,14 @@ impl SessionMachine {
                 self.forward(&event, now, out)
             }
             (Phase::AwaitingAck, _) => {
-                if self.held.len() >= self.config.max_held_events {
+                if self.held_bytes + event.json().len() > self.config.buffer_bytes {
                     // The worker's fault, not the client's.
                     return Progress::Expired(Failure::new(
                         ErrorCode::TooManyEvents,
-                        "too many events before worker_ack",
+                        "more events before worker_ack than the stream's buffer holds",
                     ));
                 }
+                self.held_bytes += event.json().len();
                 self.held.push(event);
                 Progress::Continue
             }
@@ -551,6 +566,11 @@ impl SessionMachine {
             return false;
         }
         if self.text_run.as_mut().is_some_and(|run| run.absorb(event)) {
+            // Written once it is a chunk's worth: one large frame would cost
+            // its text twice over while it is encoded.
+            if self.unwritten_bytes() >= TEXT_RUN_MAX_BYTES {
+                self.write_text_run(now, out);
+            }
             return true;
         }
         let Some(run) = TextRun::start(event) else {
@@ -916,10 +936,10 @@ mod tests {
     }
 
     #[test]
-    fn too_many_held_events_end_the_session() {
+    fn events_held_before_the_ack_are_bounded_in_bytes() {
         let t0 = Instant::now();
         let config = SessionConfig {
-            max_held_events: 2,
+            buffer_bytes: 2 * piece("a").len(),
             ..SessionConfig::default()
         };
         let mut m = SessionMachine::new(config, native(Framing::DataOnly), t0, t0);

@@ -63,6 +63,11 @@ impl Outbox {
         self.tx.queued_bytes() + bytes <= self.budget
     }
 
+    /// Bytes the client has not taken yet.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.tx.queued_bytes()
+    }
+
     pub(super) fn budget(&self) -> usize {
         self.budget
     }

@@ -75,6 +75,9 @@ pub struct LiveSession {
     held_back: Vec<Bytes>,
     /// The log holds entries this stream has not read yet.
     catching_up: bool,
+    /// A follower fell behind the live channel: it subscribes again and
+    /// reads what it missed from the log.
+    resubscribing: bool,
     machine: SessionMachine,
     /// Written before the first frame (the follow endpoint's `retry:`).
     preamble: BytesMut,
@@ -203,6 +206,7 @@ impl LiveSession {
             held_back: Vec::new(),
             subscription,
             catching_up: false,
+            resubscribing: false,
             machine,
             preamble: BytesMut::new(),
             log: ctx.bus.clone(),
@@ -264,6 +268,13 @@ impl LiveSession {
         loop {
             self.machine
                 .pace(self.outbox.client_behind(), Instant::now(), &mut out);
+            // One budget for the stream: what waits for the client shrinks
+            // what the bus may queue for it.
+            self.subscription.hold(
+                self.outbox.queued_bytes()
+                    + self.machine.unwritten_bytes()
+                    + self.machine.held_bytes(),
+            );
             let progress = if self.client_gone {
                 return None;
             } else if self
@@ -274,6 +285,8 @@ impl LiveSession {
                     ErrorCode::SlowConsumer,
                     "the client did not keep up: its backlog exceeded the stream's buffer",
                 ))
+            } else if self.resubscribing {
+                self.resubscribe().await
             } else if self.catching_up && !out.is_empty() {
                 // Written before the next page is read, so the page waits
                 // for room in the outbox (below).
@@ -300,11 +313,11 @@ impl LiveSession {
             };
             if let Progress::Finished(outcome) = progress {
                 self.finish(outcome);
-                return Some(out.freeze());
+                return Some(sealed(out));
             }
             if !out.is_empty() {
                 self.count_forwarded();
-                return Some(out.freeze());
+                return Some(sealed(out));
             }
         }
     }
@@ -406,6 +419,15 @@ impl LiveSession {
                 Progress::Continue
             }
             Delivery::Message(raw) => self.machine.on_message(&raw, Instant::now(), out),
+            // A follower of a logged session reads what it missed from the
+            // log, at its client's pace: falling behind the live channel
+            // costs it nothing but a catch-up.
+            Delivery::Overflowed
+                if self.role == Role::Follower && self.machine.last_log_id().is_some() =>
+            {
+                self.resubscribing = true;
+                Progress::Continue
+            }
             Delivery::Overflowed => Progress::Expired(Failure::new(
                 ErrorCode::SlowConsumer,
                 "the client did not keep up with the event rate",
@@ -413,6 +435,28 @@ impl LiveSession {
             Delivery::Closed => Progress::Expired(Failure::new(
                 ErrorCode::BrokerUnavailable,
                 "the event bus closed the subscription",
+            )),
+        }
+    }
+
+    /// Subscribes again after the live queue overflowed, then catches up
+    /// from the log after the last entry handled (the new subscription is
+    /// confirmed first, so nothing falls between the two).
+    async fn resubscribe(&mut self) -> Progress {
+        self.resubscribing = false;
+        let channel = self.id.event_channel();
+        match tokio::time::timeout(self.log_timeout, self.log.subscribe(&channel)).await {
+            Ok(Ok(subscription)) => {
+                // The old one is dropped after the new one is confirmed, so
+                // the channel stays subscribed at the broker.
+                self.subscription = subscription;
+                self.held_back.clear();
+                self.catching_up = true;
+                Progress::Continue
+            }
+            Ok(Err(_)) | Err(_) => Progress::Expired(Failure::new(
+                ErrorCode::BrokerUnavailable,
+                "could not subscribe again after falling behind the live events",
             )),
         }
     }
@@ -566,6 +610,17 @@ impl LiveSession {
             foreign_attempts = stats.foreign,
             "stream ended"
         );
+    }
+}
+
+/// A chunk as it waits in the outbox. A chunk built by growing a buffer
+/// may hold up to twice its length in capacity, which the outbox's budget
+/// (counted in lengths) would not see: such a chunk is copied to its size.
+fn sealed(chunk: BytesMut) -> Bytes {
+    if chunk.capacity() - chunk.len() > chunk.len() / 4 + 1024 {
+        Bytes::copy_from_slice(&chunk)
+    } else {
+        chunk.freeze()
     }
 }
 
