@@ -4,7 +4,9 @@
 //! Every call is one round trip on the bus's command connection: appends
 //! and gateway ends are `FCALL`s (log, attempt rule and PUBLISH in one
 //! atomic step), reads are `FCALL_RO sse_bridge_read`, metadata is one
-//! `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look up.
+//! `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look up;
+//! an alias is claimed by `FCALL sse_bridge_claim` (one key) and resolved by
+//! one `GET`.
 //! The function library is (re)loaded on every new command connection, so a
 //! Redis restarted without persistence gets it back with the first command.
 
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use sse_bridge_core::log::{
-    Appended, Ending, EventLog, LogEntry, LogId, LogPage, Refusal, SessionMeta,
+    Appended, Claim, Ending, EventLog, LogEntry, LogId, LogPage, Refusal, SessionMeta,
 };
 use sse_bridge_core::protocol::OnDisconnect;
 use sse_bridge_core::{BrokerError, Event, SessionId};
@@ -34,9 +36,18 @@ pub(crate) fn load_functions() -> redis::Cmd {
         .to_owned()
 }
 
-/// The key holding the session an alias names (`sse_alias:chat:<id>`, ...).
+/// The key holding an alias's owner and session (`sse_alias:chat:<id>`, ...).
 fn alias_key(alias: &str) -> String {
     format!("sse_alias:{alias}")
+}
+
+/// The session of an alias's value, `<owner>\n<session id>` (or a bare
+/// session id, as gateways before owners wrote it).
+fn aliased_session(value: &str) -> Option<SessionId> {
+    let session = value
+        .rsplit_once('\n')
+        .map_or(value, |(_, session)| session);
+    session.parse().ok()
 }
 
 /// `FCALL function 2 <log key> <meta key>` with the session's names.
@@ -243,21 +254,33 @@ impl EventLog for RedisBus {
         }
     }
 
-    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError> {
+    async fn claim_alias(
+        &self,
+        alias: &str,
+        owner: &str,
+        id: SessionId,
+    ) -> Result<Claim, BrokerError> {
         let ttl_ms = self.log_limits().ttl.as_millis() as u64;
-        let set = redis::cmd("SET")
+        let claim = redis::cmd("FCALL")
+            .arg("sse_bridge_claim")
+            .arg(1)
             .arg(alias_key(alias))
+            .arg(owner)
             .arg(id.to_string())
-            .arg("PX")
             .arg(ttl_ms)
             .to_owned();
-        self.commands().query(&set).await
+        let reply: Value = self.commands().query(&claim).await?;
+        match int(&reply) {
+            Some(1) => Ok(Claim::Bound),
+            Some(0) => Ok(Claim::Taken),
+            _ => Err(unexpected("sse_bridge_claim", &reply)),
+        }
     }
 
     async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError> {
         let get = redis::cmd("GET").arg(alias_key(alias)).to_owned();
-        let id: Option<String> = self.commands().query(&get).await?;
-        Ok(id.and_then(|id| id.parse().ok()))
+        let value: Option<String> = self.commands().query(&get).await?;
+        Ok(value.as_deref().and_then(aliased_session))
     }
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {

@@ -6,7 +6,9 @@
 //! live delivery are the same — the property the Redis log gets from running
 //! XADD and PUBLISH in one server-side function. Logs are capped at
 //! [`LogLimits::max_len`] entries and expire [`LogLimits::ttl`] after their
-//! last write, like their Redis counterparts.
+//! last write, like their Redis counterparts. Aliases are claimed by their
+//! first owner and expire the log's TTL after their last claim, as the Redis
+//! function `sse_bridge_claim` keeps them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::bus::Router;
 use crate::log::{
-    Admission, Appended, AttemptGate, Ending, LogEntry, LogId, LogLimits, LogPage, Refusal,
+    Admission, Appended, AttemptGate, Claim, Ending, LogEntry, LogId, LogLimits, LogPage, Refusal,
     SessionMeta,
 };
 use crate::protocol::{ErrorCode, Event, SessionId, event_type, unix_ms};
@@ -33,9 +35,15 @@ pub(super) struct Logs {
 
 struct State {
     sessions: HashMap<SessionId, Record>,
-    /// Aliases of sessions; an alias whose session expired resolves to nothing.
-    aliases: HashMap<String, SessionId>,
+    aliases: HashMap<String, Alias>,
     next_sweep: Instant,
+}
+
+/// Who holds an alias, and the session it names until it expires.
+struct Alias {
+    owner: String,
+    session: SessionId,
+    expires: Instant,
 }
 
 struct Record {
@@ -69,7 +77,7 @@ impl Logs {
                 sessions, aliases, ..
             } = &mut *state;
             sessions.retain(|_, record| record.expires > now);
-            aliases.retain(|_, id| sessions.contains_key(id));
+            aliases.retain(|_, alias| alias.expires > now);
             state.next_sweep = now + SWEEP_EVERY;
         }
         state.sessions.insert(
@@ -159,13 +167,29 @@ impl Logs {
         })
     }
 
-    pub(super) fn bind_alias(&self, alias: &str, id: SessionId) {
-        self.lock().aliases.insert(alias.to_owned(), id);
+    pub(super) fn claim_alias(&self, alias: &str, owner: &str, session: SessionId) -> Claim {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let held_by_another = state
+            .aliases
+            .get(alias)
+            .is_some_and(|held| held.expires > now && held.owner != owner);
+        if held_by_another {
+            return Claim::Taken;
+        }
+        let claimed = Alias {
+            owner: owner.to_owned(),
+            session,
+            expires: now + self.limits.ttl,
+        };
+        state.aliases.insert(alias.to_owned(), claimed);
+        Claim::Bound
     }
 
     pub(super) fn resolve_alias(&self, alias: &str) -> Option<SessionId> {
-        let id = *self.lock().aliases.get(alias)?;
-        self.with_record(id, |_| id)
+        let state = self.lock();
+        let alias = state.aliases.get(alias)?;
+        (alias.expires > Instant::now()).then_some(alias.session)
     }
 
     /// Appends `event`, trims, publishes it with its `log_id`, and marks the

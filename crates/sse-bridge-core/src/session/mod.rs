@@ -1,8 +1,9 @@
 //! One session from request to last frame: record, subscribe, dispatch,
 //! stream; follow, resume and cancel it.
 //!
-//! * [`start`] performs PROTOCOL §3.2 (record the session's metadata,
-//!   subscribe, wait for the confirmation, then dispatch the job).
+//! * [`start`] performs PROTOCOL §3.2 (claim the client's chat or run id,
+//!   record the session's metadata, subscribe, wait for the confirmation,
+//!   then dispatch the job).
 //! * [`follow`] (`follow.rs`) opens a follower's stream: replay the log
 //!   after `Last-Event-ID`, then live.
 //! * Either becomes the response body through [`LiveSession::into_stream`]
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
 use crate::format::Format;
-use crate::log::{EventLog, SessionMeta};
+use crate::log::{Claim, EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 
@@ -86,13 +87,24 @@ pub fn run_alias(run_id: &str) -> String {
     format!("ag-ui-run:{run_id}")
 }
 
-/// Why a session could not start (the client gets a 503).
+/// A client-chosen id another principal already holds (the client gets a 409).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameTaken {
+    #[error("this chat id belongs to another user; start the chat under a new id")]
+    ChatId,
+    #[error("this run id belongs to another user; start the run under a new runId")]
+    RunId,
+}
+
+/// Why a session could not start (the client gets a 503, a 429 or a 409).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("this gateway is at its limit of live sessions; retry later")]
     AtCapacity,
     #[error("too many live sessions for this principal; retry when one has ended")]
     PrincipalAtCapacity,
+    #[error(transparent)]
+    NameTaken(NameTaken),
     #[error("could not record the session: {0}")]
     Record(BrokerError),
     #[error("could not subscribe to the session's event channel: {0}")]
@@ -106,6 +118,8 @@ impl StartError {
         match self {
             StartError::AtCapacity => "at_capacity",
             StartError::PrincipalAtCapacity => "principal_at_capacity",
+            StartError::NameTaken(NameTaken::ChatId) => "chat_id_taken",
+            StartError::NameTaken(NameTaken::RunId) => "run_id_taken",
             StartError::Record(_) => "record",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
@@ -152,8 +166,7 @@ async fn start_with_id(
     meta.chat_id = presentation.chat_id;
     tokio::time::timeout(timeout, record(ctx, id, &meta))
         .await
-        .map_err(|_| StartError::Record(BrokerError::Timeout(timeout)))?
-        .map_err(StartError::Record)?;
+        .map_err(|_| StartError::Record(BrokerError::Timeout(timeout)))??;
     let subscription = tokio::time::timeout(timeout, ctx.bus.subscribe(&id.event_channel()))
         .await
         .map_err(|_| StartError::Subscribe(BrokerError::Timeout(timeout)))?
@@ -182,18 +195,26 @@ async fn start_with_id(
     ))
 }
 
-/// Writes a new session's metadata and the aliases its client knows it by.
-async fn record(
-    ctx: &SessionContext,
-    id: SessionId,
-    meta: &SessionMeta,
-) -> Result<(), BrokerError> {
-    ctx.bus.create(id, meta).await?;
-    if let Some(chat_id) = &meta.chat_id {
-        ctx.bus.bind_alias(&chat_alias(chat_id), id).await?;
+/// Claims the aliases a new session's client knows it by, then writes its
+/// metadata. Claims come first so that a name another principal holds
+/// refuses the session before anything of it exists.
+async fn record(ctx: &SessionContext, id: SessionId, meta: &SessionMeta) -> Result<(), StartError> {
+    let aliases = [
+        (meta
+            .chat_id
+            .as_deref()
+            .map(|id| (chat_alias(id), NameTaken::ChatId))),
+        (meta
+            .run_id
+            .as_deref()
+            .map(|id| (run_alias(id), NameTaken::RunId))),
+    ];
+    for (alias, taken) in aliases.into_iter().flatten() {
+        let claim = ctx.bus.claim_alias(&alias, &meta.principal, id).await;
+        match claim.map_err(StartError::Record)? {
+            Claim::Bound => {}
+            Claim::Taken => return Err(StartError::NameTaken(taken)),
+        }
     }
-    if let Some(run_id) = &meta.run_id {
-        ctx.bus.bind_alias(&run_alias(run_id), id).await?;
-    }
-    Ok(())
+    ctx.bus.create(id, meta).await.map_err(StartError::Record)
 }
