@@ -290,6 +290,30 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_alias_is_free_again_its_ttl_after_its_last_claim() {
+        let limits = LogLimits {
+            max_len: 10,
+            ttl: Duration::from_secs(60),
+        };
+        let logs = Logs::new(
+            Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),
+            limits,
+        );
+        let (alices, bobs) = (SessionId::new(), SessionId::new());
+        assert_eq!(
+            logs.claim_alias("chat:c", "key:alice", alices),
+            Claim::Bound
+        );
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(logs.claim_alias("chat:c", "key:bob", bobs), Claim::Taken);
+        assert_eq!(logs.resolve_alias("chat:c"), Some(alices));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(logs.resolve_alias("chat:c"), None);
+        assert_eq!(logs.claim_alias("chat:c", "key:bob", bobs), Claim::Bound);
+        assert_eq!(logs.resolve_alias("chat:c"), Some(bobs));
+    }
+
     #[test]
     fn ids_grow_like_redis_stream_ids() {
         assert_eq!(next_id(LogId::new(5, 3), 9), LogId::new(9, 0));

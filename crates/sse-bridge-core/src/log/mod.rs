@@ -57,7 +57,8 @@ impl Default for LogLimits {
 /// job is dispatched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMeta {
-    /// Who created the session (`anonymous` while authentication is off).
+    /// Who created the session, namespaced by how it authenticated
+    /// (`key:<name>`, `jwt:<iss>:<sub>`; `anonymous` while authentication is off).
     pub principal: String,
     /// Unix milliseconds.
     pub created_at_ms: u64,

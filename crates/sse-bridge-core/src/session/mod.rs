@@ -199,17 +199,15 @@ async fn start_with_id(
 /// metadata. Claims come first so that a name another principal holds
 /// refuses the session before anything of it exists.
 async fn record(ctx: &SessionContext, id: SessionId, meta: &SessionMeta) -> Result<(), StartError> {
-    let aliases = [
-        (meta
-            .chat_id
-            .as_deref()
-            .map(|id| (chat_alias(id), NameTaken::ChatId))),
-        (meta
-            .run_id
-            .as_deref()
-            .map(|id| (run_alias(id), NameTaken::RunId))),
-    ];
-    for (alias, taken) in aliases.into_iter().flatten() {
+    let chat = meta
+        .chat_id
+        .as_deref()
+        .map(|chat_id| (chat_alias(chat_id), NameTaken::ChatId));
+    let run = meta
+        .run_id
+        .as_deref()
+        .map(|run_id| (run_alias(run_id), NameTaken::RunId));
+    for (alias, taken) in [chat, run].into_iter().flatten() {
         let claim = ctx.bus.claim_alias(&alias, &meta.principal, id).await;
         match claim.map_err(StartError::Record)? {
             Claim::Bound => {}
