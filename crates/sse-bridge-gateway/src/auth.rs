@@ -2,11 +2,15 @@
 //!
 //! With [`Auth`] configured, every session endpoint (native, AG-UI, AI SDK;
 //! create, follow, resume, cancel) wants `Authorization: Bearer <token>`:
-//! a static API key (principal = the key's name) or a JWT signed with HS256
-//! or RS256 (principal = its `sub`; `exp` required, `nbf`, audience and
-//! issuer checked when configured). Anything else is `401` with
-//! `WWW-Authenticate: Bearer`. The principal is recorded with every session
-//! it creates, and only it may follow, resume or cancel that session
+//! a static API key or a JWT signed with HS256 or RS256 (`exp` required,
+//! `nbf`, audience and issuer checked when configured). Anything else is
+//! `401` with `WWW-Authenticate: Bearer`.
+//!
+//! The principal is namespaced by how the caller proved who it is, so an
+//! API key's name and a JWT's subject never stand for the same caller:
+//! `key:<name>`, `jwt:<iss>:<sub>` (`jwt::<sub>` without `iss`), or
+//! [`ANONYMOUS`] while authentication is off. It is recorded with every
+//! session it creates, and only it may follow, resume or cancel that session
 //! (`sse_bridge_core::session` answers others as if the session did not
 //! exist). API keys are compared in constant time; tokens are never logged.
 
@@ -109,25 +113,35 @@ impl Auth {
         !self.api_keys.is_empty() || self.jwt.is_some()
     }
 
-    /// The principal a bearer token stands for.
+    /// The principal a bearer token stands for (namespaced: see the module doc).
     pub fn principal(&self, token: &str) -> Option<String> {
         // Every key is compared, so timing does not tell which one matched.
         let mut found = None;
         for (name, key) in &self.api_keys {
             if bool::from(key.as_slice().ct_eq(token.as_bytes())) {
-                found = Some(name.clone());
+                found = Some(name);
             }
         }
-        if found.is_some() {
-            return found;
+        if let Some(name) = found {
+            return Some(format!("key:{name}"));
         }
         #[derive(serde::Deserialize)]
         struct Claims {
             sub: String,
+            iss: Option<String>,
         }
         let jwt = self.jwt.as_ref()?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &jwt.key, &jwt.validation).ok()?;
-        Some(claims.claims.sub).filter(|sub| !sub.is_empty())
+        let claims = jsonwebtoken::decode::<Claims>(token, &jwt.key, &jwt.validation)
+            .ok()?
+            .claims;
+        if claims.sub.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "jwt:{}:{}",
+            claims.iss.unwrap_or_default(),
+            claims.sub
+        ))
     }
 
     /// The caller of a request: [`ANONYMOUS`] while auth is off.
@@ -196,10 +210,13 @@ mod tests {
         let auth = Auth::default()
             .with_api_keys(["alice=k1", "bob=k2"])
             .unwrap();
-        assert_eq!(auth.authenticate(&parts(Some("Bearer k2"))).unwrap(), "bob");
+        assert_eq!(
+            auth.authenticate(&parts(Some("Bearer k2"))).unwrap(),
+            "key:bob"
+        );
         assert_eq!(
             auth.authenticate(&parts(Some("bearer k1"))).unwrap(),
-            "alice"
+            "key:alice"
         );
         for bad in [None, Some("Bearer nope"), Some("Basic k1"), Some("k1")] {
             assert!(matches!(
@@ -213,5 +230,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("k1"), "{error}");
+    }
+
+    #[test]
+    fn jwt_principals_carry_their_issuer_and_never_meet_api_keys() {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        const SECRET: &[u8] = b"a secret for the unit tests";
+        let auth = Auth::default()
+            .with_api_keys(["alice=k1"])
+            .unwrap()
+            .with_jwt(JwtKey::Hs256Secret(SECRET), None, None)
+            .unwrap();
+        let token = |claims: serde_json::Value| {
+            let key = EncodingKey::from_secret(SECRET).unwrap();
+            encode(&Header::default(), &claims, &key).unwrap()
+        };
+        let exp = jsonwebtoken::get_current_timestamp() + 600;
+        let with_issuer = token(serde_json::json!({"sub": "alice", "iss": "idp", "exp": exp}));
+        let without = token(serde_json::json!({"sub": "alice", "exp": exp}));
+        assert_eq!(auth.principal(&with_issuer).unwrap(), "jwt:idp:alice");
+        assert_eq!(auth.principal(&without).unwrap(), "jwt::alice");
+        assert_eq!(auth.principal("k1").unwrap(), "key:alice");
     }
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sse_bridge_core::protocol::InvalidRequest;
-use sse_bridge_core::session::{CancelError, FollowError, StartError};
+use sse_bridge_core::session::{CancelError, FollowError, NameTaken, StartError};
 
 /// Every way a request can fail before its stream starts.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("too many live sessions for this principal; retry when one has ended")]
     TooManySessions,
+    #[error(transparent)]
+    NameTaken(NameTaken),
     #[error("the session log is unavailable: {0}")]
     LogUnavailable(sse_bridge_core::BrokerError),
     #[error("not found")]
@@ -48,6 +50,7 @@ impl ApiError {
             ApiError::InvalidCursor(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NameTaken(_) => StatusCode::CONFLICT,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -59,6 +62,7 @@ impl From<StartError> for ApiError {
     fn from(error: StartError) -> Self {
         match error {
             StartError::PrincipalAtCapacity => ApiError::TooManySessions,
+            StartError::NameTaken(taken) => ApiError::NameTaken(taken),
             error => ApiError::Unavailable(error),
         }
     }

@@ -57,6 +57,7 @@ pub async fn create_session(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "AG-UI events: RUN_STARTED … RUN_FINISHED or RUN_ERROR", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 409, description = "The runId belongs to another principal (a run id is its first user's; that run keeps it); nothing was started", body = ErrorDetail),
         StartErrors,
     )
 )]
@@ -108,6 +109,7 @@ pub async fn replay_ag_ui_run(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The UI message stream (`start` … `finish`, `data: [DONE]`)", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String, description = "v1"))),
+        (status = 409, description = "The chat id belongs to another principal (a chat id is its first user's; that chat keeps it); nothing was started", body = ErrorDetail),
         StartErrors,
     )
 )]
@@ -136,7 +138,7 @@ pub async fn chat_ai_sdk(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The chat's live message from `start`, then live", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String))),
-        (status = 204, description = "The chat has no live message"),
+        (status = 204, description = "The chat has no live message (or is not the caller's)"),
         FollowErrors,
     )
 )]

@@ -1,18 +1,25 @@
 //! Authentication, ownership and the per-principal limit through real HTTP:
 //! tokens on every session endpoint, 401 with `WWW-Authenticate`, probes
-//! left open, another principal's session answered as unknown, 429 with
-//! `Retry-After` beyond a principal's limit.
+//! left open, another principal's session answered as unknown, an API key
+//! and a JWT subject of the same name kept apart, chat and run ids owned by
+//! the principal that first used them (409 to others, on both logs), 429
+//! with `Retry-After` beyond a principal's limit.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
+use sse_bridge_core::embedded::EmbeddedBus;
 use sse_bridge_core::session::{SessionConfig, SessionLimit};
+use sse_bridge_core::{EventLog, SessionId};
 use sse_bridge_gateway::Auth;
 use sse_bridge_gateway::auth::JwtKey;
+use sse_bridge_redis::{RedisBus, RedisConfig};
+use sse_bridge_testkit::redis::{REDIS_URL, unique};
 
 const SECRET: &[u8] = b"a test secret that is long enough";
 
@@ -193,3 +200,222 @@ async fn a_principal_beyond_its_limit_gets_429_until_a_session_ends() {
     }
     gw.stop().await;
 }
+
+/// The same auth on the embedded log or on the real Redis.
+async fn gateway_on(bus: Arc<dyn EventLog>) -> TestGateway {
+    TestGateway::start_on(bus, SessionConfig::default(), |state| state.auth = auth()).await
+}
+
+fn embedded() -> Arc<dyn EventLog> {
+    Arc::new(EmbeddedBus::new(4096))
+}
+
+async fn redis() -> Arc<dyn EventLog> {
+    let mut config = RedisConfig::new(REDIS_URL);
+    config.client_name = unique("t-auth");
+    Arc::new(RedisBus::connect(config).await.expect("Redis"))
+}
+
+/// `method path` with `token`, and `body` as JSON when given.
+async fn send_as(
+    gw: &TestGateway,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = client()
+        .request(method.parse().unwrap(), format!("{}{path}", gw.url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    request.send().await.unwrap()
+}
+
+fn chat_body(chat_id: &str) -> Value {
+    json!({
+        "id": chat_id, "trigger": "submit-message",
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "q"}]}]
+    })
+}
+
+fn ag_ui_input(run_id: &str) -> Value {
+    json!({
+        "threadId": format!("thread-{run_id}"), "runId": run_id, "state": {}, "tools": [],
+        "context": [], "forwardedProps": {},
+        "messages": [{"id": "u1", "role": "user", "content": "q"}]
+    })
+}
+
+/// The `data:` lines of a whole body.
+async fn data_lines(response: reqwest::Response) -> Vec<String> {
+    assert_eq!(response.status(), 200);
+    let text = read_rest(response.bytes_stream(), Duration::from_secs(20), "stream").await;
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A 409 whose detail names what was taken.
+async fn assert_taken(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 409);
+    let body: Value = response.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(what) && detail.contains("another"),
+        "{detail}"
+    );
+}
+
+/// Nothing was dispatched to the workers.
+async fn assert_no_job(gw: &TestGateway) {
+    use sse_bridge_core::JobSource;
+    let next = tokio::time::timeout(Duration::from_millis(300), gw.queue.next_job()).await;
+    assert!(next.is_err(), "a job was dispatched");
+}
+
+#[tokio::test]
+async fn a_jwt_subject_is_not_the_api_key_of_the_same_name() {
+    let gw = gateway(SessionLimit::default()).await;
+    let response = post_as(&gw, Some("key-a")).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    gw.take_job().await;
+    let jwt_alice = jwt("alice", "sse-bridge", 600);
+    let path = format!("/v1/react/sessions/{id}/events");
+    let follow = send_as(&gw, &jwt_alice, "GET", &path, None).await;
+    assert_eq!(follow.status(), 404, "the JWT's alice is someone else");
+    let cancel = send_as(
+        &gw,
+        &jwt_alice,
+        "DELETE",
+        &format!("/v1/react/sessions/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(cancel.status(), 404);
+    let mine = send_as(&gw, "key-a", "GET", &path, None).await;
+    assert_eq!(mine.status(), 200, "the key's alice still follows");
+    gw.stop().await;
+}
+
+async fn a_chat_id_belongs_to_the_principal_that_first_used_it(bus: Arc<dyn EventLog>) {
+    let gw = gateway_on(bus).await;
+    let chat_id = format!("chat-{}", SessionId::new());
+    let post = |token| {
+        send_as(
+            &gw,
+            token,
+            "POST",
+            "/v1/ai-sdk/chat",
+            Some(chat_body(&chat_id)),
+        )
+    };
+    let stream_path = format!("/v1/ai-sdk/chat/{chat_id}/stream");
+    let alice = post("key-a").await;
+    assert_eq!(alice.status(), 200);
+    let job = gw.take_job().await;
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(&job, "FinalAnswerStream", json!({"char": "4"}))
+        .await;
+
+    assert_taken(post("key-b").await, "chat id").await;
+    assert_taken(post(&jwt("alice", "sse-bridge", 600)).await, "chat id").await;
+    assert_no_job(&gw).await;
+    let bobs_resume = send_as(&gw, "key-b", "GET", &stream_path, None).await;
+    assert_eq!(bobs_resume.status(), 204, "Bob has no live message there");
+
+    let resumed = send_as(&gw, "key-a", "GET", &stream_path, None).await;
+    assert_eq!(resumed.status(), 200, "Alice's live answer is still hers");
+    let resumed = tokio::spawn(data_lines(resumed));
+    gw.emit(&job, "FinalAnswerStream", json!({"char": "2"}))
+        .await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
+    let live = data_lines(alice).await;
+    assert_eq!(live.last().unwrap(), "[DONE]");
+    assert_eq!(resumed.await.unwrap(), live);
+    gw.stop().await;
+}
+
+async fn an_ag_ui_run_id_belongs_to_the_principal_that_first_used_it(bus: Arc<dyn EventLog>) {
+    let gw = gateway_on(bus).await;
+    let run_id = format!("run-{}", SessionId::new());
+    let post = |token| send_as(&gw, token, "POST", "/v1/ag-ui", Some(ag_ui_input(&run_id)));
+    let replay_path = format!("/v1/ag-ui/runs/{run_id}/events");
+    let alice = post("key-a").await;
+    assert_eq!(alice.status(), 200);
+    let job = gw.take_job().await;
+    gw.emit(&job, "worker_ack", json!({})).await;
+
+    assert_taken(post("key-b").await, "run id").await;
+    assert_no_job(&gw).await;
+    let bobs_replay = send_as(&gw, "key-b", "GET", &replay_path, None).await;
+    assert_eq!(bobs_replay.status(), 404, "not Bob's run");
+
+    gw.emit(&job, "FinalAnswerStream", json!({"char": "5"}))
+        .await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
+    let live = data_lines(alice).await;
+    let replay = data_lines(send_as(&gw, "key-a", "GET", &replay_path, None).await).await;
+    assert_eq!(replay, live, "Alice's run replays whole");
+    gw.stop().await;
+}
+
+async fn the_owner_takes_its_own_chat_id_over(bus: Arc<dyn EventLog>) {
+    let gw = gateway_on(bus).await;
+    let chat_id = format!("chat-{}", SessionId::new());
+    let post = || {
+        send_as(
+            &gw,
+            "key-a",
+            "POST",
+            "/v1/ai-sdk/chat",
+            Some(chat_body(&chat_id)),
+        )
+    };
+    let first = post().await;
+    assert_eq!(first.status(), 200);
+    gw.take_job().await;
+    let second = post().await;
+    assert_eq!(second.status(), 200, "a new message of the same chat");
+    let second_id = second.headers()["x-session-id"].clone();
+    gw.take_job().await;
+    let path = format!("/v1/ai-sdk/chat/{chat_id}/stream");
+    let resumed = send_as(&gw, "key-a", "GET", &path, None).await;
+    assert_eq!(resumed.status(), 200);
+    assert_eq!(
+        resumed.headers()["x-session-id"],
+        second_id,
+        "the latest message"
+    );
+    gw.stop().await;
+}
+
+/// Runs each scenario on both logs: `<scenario>::embedded`, `<scenario>::redis`.
+macro_rules! on_both_logs {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn embedded() {
+                super::$scenario(super::embedded()).await
+            }
+            #[tokio::test]
+            async fn redis() {
+                super::$scenario(super::redis().await).await
+            }
+        }
+    )*};
+}
+
+on_both_logs!(
+    a_chat_id_belongs_to_the_principal_that_first_used_it,
+    an_ag_ui_run_id_belongs_to_the_principal_that_first_used_it,
+    the_owner_takes_its_own_chat_id_over,
+);

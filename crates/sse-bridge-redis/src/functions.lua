@@ -318,3 +318,26 @@ redis.register_function('sse_bridge_v2_append', append)
 redis.register_function('sse_bridge_v2_end', finish)
 redis.register_function{function_name = 'sse_bridge_v2_read', callback = read, flags = {'no-writes'}}
 redis.register_function('sse_bridge_v2_follow', follow)
+
+-- Aliases: the client-chosen names of sessions (`sse_alias:chat:<chat id>`,
+-- `sse_alias:ag-ui-run:<run id>`), each held by the principal that first
+-- used it. The value is `<owner>\n<session id>` (a value without a newline,
+-- from a gateway before owners, counts as unowned).
+--
+--   FCALL sse_bridge_v2_claim 1 sse_alias:<alias> <owner> <session id> <ttl ms>
+--
+-- Binds the alias to the session for ttl ms unless another principal holds
+-- it (one key: Cluster-safe). Returns 1 (bound) or 0 (taken, unchanged).
+local function claim(keys, args)
+  local owner, session, ttl_ms = args[1], args[2], args[3]
+  local held = redis.call('GET', keys[1])
+  if held then
+    -- The owner is everything before the last newline (a session id has none).
+    local holder = string.match(held, '^(.*)\n[^\n]*$')
+    if holder and holder ~= owner then return 0 end
+  end
+  redis.call('SET', keys[1], owner .. '\n' .. session, 'PX', ttl_ms)
+  return 1
+end
+
+redis.register_function('sse_bridge_v2_claim', claim)

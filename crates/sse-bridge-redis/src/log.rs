@@ -5,10 +5,11 @@
 //! and gateway ends are `FCALL`s (log, attempt rule, bound and PUBLISH in
 //! one atomic step), reads are `FCALL_RO sse_bridge_v2_read`, metadata is
 //! one `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look
-//! up. The function library is (re)loaded on every new command connection,
-//! so a Redis restarted without persistence gets it back with the first
-//! command; its name carries its version, so loading it replaces only the
-//! same version's (see `functions.lua`).
+//! up; an alias is claimed by `FCALL sse_bridge_v2_claim` (one key) and
+//! resolved by one `GET`. The function library is (re)loaded on every new
+//! command connection, so a Redis restarted without persistence gets it back
+//! with the first command; its name carries its version, so loading it
+//! replaces only the same version's (see `functions.lua`).
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redis::Value;
 use sse_bridge_core::log::{
-    Appended, Ending, EventLog, HistoryLost, LogEntry, LogId, LogPage, PageLimit, Refusal,
+    Appended, Claim, Ending, EventLog, HistoryLost, LogEntry, LogId, LogPage, PageLimit, Refusal,
     SessionMeta,
 };
 use sse_bridge_core::protocol::OnDisconnect;
@@ -45,9 +46,18 @@ pub(crate) fn load_functions() -> redis::Cmd {
         .to_owned()
 }
 
-/// The key holding the session an alias names (`sse_alias:chat:<id>`, ...).
+/// The key holding an alias's owner and session (`sse_alias:chat:<id>`, ...).
 fn alias_key(alias: &str) -> String {
     format!("sse_alias:{alias}")
+}
+
+/// The session of an alias's value, `<owner>\n<session id>` (or a bare
+/// session id, as gateways before owners wrote it).
+fn aliased_session(value: &str) -> Option<SessionId> {
+    let session = value
+        .rsplit_once('\n')
+        .map_or(value, |(_, session)| session);
+    session.parse().ok()
 }
 
 /// The library's functions that take a session's keys.
@@ -275,21 +285,33 @@ impl EventLog for RedisBus {
         }
     }
 
-    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError> {
+    async fn claim_alias(
+        &self,
+        alias: &str,
+        owner: &str,
+        id: SessionId,
+    ) -> Result<Claim, BrokerError> {
         let ttl_ms = self.log_limits().ttl.as_millis() as u64;
-        let set = redis::cmd("SET")
+        let claim = redis::cmd("FCALL")
+            .arg(format!("{VERSION}_claim"))
+            .arg(1)
             .arg(alias_key(alias))
+            .arg(owner)
             .arg(id.to_string())
-            .arg("PX")
             .arg(ttl_ms)
             .to_owned();
-        self.commands().query(&set).await
+        let reply: Value = self.commands().query(&claim).await?;
+        match int(&reply) {
+            Some(1) => Ok(Claim::Bound),
+            Some(0) => Ok(Claim::Taken),
+            _ => Err(unexpected("sse_bridge_v2_claim", &reply)),
+        }
     }
 
     async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError> {
         let get = redis::cmd("GET").arg(alias_key(alias)).to_owned();
-        let id: Option<String> = self.commands().query(&get).await?;
-        Ok(id.and_then(|id| id.parse().ok()))
+        let value: Option<String> = self.commands().query(&get).await?;
+        Ok(value.as_deref().and_then(aliased_session))
     }
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{REDIS_URL, plain, unique};
 use redis::AsyncTypedCommands;
-use sse_bridge_core::log::{Appended, EventLog, LogLimits, SessionMeta};
+use sse_bridge_core::log::{Appended, Claim, EventLog, LogLimits, SessionMeta};
 use sse_bridge_core::protocol::{Event, OnDisconnect};
 use sse_bridge_core::{EventBus, SessionId};
 use sse_bridge_redis::{RedisBus, RedisConfig};
@@ -310,4 +310,30 @@ async fn version_1_workers_append_beside_version_2_gateways() {
         .unwrap();
     assert_eq!(page.entries.len(), 1);
     assert_eq!(page.entries[0].id.to_string(), reply.1);
+}
+
+#[tokio::test]
+async fn an_alias_written_before_owners_counts_as_free_and_a_claim_expires_with_the_log() {
+    let bus = bus(LogLimits {
+        max_bytes: 4000,
+        ttl: Duration::from_secs(90),
+    })
+    .await;
+    let mut conn = plain(REDIS_URL).await;
+    let alias = format!("chat:{}", SessionId::new());
+    let (old, new) = (SessionId::new(), SessionId::new());
+    let key = format!("sse_alias:{alias}");
+    conn.set(&key, old.to_string()).await.unwrap();
+    assert_eq!(bus.resolve_alias(&alias).await.unwrap(), Some(old));
+    assert_eq!(
+        bus.claim_alias(&alias, "key:bob", new).await.unwrap(),
+        Claim::Bound
+    );
+    assert_eq!(bus.resolve_alias(&alias).await.unwrap(), Some(new));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((85..=90).contains(&ttl), "alias TTL {ttl}");
 }

@@ -1,12 +1,13 @@
 //! The behaviour every [`EventLog`] backend must share, as one check run
 //! against each (the embedded log in `sse-bridge-core`'s tests, the Redis
 //! log in `sse-bridge-redis`'s): the attempt rule, refusals after the end,
-//! gateway ends, reads, folding a long log's head and followers. The Redis side runs the rule
-//! in Lua and the embedded side in Rust; this is what keeps them equal.
+//! gateway ends, reads, folding a long log's head, followers and alias
+//! claims. The Redis side runs the rules in Lua and the embedded side in
+//! Rust; this is what keeps them equal.
 
 use serde_json::json;
 use sse_bridge_core::log::{
-    Appended, Ending, EventLog, HistoryLost, LogEntry, LogId, LogLimits, PageLimit, Refusal,
+    Appended, Claim, Ending, EventLog, HistoryLost, LogEntry, LogId, LogLimits, PageLimit, Refusal,
     SessionMeta,
 };
 use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, event_type};
@@ -60,21 +61,39 @@ pub async fn check_event_log(log: &dyn EventLog) {
     gateway_end_is_exclusive(log).await;
     reads_page_and_fold_long_logs(log).await;
     followers_are_counted(log).await;
-    aliases_name_live_sessions(log).await;
+    aliases_belong_to_their_first_owner(log).await;
 }
 
-async fn aliases_name_live_sessions(log: &dyn EventLog) {
+async fn aliases_belong_to_their_first_owner(log: &dyn EventLog) {
     let alias = format!("chat:{}", SessionId::new());
     assert_eq!(log.resolve_alias(&alias).await.unwrap(), None);
     let first = created(log).await;
-    log.bind_alias(&alias, first).await.unwrap();
+    let claim = |owner: &'static str, id| log.claim_alias(&alias, owner, id);
+    assert_eq!(claim("key:alice", first).await.unwrap(), Claim::Bound);
     assert_eq!(log.resolve_alias(&alias).await.unwrap(), Some(first));
     let second = created(log).await;
-    log.bind_alias(&alias, second).await.unwrap();
+    assert_eq!(claim("key:alice", second).await.unwrap(), Claim::Bound);
     assert_eq!(
         log.resolve_alias(&alias).await.unwrap(),
         Some(second),
-        "taken over"
+        "the owner's later session takes its name over"
+    );
+    let intruder = created(log).await;
+    for other in ["key:bob", "jwt::alice"] {
+        assert_eq!(claim(other, intruder).await.unwrap(), Claim::Taken);
+    }
+    assert_eq!(
+        log.resolve_alias(&alias).await.unwrap(),
+        Some(second),
+        "a refused claim changes nothing"
+    );
+    let other_kind = alias.replacen("chat:", "ag-ui-run:", 1);
+    assert_eq!(
+        log.claim_alias(&other_kind, "key:bob", intruder)
+            .await
+            .unwrap(),
+        Claim::Bound,
+        "each kind of alias is a namespace of its own"
     );
     let mut meta = SessionMeta::new("anonymous", "ai-sdk", OnDisconnect::Cancel);
     meta.chat_id = Some("c1".into());

@@ -297,7 +297,7 @@ pub struct ServeArgs {
 /// Who may call the session endpoints. Off unless a key or a JWT key is given.
 #[derive(Debug, Args)]
 pub struct AuthArgs {
-    /// An API key `NAME=KEY` (the bearer token is KEY, the principal NAME),
+    /// An API key `NAME=KEY` (the bearer token is KEY, the principal `key:NAME`),
     /// repeatable. Env: comma-separated.
     #[arg(
         long = "api-key",
@@ -311,7 +311,7 @@ pub struct AuthArgs {
     #[arg(long, env = "SSE_BRIDGE_API_KEYS_FILE")]
     pub api_keys_file: Option<std::path::PathBuf>,
 
-    /// Accept JWTs signed with this HS256 secret (principal = `sub`).
+    /// Accept JWTs signed with this HS256 secret (principal = `jwt:<iss>:<sub>`).
     #[arg(long, env = "SSE_BRIDGE_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<String>,
 

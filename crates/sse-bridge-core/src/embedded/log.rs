@@ -7,7 +7,9 @@
 //! XADD and PUBLISH in one server-side function. Logs are bounded by
 //! [`LogLimits::max_bytes`] (their head folded by [`crate::log::fold`]'s
 //! rule) and expire [`LogLimits::ttl`] after their last write, like their
-//! Redis counterparts.
+//! Redis counterparts. Aliases are claimed by their first owner and expire
+//! the log's TTL after their last claim, as the Redis function
+//! `sse_bridge_v2_claim` keeps them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,8 +20,8 @@ use tokio::time::Instant;
 use crate::bus::Router;
 use crate::log::fold::{self, Fold};
 use crate::log::{
-    Admission, Appended, AttemptGate, Ending, FoldedEntry, LogEntry, LogId, LogLimits, LogPage,
-    PageLimit, Refusal, SessionMeta,
+    Admission, Appended, AttemptGate, Claim, Ending, FoldedEntry, LogEntry, LogId, LogLimits,
+    LogPage, PageLimit, Refusal, SessionMeta,
 };
 use crate::protocol::{ErrorCode, Event, SessionId, event_type, unix_ms};
 
@@ -35,9 +37,15 @@ pub(super) struct Logs {
 
 struct State {
     sessions: HashMap<SessionId, Record>,
-    /// Aliases of sessions; an alias whose session expired resolves to nothing.
-    aliases: HashMap<String, SessionId>,
+    aliases: HashMap<String, Alias>,
     next_sweep: Instant,
+}
+
+/// Who holds an alias, and the session it names until it expires.
+struct Alias {
+    owner: String,
+    session: SessionId,
+    expires: Instant,
 }
 
 struct Record {
@@ -110,7 +118,7 @@ impl Logs {
                 sessions, aliases, ..
             } = &mut *state;
             sessions.retain(|_, record| record.expires > now);
-            aliases.retain(|_, id| sessions.contains_key(id));
+            aliases.retain(|_, alias| alias.expires > now);
             state.next_sweep = now + SWEEP_EVERY;
         }
         state.sessions.insert(
@@ -223,13 +231,29 @@ impl Logs {
         })
     }
 
-    pub(super) fn bind_alias(&self, alias: &str, id: SessionId) {
-        self.lock().aliases.insert(alias.to_owned(), id);
+    pub(super) fn claim_alias(&self, alias: &str, owner: &str, session: SessionId) -> Claim {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let held_by_another = state
+            .aliases
+            .get(alias)
+            .is_some_and(|held| held.expires > now && held.owner != owner);
+        if held_by_another {
+            return Claim::Taken;
+        }
+        let claimed = Alias {
+            owner: owner.to_owned(),
+            session,
+            expires: now + self.limits.ttl,
+        };
+        state.aliases.insert(alias.to_owned(), claimed);
+        Claim::Bound
     }
 
     pub(super) fn resolve_alias(&self, alias: &str) -> Option<SessionId> {
-        let id = *self.lock().aliases.get(alias)?;
-        self.with_record(id, |_| id)
+        let state = self.lock();
+        let alias = state.aliases.get(alias)?;
+        (alias.expires > Instant::now()).then_some(alias.session)
     }
 
     /// Appends `event`, trims, publishes it with its `log_id`, and marks the
@@ -326,6 +350,30 @@ mod tests {
             logs.append(id, &ack),
             Appended::Refused(Refusal::UnknownSession)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alias_is_free_again_its_ttl_after_its_last_claim() {
+        let limits = LogLimits {
+            max_bytes: 1000,
+            ttl: Duration::from_secs(60),
+        };
+        let logs = Logs::new(
+            Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),
+            limits,
+        );
+        let (alices, bobs) = (SessionId::new(), SessionId::new());
+        assert_eq!(
+            logs.claim_alias("chat:c", "key:alice", alices),
+            Claim::Bound
+        );
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(logs.claim_alias("chat:c", "key:bob", bobs), Claim::Taken);
+        assert_eq!(logs.resolve_alias("chat:c"), Some(alices));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(logs.resolve_alias("chat:c"), None);
+        assert_eq!(logs.claim_alias("chat:c", "key:bob", bobs), Claim::Bound);
+        assert_eq!(logs.resolve_alias("chat:c"), Some(bobs));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use bytes::Bytes;
 
 use crate::bus::{EventBus, Router, Subscription, SubscriptionBound};
 use crate::error::BrokerError;
-use crate::log::{Appended, Ending, EventLog, LogId, LogLimits, LogPage, PageLimit, SessionMeta};
+use crate::log::{
+    Appended, Claim, Ending, EventLog, LogId, LogLimits, LogPage, PageLimit, SessionMeta,
+};
 use crate::protocol::{Event, Job, SessionId};
 use crate::queue::{JobDispatcher, JobSource, NoAck, ReceivedJob};
 
@@ -94,9 +96,13 @@ impl EventLog for EmbeddedBus {
         Ok(self.logs.add_followers(id, delta))
     }
 
-    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError> {
-        self.logs.bind_alias(alias, id);
-        Ok(())
+    async fn claim_alias(
+        &self,
+        alias: &str,
+        owner: &str,
+        id: SessionId,
+    ) -> Result<Claim, BrokerError> {
+        Ok(self.logs.claim_alias(alias, owner, id))
     }
 
     async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError> {

@@ -83,7 +83,8 @@ pub struct PageLimit {
 /// job is dispatched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMeta {
-    /// Who created the session (`anonymous` while authentication is off).
+    /// Who created the session, namespaced by how it authenticated
+    /// (`key:<name>`, `jwt:<iss>:<sub>`; `anonymous` while authentication is off).
     pub principal: String,
     /// Unix milliseconds.
     pub created_at_ms: u64,
@@ -192,6 +193,15 @@ impl Refusal {
     }
 }
 
+/// What [`EventLog::claim_alias`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The alias now names the claiming session.
+    Bound,
+    /// Another principal holds the alias; it still names that one's session.
+    Taken,
+}
+
 /// What [`EventLog::end`] found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -240,10 +250,19 @@ pub trait EventLog: EventBus {
     /// `None` when the session is unknown.
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError>;
 
-    /// Names session `id` by `alias` (an AI SDK chat, an AG-UI run) for as
-    /// long as the session's log lives; a later session may take the alias over.
-    async fn bind_alias(&self, alias: &str, id: SessionId) -> Result<(), BrokerError>;
+    /// Claims `alias` (an AI SDK chat, an AG-UI run) for `owner`'s session
+    /// `id`, in one atomic step, for the log's TTL from now: bound when the
+    /// alias is free (never used, or expired) or already `owner`'s — a later
+    /// session of the same owner takes its name over — and [`Claim::Taken`],
+    /// changing nothing, when another principal holds it.
+    async fn claim_alias(
+        &self,
+        alias: &str,
+        owner: &str,
+        id: SessionId,
+    ) -> Result<Claim, BrokerError>;
 
-    /// The session `alias` names, if any.
+    /// The session `alias` names, if any (whoever owns it: the caller checks
+    /// the session's principal, as for any session).
     async fn resolve_alias(&self, alias: &str) -> Result<Option<SessionId>, BrokerError>;
 }

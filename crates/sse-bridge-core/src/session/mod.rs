@@ -1,8 +1,9 @@
 //! One session from request to last frame: record, subscribe, dispatch,
 //! stream; follow, resume and cancel it.
 //!
-//! * [`start`] performs PROTOCOL §3.2 (record the session's metadata,
-//!   subscribe, wait for the confirmation, then dispatch the job).
+//! * [`start`] performs PROTOCOL §3.2 (claim the client's chat or run id,
+//!   record the session's metadata, subscribe, wait for the confirmation,
+//!   then dispatch the job).
 //! * [`follow`] (`follow.rs`) opens a follower's stream: replay the log
 //!   after `Last-Event-ID`, then live.
 //! * Either becomes the response body through [`LiveSession::into_stream`]
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
 use crate::format::Format;
-use crate::log::{EventLog, SessionMeta};
+use crate::log::{Claim, EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 
@@ -88,13 +89,24 @@ pub fn run_alias(run_id: &str) -> String {
     format!("ag-ui-run:{run_id}")
 }
 
-/// Why a session could not start (the client gets a 503).
+/// A client-chosen id another principal already holds (the client gets a 409).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameTaken {
+    #[error("this chat id belongs to another user; start the chat under a new id")]
+    ChatId,
+    #[error("this run id belongs to another user; start the run under a new runId")]
+    RunId,
+}
+
+/// Why a session could not start (the client gets a 503, a 429 or a 409).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("this gateway is at its limit of live sessions; retry later")]
     AtCapacity,
     #[error("too many live sessions for this principal; retry when one has ended")]
     PrincipalAtCapacity,
+    #[error(transparent)]
+    NameTaken(NameTaken),
     #[error("could not record the session: {0}")]
     Record(BrokerError),
     #[error("could not subscribe to the session's event channel: {0}")]
@@ -108,6 +120,8 @@ impl StartError {
         match self {
             StartError::AtCapacity => "at_capacity",
             StartError::PrincipalAtCapacity => "principal_at_capacity",
+            StartError::NameTaken(NameTaken::ChatId) => "chat_id_taken",
+            StartError::NameTaken(NameTaken::RunId) => "run_id_taken",
             StartError::Record(_) => "record",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
@@ -153,9 +167,7 @@ async fn start_with_id(
     meta.thread_id = presentation.thread_id;
     meta.run_id = presentation.run_id;
     meta.chat_id = presentation.chat_id;
-    patiently(deadline, timeout, || record(ctx, id, &meta))
-        .await
-        .map_err(StartError::Record)?;
+    record(ctx, id, &meta, deadline).await?;
     let channel = id.event_channel();
     let subscription = patiently(deadline, timeout, || ctx.bus.subscribe(&channel))
         .await
@@ -218,18 +230,35 @@ where
 const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(25);
 const RETRY_LONGEST_PAUSE: Duration = Duration::from_millis(250);
 
-/// Writes a new session's metadata and the aliases its client knows it by.
+/// Claims the aliases a new session's client knows it by, then writes its
+/// metadata. Claims come first so that a name another principal holds
+/// refuses the session before anything of it exists.
 async fn record(
     ctx: &SessionContext,
     id: SessionId,
     meta: &SessionMeta,
-) -> Result<(), BrokerError> {
-    ctx.bus.create(id, meta).await?;
-    if let Some(chat_id) = &meta.chat_id {
-        ctx.bus.bind_alias(&chat_alias(chat_id), id).await?;
+    deadline: Instant,
+) -> Result<(), StartError> {
+    let timeout = ctx.start_timeout;
+    let chat = meta
+        .chat_id
+        .as_deref()
+        .map(|chat_id| (chat_alias(chat_id), NameTaken::ChatId));
+    let run = meta
+        .run_id
+        .as_deref()
+        .map(|run_id| (run_alias(run_id), NameTaken::RunId));
+    for (alias, taken) in [chat, run].into_iter().flatten() {
+        let claim = patiently(deadline, timeout, || {
+            ctx.bus.claim_alias(&alias, &meta.principal, id)
+        })
+        .await;
+        match claim.map_err(StartError::Record)? {
+            Claim::Bound => {}
+            Claim::Taken => return Err(StartError::NameTaken(taken)),
+        }
     }
-    if let Some(run_id) = &meta.run_id {
-        ctx.bus.bind_alias(&run_alias(run_id), id).await?;
-    }
-    Ok(())
+    patiently(deadline, timeout, || ctx.bus.create(id, meta))
+        .await
+        .map_err(StartError::Record)
 }
