@@ -8,8 +8,12 @@
 //! * TLS: ALPN decides — `h2` → HTTP/2, anything else → HTTP/1.1.
 //! * Plain port: a client that opens with the HTTP/2 preface (prior
 //!   knowledge, "h2c", what proxies such as envoy speak upstream) gets
-//!   HTTP/2; every other gets HTTP/1.1. The preface is *peeked*, not read,
-//!   so HTTP/1.1 sees the stream untouched.
+//!   HTTP/2; every other gets HTTP/1.1. The sniffer reads (a read waits
+//!   for bytes, where peeking at a partial preface would have to poll) and
+//!   hands what it read to the chosen protocol: the fast path takes it as
+//!   the start of its request, hyper's HTTP/2 gets it through
+//!   [`http1::Rewind`]. A client that stalls mid-preface costs a pending
+//!   read until the header read timeout closes it.
 //!
 //! HTTP/1.1 starts on the fast path of [`crate::http1`], which serves plain
 //! requests without hyper's per-connection buffers and hands anything else
@@ -29,13 +33,14 @@ use axum::Router;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::deadline::WriteDeadline;
-use crate::http1::{self, Served};
+use crate::http1::{self, Rewind, Served};
 use crate::tls::Tls;
 
 /// What an HTTP/2 client sends first when it knows the server speaks it.
@@ -57,6 +62,15 @@ const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 enum Protocol {
     Http1,
     Http2,
+}
+
+/// What is known of a connection when its protocol takes it over.
+struct Opening {
+    protocol: Protocol,
+    /// Read while choosing the protocol; the protocol sees these first.
+    read: Vec<u8>,
+    /// The first request (HTTP/1.1: head and body) must have arrived by then.
+    first_request_by: Instant,
 }
 
 /// How each connection is served.
@@ -178,7 +192,12 @@ impl Connection {
                 Some(b"h2") => Protocol::Http2,
                 _ => Protocol::Http1,
             };
-            self.drive(stream, protocol).await
+            let opening = Opening {
+                protocol,
+                read: Vec::new(),
+                first_request_by: Instant::now() + self.settings.header_read_timeout,
+            };
+            self.drive(stream, opening).await
         }
     }
 
@@ -188,22 +207,29 @@ impl Connection {
         tcp: TcpStream,
     ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_ {
         async move {
-            let head_timeout = self.settings.header_read_timeout;
-            let protocol = match tokio::time::timeout(head_timeout, sniff(&tcp)).await {
-                Ok(Ok(protocol)) => protocol,
-                Ok(Err(_)) | Err(_) => return Ok(()),
+            let mut io = WriteDeadline::new(tcp, self.settings.write_timeout);
+            let first_request_by = Instant::now() + self.settings.header_read_timeout;
+            let mut read = Vec::with_capacity(http1::READ_CHUNK);
+            let protocol =
+                match tokio::time::timeout_at(first_request_by, sniff(&mut io, &mut read)).await {
+                    Ok(Ok(protocol)) => protocol,
+                    Ok(Err(_)) | Err(_) => return Ok(()),
+                };
+            let opening = Opening {
+                protocol,
+                read,
+                first_request_by,
             };
-            let io = WriteDeadline::new(tcp, self.settings.write_timeout);
-            self.drive(io, protocol).await
+            self.drive(io, opening).await
         }
     }
 
-    /// Serves `io` in `protocol` until it closes or, after `shutdown`,
-    /// until its graceful end.
+    /// Serves `io` in the protocol of its `opening` until it closes or,
+    /// after `shutdown`, until its graceful end.
     fn drive<I>(
         &self,
         io: I,
-        protocol: Protocol,
+        opening: Opening,
     ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -226,13 +252,20 @@ impl Connection {
                     }
                 }};
             }
+            let Opening {
+                protocol,
+                read,
+                first_request_by,
+            } = opening;
             match protocol {
                 Protocol::Http1 => {
                     let timeouts = http1::Timeouts {
                         head: head_timeout,
                         idle: IDLE_TIMEOUT,
                     };
-                    let rest = match http1::serve(io, &self.app, shutdown, timeouts).await? {
+                    let served =
+                        http1::serve(io, read, first_request_by, &self.app, shutdown, timeouts);
+                    let rest = match served.await? {
                         Served::Closed => return Ok(()),
                         Served::HandOff(rest) => rest,
                     };
@@ -253,7 +286,7 @@ impl Connection {
                             .max_header_list_size(MAX_HEADER_LIST_BYTES)
                             .keep_alive_interval(H2_KEEP_ALIVE)
                             .keep_alive_timeout(H2_KEEP_ALIVE)
-                            .serve_connection(TokioIo::new(io), service)
+                            .serve_connection(TokioIo::new(Rewind::new(read, io)), service)
                     )?;
                 }
             }
@@ -262,20 +295,23 @@ impl Connection {
     }
 }
 
-/// HTTP/2 when the client opens with the prior-knowledge preface, else
-/// HTTP/1.1; reads nothing.
-async fn sniff(tcp: &TcpStream) -> std::io::Result<Protocol> {
-    let mut start = [0u8; 24];
+/// HTTP/2 once `read` holds the whole prior-knowledge preface, HTTP/1.1 as
+/// soon as it parts from it or the client closes. Each read waits for
+/// bytes; the caller bounds the whole by its header read timeout.
+async fn sniff<IO>(io: &mut IO, read: &mut Vec<u8>) -> std::io::Result<Protocol>
+where
+    IO: AsyncRead + Unpin,
+{
     loop {
-        let seen = tcp.peek(&mut start).await?;
-        if seen == 0 || !H2_PREFACE.starts_with(&start[..seen]) {
+        let seen = &read[..read.len().min(H2_PREFACE.len())];
+        if !H2_PREFACE.starts_with(seen) {
             return Ok(Protocol::Http1);
         }
-        if seen == H2_PREFACE.len() {
+        if seen.len() == H2_PREFACE.len() {
             return Ok(Protocol::Http2);
         }
-        // Part of the preface: wait for the rest (peek returns at once
-        // while any byte is buffered).
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if io.read_buf(read).await? == 0 {
+            return Ok(Protocol::Http1);
+        }
     }
 }

@@ -396,3 +396,58 @@ async fn a_body_larger_than_the_fast_path_reads_gets_the_endpoints_own_limit() {
     );
     assert!(response.contains("\"detail\""), "{response}");
 }
+
+/// How often this (current-thread) runtime has parked: each timer or socket
+/// wakeup of an otherwise idle gateway parks it once more.
+fn parks() -> u64 {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .worker_park_count(0)
+}
+
+#[tokio::test]
+async fn a_stalled_http2_preface_costs_no_polling_and_is_cut_at_the_header_timeout() {
+    let mut options = ServeOptions::new(Duration::from_secs(5));
+    options.header_read_timeout = Duration::from_millis(1_500);
+    let gateway = TestGateway::start_with_options(SessionConfig::default(), options).await;
+    let mut stalled = connect(&gateway).await;
+    let started = tokio::time::Instant::now();
+    stalled.write_all(b"PRI").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = parks();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let woken = parks() - before;
+    // The test's own sleep is one wakeup; polling every few ms would be ~100.
+    assert!(woken <= 10, "the runtime woke {woken} times in 500 ms");
+    assert_eq!(read_to_close(&mut stalled).await, "");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_500) && elapsed < Duration::from_secs(4),
+        "closed after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_preface_sent_in_pieces_still_reaches_http2() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    let mut stream = connect(&gateway).await;
+    stream.write_all(b"PRI * HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The rest of the preface, then an empty SETTINGS frame.
+    stream
+        .write_all(b"TP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame_header = [0u8; 9];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_exact(&mut frame_header),
+    )
+    .await
+    .expect("no answer")
+    .unwrap();
+    assert_eq!(
+        frame_header[3], 0x04,
+        "the server's SETTINGS: {frame_header:?}"
+    );
+}

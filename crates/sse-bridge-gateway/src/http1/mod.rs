@@ -47,7 +47,7 @@ use response::{Frame, Framing};
 pub(crate) use rewind::Rewind;
 
 /// Bytes read at a time while a head arrives (most heads fit in one).
-const READ_CHUNK: usize = 1024;
+pub(crate) const READ_CHUNK: usize = 1024;
 
 /// How the fast path's connection ended.
 pub(crate) enum Served<IO> {
@@ -69,7 +69,9 @@ pub(crate) struct Timeouts {
     pub idle: Duration,
 }
 
-/// Serves `io` until it closes or a request needs hyper.
+/// Serves `io`, of which `buf` was read already, until it closes or a
+/// request needs hyper. The first request must have arrived by
+/// `first_request_by`.
 ///
 /// A plain function returning its future (an `async fn` would keep `io`
 /// twice in it, as argument and as local): the future is what a held
@@ -77,6 +79,8 @@ pub(crate) struct Timeouts {
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<'a, IO>(
     mut io: IO,
+    mut buf: Vec<u8>,
+    mut first_request_by: Instant,
     app: &'a Router,
     shutdown: &'a CancellationToken,
     timeouts: Timeouts,
@@ -85,27 +89,18 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'a,
 {
     async move {
-        // Holds a request while it arrives, and pipelined bytes; empty (and
-        // unallocated) while a response streams.
-        let mut buf = Vec::new();
-        // The first request's clock started at accept.
-        let mut first_byte_within = timeouts.head;
+        // `buf` holds a request while it arrives, and pipelined bytes; it is
+        // empty (and unallocated) while a response streams.
         loop {
             // Reading and the handler are boxed: both are short, a response
             // may stream for hours, and the task is sized by its largest state.
-            let reading = read_request(
-                &mut io,
-                &mut buf,
-                shutdown,
-                first_byte_within,
-                timeouts.head,
-            );
+            let reading =
+                read_request(&mut io, &mut buf, shutdown, first_request_by, timeouts.head);
             let (request, body) = match Box::pin(reading).await? {
                 Reading::Request(request, body) => (request, body),
                 Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
                 Reading::Closed => return Ok(Served::Closed),
             };
-            first_byte_within = timeouts.idle;
             let asked_to_close = request.close;
             let handled = app.clone().oneshot(into_http(request, body));
             let response = match Box::pin(handled).await {
@@ -117,6 +112,7 @@ where
                 Written::Complete if !close => {}
                 Written::Complete | Written::ClientGone => return Ok(Served::Closed),
             }
+            first_request_by = Instant::now() + timeouts.idle;
         }
     }
 }
@@ -130,26 +126,26 @@ enum Reading {
     Closed,
 }
 
-/// Reads the next request: its first byte within `first_byte_within`
-/// (unless pipelined bytes are there already), the rest of its head and
-/// body within `head_timeout` of that. A head no server should accept is
+/// Reads the next request: its first byte by `first_byte_by`, the rest of
+/// its head and body within `head_timeout` of that (and still by
+/// `first_byte_by` when its first bytes were there already: pipelined, or
+/// read by the protocol sniffer). A head no server should accept is
 /// answered here.
 async fn read_request<IO>(
     io: &mut IO,
     buf: &mut Vec<u8>,
     shutdown: &CancellationToken,
-    first_byte_within: Duration,
+    first_byte_by: Instant,
     head_timeout: Duration,
 ) -> io::Result<Reading>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let wait = if buf.is_empty() {
-        first_byte_within
+    let mut deadline = if buf.is_empty() {
+        first_byte_by
     } else {
-        head_timeout
+        first_byte_by.min(Instant::now() + head_timeout)
     };
-    let mut deadline = Instant::now() + wait;
     let request = loop {
         match head::parse(buf) {
             Ok(Head::Partial) => {}
