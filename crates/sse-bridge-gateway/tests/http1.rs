@@ -451,3 +451,32 @@ async fn a_preface_sent_in_pieces_still_reaches_http2() {
         "the server's SETTINGS: {frame_header:?}"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_head_with_more_bytes_behind_it_gets_its_431_and_a_clean_close() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    let mut stream = connect(&gateway).await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n",
+        "a".repeat(40_000)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // More bytes than the server reads before it refuses: unread ones at
+    // its close would make its kernel answer with a reset.
+    stream.write_all(&[b'a'; 20_000]).await.unwrap();
+    // Let a reset, if any, arrive before reading.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
+        .await
+        .expect("the server did not close the connection");
+    let response = String::from_utf8_lossy(&all);
+    assert!(read.is_ok(), "{read:?} after {response:?}");
+    assert!(
+        response.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{response}"
+    );
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let detail: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(detail["detail"].as_str().unwrap().contains("larger than"));
+}

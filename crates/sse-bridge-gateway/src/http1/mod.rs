@@ -21,7 +21,10 @@
 //! request's head and body within `head` of being accepted; a kept-alive
 //! connection may wait `idle` for its next request, which then has `head`
 //! from its first byte (slowloris). Writes are bounded by the connection's
-//! write deadline.
+//! write deadline. A connection that closes after a response (a refused
+//! head, `Connection: close`, shutdown) lingers as nginx's does: shut for
+//! writing, it drains what the client still sends for a moment, so unread
+//! bytes do not turn the close into a reset that destroys the response.
 
 pub mod head;
 mod response;
@@ -48,6 +51,11 @@ pub(crate) use rewind::Rewind;
 
 /// Bytes read at a time while a head arrives (most heads fit in one).
 pub(crate) const READ_CHUNK: usize = 1024;
+
+/// How long, and how many bytes, a closing connection drains of what the
+/// client still sends after its last response (nginx's lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 64 * 1024;
 
 /// How the fast path's connection ended.
 pub(crate) enum Served<IO> {
@@ -110,7 +118,12 @@ where
             let close = asked_to_close || shutdown.is_cancelled();
             match write_response(&mut io, response, close, &mut buf).await? {
                 Written::Complete if !close => {}
-                Written::Complete | Written::ClientGone => return Ok(Served::Closed),
+                Written::Complete => {
+                    // Boxed like reading: short, and held streams never get here.
+                    Box::pin(linger(&mut io)).await;
+                    return Ok(Served::Closed);
+                }
+                Written::ClientGone => return Ok(Served::Closed),
             }
             first_request_by = Instant::now() + timeouts.idle;
         }
@@ -226,7 +239,7 @@ fn into_http(request: PlainRequest, body: Bytes) -> Request<Body> {
 /// Answers a head no server should accept, and closes.
 async fn refuse<IO>(io: &mut IO, error: HeadError) -> io::Result<()>
 where
-    IO: AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
     let body = serde_json::json!({ "detail": error.to_string() }).to_string();
     let (mut parts, ()) = Response::new(()).into_parts();
@@ -238,7 +251,29 @@ where
     let head = response::encode_head(&parts, Framing::Length(body.len() as u64), true);
     io.write_all(&head).await?;
     io.write_all(body.as_bytes()).await?;
-    io.flush().await
+    io.flush().await?;
+    linger(io).await;
+    Ok(())
+}
+
+/// Closes after a last response as nginx's lingering close does: a socket
+/// closed with unread bytes makes the kernel send a reset, which can
+/// destroy the response before the client has read it. So our side is shut
+/// for writing (the client sees the end), and what the client still sends
+/// is read and dropped until it closes too, for at most `LINGER_TIME` and
+/// `LINGER_BYTES`.
+async fn linger<IO>(io: &mut IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let mut unread = (&mut *io).take(LINGER_BYTES);
+    let mut discard = tokio::io::sink();
+    let drain = tokio::io::copy(&mut unread, &mut discard);
+    // Drained, timed out or failed: the connection closes either way.
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// How writing a response ended.
