@@ -109,13 +109,15 @@ where
                 Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
                 Reading::Closed => return Ok(Served::Closed),
             };
-            let asked_to_close = request.close;
+            let client_asked_to_close = request.close;
             let handled = app.clone().oneshot(into_http(request, body));
             let response = match Box::pin(handled).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let close = asked_to_close || shutdown.is_cancelled();
+            let close = client_asked_to_close
+                || head::asks_to_close(response.headers())
+                || shutdown.is_cancelled();
             match write_response(&mut io, response, close, &mut buf).await? {
                 Written::Complete if !close => {}
                 Written::Complete => {
@@ -439,5 +441,75 @@ where
             Poll::Ready(Err(_)) => return Poll::Ready(Watch::Gone),
             Poll::Pending => return Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        head: Duration::from_secs(5),
+        idle: Duration::from_secs(5),
+    };
+    const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    /// Serves `app` on the fast path over an in-memory connection that
+    /// buffers `capacity` bytes each way; the client's end.
+    fn connect(app: Router, capacity: usize) -> (DuplexStream, JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(capacity);
+        let serving = tokio::spawn(async move {
+            let shutdown = CancellationToken::new();
+            let first_request_by = Instant::now() + TIMEOUTS.head;
+            let served = serve(
+                server,
+                Vec::new(),
+                first_request_by,
+                &app,
+                &shutdown,
+                TIMEOUTS,
+            );
+            assert!(matches!(served.await, Ok(Served::Closed)));
+        });
+        (client, serving)
+    }
+
+    async fn read_to_close(client: &mut (impl AsyncRead + Unpin)) -> String {
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut all))
+            .await
+            .expect("the server did not close the connection")
+            .unwrap();
+        String::from_utf8(all).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_handlers_connection_close_ends_the_connection_after_its_response() {
+        let app = Router::new()
+            .route(
+                "/bye",
+                get(|| async { ([(header::CONNECTION, "close")], "bye") }),
+            )
+            .route("/healthz", get(|| async { "ok" }));
+        let (mut client, serving) = connect(app, 4096);
+        client
+            .write_all(b"GET /bye HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        client.write_all(HEALTHZ).await.unwrap();
+        let response = read_to_close(&mut client).await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+        assert!(
+            response.ends_with("\r\n\r\nbye"),
+            "one response: {response}"
+        );
+        drop(client);
+        serving.await.unwrap();
     }
 }
