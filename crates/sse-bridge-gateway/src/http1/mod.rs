@@ -52,6 +52,10 @@ pub(crate) use rewind::Rewind;
 /// Bytes read at a time while a head arrives (most heads fit in one).
 pub(crate) const READ_CHUNK: usize = 1024;
 
+/// Most bytes of pipelined requests read while a response streams: every
+/// held stream may hold them. The rest waits in the socket, and TCP holds
+/// the client back.
+const READ_AHEAD_BYTES: usize = 512;
 /// How long, and how many bytes, a closing connection drains of what the
 /// client still sends after its last response (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -319,8 +323,9 @@ struct Pump {
     body_done: bool,
     /// Written since the last flush (TLS buffers what it is given).
     unflushed: bool,
-    /// Still reading the client (stops once a pipelined head fills the
-    /// head limit: the client must wait for this response).
+    /// Still reading the client (stops once pipelined bytes fill
+    /// `READ_AHEAD_BYTES`: the client must wait for this response, and a
+    /// departure is then noticed at the next write).
     watching: bool,
 }
 
@@ -342,7 +347,7 @@ impl Pump {
         if self.watching {
             match watch_client(cx, io, pipelined) {
                 Poll::Ready(Watch::Gone) => return Poll::Ready(Ok(Written::ClientGone)),
-                Poll::Ready(Watch::HeadLimitReached) => self.watching = false,
+                Poll::Ready(Watch::ReadAheadFull) => self.watching = false,
                 Poll::Pending => {}
             }
         }
@@ -420,21 +425,23 @@ where
 enum Watch {
     /// End of stream or an error: the client is gone.
     Gone,
-    /// A pipelined request filled the head limit; stop reading.
-    HeadLimitReached,
+    /// Pipelined bytes filled `READ_AHEAD_BYTES`; stop reading.
+    ReadAheadFull,
 }
 
-/// Reads whatever the client sends while its response streams.
+/// Reads what the client sends while its response streams, up to
+/// `READ_AHEAD_BYTES` (so `pipelined` never grows past them).
 fn watch_client<IO>(cx: &mut Context<'_>, io: &mut IO, pipelined: &mut Vec<u8>) -> Poll<Watch>
 where
     IO: AsyncRead + Unpin,
 {
     let mut scratch = [0u8; 64];
     loop {
-        if pipelined.len() >= head::MAX_HEAD_BYTES {
-            return Poll::Ready(Watch::HeadLimitReached);
+        let room = READ_AHEAD_BYTES.saturating_sub(pipelined.len());
+        if room == 0 {
+            return Poll::Ready(Watch::ReadAheadFull);
         }
-        let mut read = ReadBuf::new(&mut scratch);
+        let mut read = ReadBuf::new(&mut scratch[..room.min(64)]);
         match Pin::new(&mut *io).poll_read(cx, &mut read) {
             Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Watch::Gone),
             Poll::Ready(Ok(())) => pipelined.extend_from_slice(read.filled()),
@@ -446,9 +453,12 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use axum::http::header;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::Notify;
     use tokio::task::JoinHandle;
 
     use super::*;
@@ -510,6 +520,71 @@ mod tests {
             "one response: {response}"
         );
         drop(client);
+        serving.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pipelined_bytes_are_read_ahead_of_a_streaming_response_only_up_to_the_bound() {
+        let release = Arc::new(Notify::new());
+        let held = {
+            let release = release.clone();
+            move || async move {
+                let end = async move {
+                    release.notified().await;
+                    Ok::<_, io::Error>(Bytes::from_static(b"done"))
+                };
+                Body::from_stream(futures::stream::once(end))
+            }
+        };
+        let app = Router::new()
+            .route("/held", get(held))
+            .route("/healthz", get(|| async { "ok" }));
+        const CAPACITY: usize = 1024;
+        let (client, serving) = connect(app, CAPACITY);
+        let (mut from_server, mut to_server) = tokio::io::split(client);
+        to_server
+            .write_all(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            from_server.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+
+        // The response streams; the client pipelines far more than the bound.
+        const PIPELINED: usize = 200;
+        let mut pipelined = HEALTHZ.repeat(PIPELINED - 1);
+        pipelined
+            .extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut accepted = 0;
+        while accepted < pipelined.len() {
+            let write = to_server.write(&pipelined[accepted..]);
+            match tokio::time::timeout(Duration::from_millis(200), write).await {
+                Ok(written) => accepted += written.unwrap(),
+                Err(_) => break, // backpressure
+            }
+        }
+        assert!(
+            accepted <= READ_AHEAD_BYTES + CAPACITY,
+            "{accepted} bytes taken while the response streams"
+        );
+
+        // Once it ends, every pipelined request is answered.
+        release.notify_one();
+        let rest = pipelined.split_off(accepted);
+        // Not shut down after: the fast path takes a client's end of input
+        // for its departure.
+        let writing = tokio::spawn(async move { to_server.write_all(&rest).await });
+        let responses = read_to_close(&mut from_server).await;
+        writing.await.unwrap().unwrap();
+        assert!(
+            responses.starts_with("4\r\ndone\r\n0\r\n\r\n"),
+            "{responses}"
+        );
+        assert_eq!(responses.matches("HTTP/1.1 200 OK").count(), PIPELINED);
+        drop(from_server);
         serving.await.unwrap();
     }
 }
