@@ -187,19 +187,35 @@ where
         }
     };
     buf.drain(..request.head_len);
-    while buf.len() < request.content_length {
-        let missing = request.content_length - buf.len();
-        if !read_more(io, buf, missing, deadline, None).await? {
-            return Ok(Reading::Closed);
+    if !read_body(io, buf, request.content_length, deadline).await? {
+        return Ok(Reading::Closed);
+    }
+    // The body keeps its bytes' allocation; `buf` keeps only what is
+    // pipelined (usually nothing: unallocated while a response streams).
+    let pipelined = buf.split_off(request.content_length);
+    let body = Bytes::from(std::mem::replace(buf, pipelined));
+    Ok(Reading::Request(request, body))
+}
+
+/// Reads until `buf` holds a body of `length` bytes, by `deadline`; `false`
+/// when the client closed or the deadline passed first. Read a chunk at a
+/// time, so memory follows the bytes that arrive, not the length declared.
+async fn read_body<IO>(
+    io: &mut IO,
+    buf: &mut Vec<u8>,
+    length: usize,
+    deadline: Instant,
+) -> io::Result<bool>
+where
+    IO: AsyncRead + Unpin,
+{
+    while buf.len() < length {
+        let missing = length - buf.len();
+        if !read_more(io, buf, missing.min(READ_CHUNK), deadline, None).await? {
+            return Ok(false);
         }
     }
-    let body = Bytes::copy_from_slice(&buf[..request.content_length]);
-    buf.drain(..request.content_length);
-    if buf.is_empty() {
-        // Nothing pipelined: the response may stream for hours.
-        *buf = Vec::new();
-    }
-    Ok(Reading::Request(request, body))
+    Ok(true)
 }
 
 /// Reads at most `want` more bytes into `buf`; `false` when the client
@@ -214,7 +230,11 @@ async fn read_more<IO>(
 where
     IO: AsyncRead + Unpin,
 {
-    buf.reserve(want);
+    // Room is made only once what is there is full: reserving `want` on
+    // top of spare room would double `buf` ahead of the bytes that arrive.
+    if buf.len() == buf.capacity() {
+        buf.reserve(want);
+    }
     let mut limited = (&mut *io).take(want as u64);
     let read = tokio::time::timeout_at(deadline, limited.read_buf(buf));
     let read = match shutdown {
@@ -496,6 +516,24 @@ mod tests {
             .expect("the server did not close the connection")
             .unwrap();
         String::from_utf8(all).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_takes_memory_as_it_arrives_and_must_arrive_in_time() {
+        let (mut client, mut server) = tokio::io::duplex(head::MAX_FAST_BODY_BYTES);
+        client.write_all(b"{\"user_query\":").await.unwrap();
+        let mut buf = Vec::new();
+        let deadline = Instant::now() + TIMEOUTS.head;
+        let length = head::MAX_FAST_BODY_BYTES;
+        let complete = read_body(&mut server, &mut buf, length, deadline).await;
+        assert!(!complete.unwrap(), "a stalled body is cut at the deadline");
+        assert_eq!(buf, b"{\"user_query\":");
+        assert!(
+            buf.capacity() <= READ_CHUNK,
+            "{} bytes held for {} read",
+            buf.capacity(),
+            buf.len()
+        );
     }
 
     #[tokio::test]
