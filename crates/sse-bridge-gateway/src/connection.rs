@@ -80,7 +80,8 @@ pub(crate) struct Settings {
     /// A write that makes no progress this long closes the connection.
     pub write_timeout: Duration,
     /// From a request's first byte to its complete head (HTTP/1.1: and
-    /// body; slowloris).
+    /// body; slowloris); on the plain port, from accept to the first
+    /// request, the protocol sniff included.
     pub header_read_timeout: Duration,
 }
 

@@ -11,7 +11,8 @@
 //! encoding. While a response streams it keeps reading, so a client that
 //! goes away is noticed at once (its body is dropped: the session's
 //! cancel and grace rules follow, as with hyper), and pipelined requests
-//! wait their turn.
+//! wait their turn — at most `READ_AHEAD_BYTES` of them in memory, the
+//! rest held back by TCP.
 //!
 //! Only plain requests take this path (see `head`); on the first one that
 //! is not, the connection is handed to hyper with the bytes already read
@@ -20,7 +21,8 @@
 //! Timeouts, as nginx has them: a new connection must send its first
 //! request's head and body within `head` of being accepted; a kept-alive
 //! connection may wait `idle` for its next request, which then has `head`
-//! from its first byte (slowloris). Writes are bounded by the connection's
+//! from its first byte (slowloris); a body is read a chunk at a time, so it
+//! takes memory as its bytes arrive. Writes are bounded by the connection's
 //! write deadline. A connection that closes after a response (a refused
 //! head, `Connection: close`, shutdown) lingers as nginx's does: shut for
 //! writing, it drains what the client still sends for a moment, so unread
