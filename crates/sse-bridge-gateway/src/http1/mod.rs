@@ -121,12 +121,10 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let close = client_asked_to_close
-                || head::asks_to_close(response.headers())
-                || shutdown.is_cancelled();
+            let close = client_asked_to_close || shutdown.is_cancelled();
             match write_response(&mut io, response, close, &mut buf).await? {
-                Written::Complete if !close => {}
-                Written::Complete => {
+                Written::KeepAlive => {}
+                Written::Close => {
                     // Boxed like reading: short, and held streams never get here.
                     Box::pin(linger(&mut io)).await;
                     return Ok(Served::Closed);
@@ -306,15 +304,21 @@ where
 
 /// How writing a response ended.
 enum Written {
-    Complete,
+    /// Complete; the connection serves the next request.
+    KeepAlive,
+    /// Complete, and its head said `connection: close`.
+    Close,
     /// The client closed or reset the connection first.
     ClientGone,
 }
 
 /// Writes `response`, reading on meanwhile: bytes the client sends are the
 /// next pipelined request (kept in `pipelined`), its end is the client
-/// leaving. The head is encoded before the future is made, so all the
-/// future holds while a stream lasts is the body and the frame in flight.
+/// leaving. The connection closes after it when `close` (the client's
+/// request or shutdown) or the handler's `Connection: close` says so. The
+/// head is encoded before the future is made, so all the future holds
+/// while a stream lasts is the body and the frame in flight (and the
+/// caller never borrows the response, which would keep it in its state).
 fn write_response<'a, IO>(
     io: &'a mut IO,
     response: Response<Body>,
@@ -325,11 +329,13 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (parts, mut body) = response.into_parts();
+    let close = close || head::asks_to_close(&parts.headers);
     let framing = Framing::of(parts.status, body.size_hint().exact());
     let head = response::encode_head(&parts, framing, close);
     let mut pump = Pump {
         pending: Some(Frame::raw(Bytes::from(head))),
         framing,
+        close,
         body_done: false,
         unflushed: false,
         watching: true,
@@ -342,6 +348,8 @@ struct Pump {
     /// Being written.
     pending: Option<Frame>,
     framing: Framing,
+    /// The head said `connection: close`.
+    close: bool,
     body_done: bool,
     /// Written since the last flush (TLS buffers what it is given).
     unflushed: bool,
@@ -363,7 +371,14 @@ impl Pump {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         match self.poll_write(cx, io, body) {
-            Poll::Ready(result) => return Poll::Ready(result.map(|()| Written::Complete)),
+            Poll::Ready(result) => {
+                let written = if self.close {
+                    Written::Close
+                } else {
+                    Written::KeepAlive
+                };
+                return Poll::Ready(result.map(|()| written));
+            }
             Poll::Pending => {}
         }
         if self.watching {
