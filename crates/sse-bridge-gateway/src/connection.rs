@@ -208,14 +208,15 @@ impl Connection {
         tcp: TcpStream,
     ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_ {
         async move {
-            let mut io = WriteDeadline::new(tcp, self.settings.write_timeout);
             let first_request_by = Instant::now() + self.settings.header_read_timeout;
-            let mut read = Vec::with_capacity(http1::READ_CHUNK);
-            let protocol =
-                match tokio::time::timeout_at(first_request_by, sniff(&mut io, &mut read)).await {
-                    Ok(Ok(protocol)) => protocol,
+            // The stream goes into the sniff and comes back: a local it
+            // borrowed would stay in this task's state while a stream is held.
+            let (tcp, protocol, read) =
+                match tokio::time::timeout_at(first_request_by, sniff(tcp)).await {
+                    Ok(Ok(sniffed)) => sniffed,
                     Ok(Err(_)) | Err(_) => return Ok(()),
                 };
+            let io = WriteDeadline::new(tcp, self.settings.write_timeout);
             let opening = Opening {
                 protocol,
                 read,
@@ -296,23 +297,23 @@ impl Connection {
     }
 }
 
-/// HTTP/2 once `read` holds the whole prior-knowledge preface, HTTP/1.1 as
-/// soon as it parts from it or the client closes. Each read waits for
-/// bytes; the caller bounds the whole by its header read timeout.
-async fn sniff<IO>(io: &mut IO, read: &mut Vec<u8>) -> std::io::Result<Protocol>
-where
-    IO: AsyncRead + Unpin,
-{
-    loop {
+/// HTTP/2 once the bytes read hold the whole prior-knowledge preface,
+/// HTTP/1.1 as soon as they part from it or the client closes; `tcp` comes
+/// back with the protocol and the bytes read. Each read waits for bytes;
+/// the caller bounds the whole by its header read timeout.
+async fn sniff(mut tcp: TcpStream) -> std::io::Result<(TcpStream, Protocol, Vec<u8>)> {
+    let mut read = Vec::with_capacity(http1::READ_CHUNK);
+    let protocol = loop {
         let seen = &read[..read.len().min(H2_PREFACE.len())];
         if !H2_PREFACE.starts_with(seen) {
-            return Ok(Protocol::Http1);
+            break Protocol::Http1;
         }
         if seen.len() == H2_PREFACE.len() {
-            return Ok(Protocol::Http2);
+            break Protocol::Http2;
         }
-        if io.read_buf(read).await? == 0 {
-            return Ok(Protocol::Http1);
+        if tcp.read_buf(&mut read).await? == 0 {
+            break Protocol::Http1;
         }
-    }
+    };
+    Ok((tcp, protocol, read))
 }
