@@ -20,7 +20,9 @@
 //! to hyper's HTTP/1.1 with the bytes it read.
 //!
 //! HTTP/2 streams are bounded per connection (`MAX_CONCURRENT_STREAMS`),
-//! headers in size, and idle connections are pinged. A reset stream drops
+//! headers in size, and idle connections are pinged. Bodies hyper reads
+//! (HTTP/2's, and HTTP/1.1's handed over) have the header read timeout
+//! from their head, as hyper bounds heads only. A reset stream drops
 //! its response body like a closed HTTP/1.1 connection does, so the
 //! session's cancel and grace rules are the same. At shutdown HTTP/1.1
 //! connections close after their response and HTTP/2 ones get GOAWAY.
@@ -30,6 +32,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -38,8 +43,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tower::util::MapRequest;
 
-use crate::deadline::WriteDeadline;
+use crate::deadline::{BodyDeadline, WriteDeadline};
 use crate::http1::{self, Rewind, Served};
 use crate::tls::Tls;
 
@@ -79,9 +86,9 @@ pub(crate) struct Settings {
     pub tls: Option<Tls>,
     /// A write that makes no progress this long closes the connection.
     pub write_timeout: Duration,
-    /// From a request's first byte to its complete head (HTTP/1.1: and
-    /// body; slowloris); on the plain port, from accept to the first
-    /// request, the protocol sniff included.
+    /// From a request's first byte to its complete head and body
+    /// (slowloris; hyper's bodies: from their head); on the plain port,
+    /// from accept to the first request, the protocol sniff included.
     pub header_read_timeout: Duration,
 }
 
@@ -226,6 +233,24 @@ impl Connection {
         }
     }
 
+    /// The router as hyper's service, each request's body bounded by the
+    /// header read timeout (hyper bounds heads only; the fast path reads
+    /// bodies under the head's deadline itself).
+    fn hyper_service(
+        &self,
+    ) -> TowerToHyperService<
+        MapRequest<Router, impl FnMut(Request<Incoming>) -> Request<Body> + Clone + use<>>,
+    > {
+        let timeout = self.settings.header_read_timeout;
+        let bounded = self
+            .app
+            .clone()
+            .map_request(move |request: Request<Incoming>| {
+                request.map(|body| Body::new(BodyDeadline::new(body, timeout)))
+            });
+        TowerToHyperService::new(bounded)
+    }
+
     /// Serves `io` in the protocol of its `opening` until it closes or,
     /// after `shutdown`, until its graceful end.
     fn drive<I>(
@@ -271,7 +296,7 @@ impl Connection {
                         Served::Closed => return Ok(()),
                         Served::HandOff(rest) => rest,
                     };
-                    let service = TowerToHyperService::new(self.app.clone());
+                    let service = self.hyper_service();
                     until_shutdown!(
                         hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
@@ -280,7 +305,7 @@ impl Connection {
                     )?;
                 }
                 Protocol::Http2 => {
-                    let service = TowerToHyperService::new(self.app.clone());
+                    let service = self.hyper_service();
                     until_shutdown!(
                         http2::Builder::new(TokioExecutor::new())
                             .timer(TokioTimer::new())

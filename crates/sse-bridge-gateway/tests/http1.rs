@@ -480,3 +480,48 @@ async fn an_oversized_head_with_more_bytes_behind_it_gets_its_431_and_a_clean_cl
     let detail: serde_json::Value = serde_json::from_str(body).unwrap();
     assert!(detail["detail"].as_str().unwrap().contains("larger than"));
 }
+
+#[tokio::test]
+async fn a_slow_body_handed_to_hyper_is_cut_by_the_header_read_timeout_too() {
+    let mut options = ServeOptions::new(Duration::from_secs(5));
+    options.header_read_timeout = Duration::from_millis(300);
+    let gateway = TestGateway::start_with_options(SessionConfig::default(), options).await;
+    // A chunked body: hyper's to read, and hyper times heads only.
+    let mut stream = connect(&gateway).await;
+    let started = tokio::time::Instant::now();
+    let head = format!(
+        "POST /v1/react/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{}",
+        4_000,
+        &SESSION_BODY[..5]
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let cut = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Trickling stays within the 4,000-byte chunk: the body never
+            // completes.
+            let _ = stream.write_all(b" ").await;
+            let mut chunk = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), cut)
+        .await
+        .expect("a slow body on hyper's path was not cut");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "cut after {elapsed:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+}
