@@ -452,26 +452,37 @@ async fn a_preface_sent_in_pieces_still_reaches_http2() {
     );
 }
 
-#[tokio::test]
-async fn an_oversized_head_with_more_bytes_behind_it_gets_its_431_and_a_clean_close() {
-    let gateway = TestGateway::start(SessionConfig::default()).await;
-    let mut stream = connect(&gateway).await;
-    let head = format!(
-        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n",
-        "a".repeat(40_000)
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // More bytes than the server reads before it refuses: unread ones at
-    // its close would make its kernel answer with a reset.
-    stream.write_all(&[b'a'; 20_000]).await.unwrap();
-    // Let a reset, if any, arrive before reading.
+/// Sends `request` and then `extra` bytes the server will not read; the
+/// answer, read after a pause in which a reset would have arrived, must
+/// end in a clean close.
+async fn answer_despite_unread_bytes(
+    gateway: &TestGateway,
+    request: &[u8],
+    extra: usize,
+) -> String {
+    let mut stream = connect(gateway).await;
+    stream.write_all(request).await.unwrap();
+    stream.write_all(&vec![b'a'; extra]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut all = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
         .await
         .expect("the server did not close the connection");
-    let response = String::from_utf8_lossy(&all);
+    let response = String::from_utf8_lossy(&all).into_owned();
     assert!(read.is_ok(), "{read:?} after {response:?}");
+    response
+}
+
+#[tokio::test]
+async fn an_oversized_head_with_more_bytes_behind_it_gets_its_431_and_a_clean_close() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    // More bytes than the server reads before it refuses: unread ones at
+    // its close would make its kernel answer with a reset.
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n",
+        "a".repeat(40_000)
+    );
+    let response = answer_despite_unread_bytes(&gateway, head.as_bytes(), 20_000).await;
     assert!(
         response.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
         "{response}"
@@ -524,4 +535,13 @@ async fn a_slow_body_handed_to_hyper_is_cut_by_the_header_read_timeout_too() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn a_connection_close_answer_with_more_bytes_behind_it_ends_in_a_clean_close() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let response = answer_despite_unread_bytes(&gateway, request, 20_000).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with(r#""status":"ok"}"#), "{response}");
 }
