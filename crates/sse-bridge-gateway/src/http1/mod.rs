@@ -292,14 +292,15 @@ async fn linger<IO>(io: &mut IO)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    if io.shutdown().await.is_err() {
-        return;
-    }
-    let mut unread = (&mut *io).take(LINGER_BYTES);
-    let mut discard = tokio::io::sink();
-    let drain = tokio::io::copy(&mut unread, &mut discard);
+    let shut_and_drain = async {
+        // Under the time limit too: over TLS, shutting down writes a
+        // close_notify to a client that may not be reading.
+        io.shutdown().await?;
+        let mut unread = (&mut *io).take(LINGER_BYTES);
+        tokio::io::copy(&mut unread, &mut tokio::io::sink()).await
+    };
     // Drained, timed out or failed: the connection closes either way.
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    let _ = tokio::time::timeout(LINGER_TIME, shut_and_drain).await;
 }
 
 /// How writing a response ended.
