@@ -190,10 +190,14 @@ where
     if !read_body(io, buf, request.content_length, deadline).await? {
         return Ok(Reading::Closed);
     }
-    // The body keeps its bytes' allocation; `buf` keeps only what is
-    // pipelined (usually nothing: unallocated while a response streams).
-    let pipelined = buf.split_off(request.content_length);
-    let body = Bytes::from(std::mem::replace(buf, pipelined));
+    // Copied out: `buf`'s allocation may be a large head's, and would
+    // live on in the body.
+    let body = Bytes::copy_from_slice(&buf[..request.content_length]);
+    buf.drain(..request.content_length);
+    if buf.is_empty() {
+        // Nothing pipelined: the response may stream for hours.
+        *buf = Vec::new();
+    }
     Ok(Reading::Request(request, body))
 }
 
