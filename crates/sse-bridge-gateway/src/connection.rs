@@ -8,15 +8,21 @@
 //! * TLS: ALPN decides — `h2` → HTTP/2, anything else → HTTP/1.1.
 //! * Plain port: a client that opens with the HTTP/2 preface (prior
 //!   knowledge, "h2c", what proxies such as envoy speak upstream) gets
-//!   HTTP/2; every other gets HTTP/1.1. The preface is *peeked*, not read,
-//!   so HTTP/1.1 sees the stream untouched.
+//!   HTTP/2; every other gets HTTP/1.1. The sniffer reads (a read waits
+//!   for bytes, where peeking at a partial preface would have to poll) and
+//!   hands what it read to the chosen protocol: the fast path takes it as
+//!   the start of its request, hyper's HTTP/2 gets it through
+//!   [`http1::Rewind`]. A client that stalls mid-preface costs a pending
+//!   read until the header read timeout closes it.
 //!
 //! HTTP/1.1 starts on the fast path of [`crate::http1`], which serves plain
 //! requests without hyper's per-connection buffers and hands anything else
 //! to hyper's HTTP/1.1 with the bytes it read.
 //!
 //! HTTP/2 streams are bounded per connection (`MAX_CONCURRENT_STREAMS`),
-//! headers in size, and idle connections are pinged. A reset stream drops
+//! headers in size, and idle connections are pinged. Bodies hyper reads
+//! (HTTP/2's, and HTTP/1.1's handed over) have the header read timeout
+//! from their head, as hyper bounds heads only. A reset stream drops
 //! its response body like a closed HTTP/1.1 connection does, so the
 //! session's cancel and grace rules are the same. At shutdown HTTP/1.1
 //! connections close after their response and HTTP/2 ones get GOAWAY.
@@ -26,16 +32,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tower::util::MapRequest;
 
-use crate::deadline::WriteDeadline;
-use crate::http1::{self, Served};
+use crate::deadline::{BodyDeadline, WriteDeadline};
+use crate::http1::{self, Rewind, Served};
 use crate::tls::Tls;
 
 /// What an HTTP/2 client sends first when it knows the server speaks it.
@@ -59,14 +71,24 @@ enum Protocol {
     Http2,
 }
 
+/// What is known of a connection when its protocol takes it over.
+struct Opening {
+    protocol: Protocol,
+    /// Read while choosing the protocol; the protocol sees these first.
+    read: Vec<u8>,
+    /// The first request (HTTP/1.1: head and body) must have arrived by then.
+    first_request_by: Instant,
+}
+
 /// How each connection is served.
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub tls: Option<Tls>,
     /// A write that makes no progress this long closes the connection.
     pub write_timeout: Duration,
-    /// From a request's first byte to its complete head (HTTP/1.1: and
-    /// body; slowloris).
+    /// From a request's first byte to its complete head and body
+    /// (slowloris; hyper's bodies: from their head); on the plain port,
+    /// from accept to the first request, the protocol sniff included.
     pub header_read_timeout: Duration,
 }
 
@@ -178,7 +200,12 @@ impl Connection {
                 Some(b"h2") => Protocol::Http2,
                 _ => Protocol::Http1,
             };
-            self.drive(stream, protocol).await
+            let opening = Opening {
+                protocol,
+                read: Vec::new(),
+                first_request_by: Instant::now() + self.settings.header_read_timeout,
+            };
+            self.drive(stream, opening).await
         }
     }
 
@@ -188,22 +215,48 @@ impl Connection {
         tcp: TcpStream,
     ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_ {
         async move {
-            let head_timeout = self.settings.header_read_timeout;
-            let protocol = match tokio::time::timeout(head_timeout, sniff(&tcp)).await {
-                Ok(Ok(protocol)) => protocol,
-                Ok(Err(_)) | Err(_) => return Ok(()),
-            };
+            let first_request_by = Instant::now() + self.settings.header_read_timeout;
+            // The stream goes into the sniff and comes back: a local it
+            // borrowed would stay in this task's state while a stream is held.
+            let (tcp, protocol, read) =
+                match tokio::time::timeout_at(first_request_by, sniff(tcp)).await {
+                    Ok(Ok(sniffed)) => sniffed,
+                    Ok(Err(_)) | Err(_) => return Ok(()),
+                };
             let io = WriteDeadline::new(tcp, self.settings.write_timeout);
-            self.drive(io, protocol).await
+            let opening = Opening {
+                protocol,
+                read,
+                first_request_by,
+            };
+            self.drive(io, opening).await
         }
     }
 
-    /// Serves `io` in `protocol` until it closes or, after `shutdown`,
-    /// until its graceful end.
+    /// The router as hyper's service, each request's body bounded by the
+    /// header read timeout (hyper bounds heads only; the fast path reads
+    /// bodies under the head's deadline itself).
+    fn hyper_service(
+        &self,
+    ) -> TowerToHyperService<
+        MapRequest<Router, impl FnMut(Request<Incoming>) -> Request<Body> + Clone + use<>>,
+    > {
+        let timeout = self.settings.header_read_timeout;
+        let bounded = self
+            .app
+            .clone()
+            .map_request(move |request: Request<Incoming>| {
+                request.map(|body| Body::new(BodyDeadline::new(body, timeout)))
+            });
+        TowerToHyperService::new(bounded)
+    }
+
+    /// Serves `io` in the protocol of its `opening` until it closes or,
+    /// after `shutdown`, until its graceful end.
     fn drive<I>(
         &self,
         io: I,
-        protocol: Protocol,
+        opening: Opening,
     ) -> impl Future<Output = Result<(), ConnectionError>> + Send + '_
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -226,17 +279,24 @@ impl Connection {
                     }
                 }};
             }
+            let Opening {
+                protocol,
+                read,
+                first_request_by,
+            } = opening;
             match protocol {
                 Protocol::Http1 => {
                     let timeouts = http1::Timeouts {
                         head: head_timeout,
                         idle: IDLE_TIMEOUT,
                     };
-                    let rest = match http1::serve(io, &self.app, shutdown, timeouts).await? {
+                    let served =
+                        http1::serve(io, read, first_request_by, &self.app, shutdown, timeouts);
+                    let rest = match served.await? {
                         Served::Closed => return Ok(()),
                         Served::HandOff(rest) => rest,
                     };
-                    let service = TowerToHyperService::new(self.app.clone());
+                    let service = self.hyper_service();
                     until_shutdown!(
                         hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
@@ -245,7 +305,7 @@ impl Connection {
                     )?;
                 }
                 Protocol::Http2 => {
-                    let service = TowerToHyperService::new(self.app.clone());
+                    let service = self.hyper_service();
                     until_shutdown!(
                         http2::Builder::new(TokioExecutor::new())
                             .timer(TokioTimer::new())
@@ -253,7 +313,7 @@ impl Connection {
                             .max_header_list_size(MAX_HEADER_LIST_BYTES)
                             .keep_alive_interval(H2_KEEP_ALIVE)
                             .keep_alive_timeout(H2_KEEP_ALIVE)
-                            .serve_connection(TokioIo::new(io), service)
+                            .serve_connection(TokioIo::new(Rewind::new(read, io)), service)
                     )?;
                 }
             }
@@ -262,20 +322,23 @@ impl Connection {
     }
 }
 
-/// HTTP/2 when the client opens with the prior-knowledge preface, else
-/// HTTP/1.1; reads nothing.
-async fn sniff(tcp: &TcpStream) -> std::io::Result<Protocol> {
-    let mut start = [0u8; 24];
-    loop {
-        let seen = tcp.peek(&mut start).await?;
-        if seen == 0 || !H2_PREFACE.starts_with(&start[..seen]) {
-            return Ok(Protocol::Http1);
+/// HTTP/2 once the bytes read hold the whole prior-knowledge preface,
+/// HTTP/1.1 as soon as they part from it or the client closes; `tcp` comes
+/// back with the protocol and the bytes read. Each read waits for bytes;
+/// the caller bounds the whole by its header read timeout.
+async fn sniff(mut tcp: TcpStream) -> std::io::Result<(TcpStream, Protocol, Vec<u8>)> {
+    let mut read = Vec::with_capacity(http1::READ_CHUNK);
+    let protocol = loop {
+        let seen = &read[..read.len().min(H2_PREFACE.len())];
+        if !H2_PREFACE.starts_with(seen) {
+            break Protocol::Http1;
         }
-        if seen == H2_PREFACE.len() {
-            return Ok(Protocol::Http2);
+        if seen.len() == H2_PREFACE.len() {
+            break Protocol::Http2;
         }
-        // Part of the preface: wait for the rest (peek returns at once
-        // while any byte is buffered).
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        if tcp.read_buf(&mut read).await? == 0 {
+            break Protocol::Http1;
+        }
+    };
+    Ok((tcp, protocol, read))
 }

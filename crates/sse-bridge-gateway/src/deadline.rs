@@ -1,5 +1,6 @@
-//! A write deadline for connections: a socket that accepts no bytes for
-//! `write_timeout` fails its write, so hyper closes the connection.
+//! Deadlines for connections: a write deadline — a socket that accepts no
+//! bytes for `write_timeout` fails its write, so hyper closes the
+//! connection — and [`BodyDeadline`] for the request bodies hyper reads.
 //!
 //! hyper has read timeouts for request heads but no write timeout, and a
 //! client that stops reading an SSE stream leaves the connection waiting on
@@ -12,6 +13,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::BoxError;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -98,6 +101,67 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails once it has taken longer than `timeout` from
+/// its request's start to arrive: hyper bounds the time to a request's
+/// head, never its body (slowloris). The timer is made only if the body
+/// ever has to wait.
+pub struct BodyDeadline<B> {
+    body: B,
+    timeout: Duration,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// A request body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTooSlow(Duration);
+
+impl<B> BodyDeadline<B> {
+    pub fn new(body: B, timeout: Duration) -> Self {
+        BodyDeadline {
+            body,
+            timeout,
+            deadline: Instant::now() + timeout,
+            timer: None,
+        }
+    }
+}
+
+impl<B> HttpBody for BodyDeadline<B>
+where
+    B: HttpBody + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTooSlow(self.timeout).into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

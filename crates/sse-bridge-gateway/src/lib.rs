@@ -138,7 +138,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// How long a client may take from a request's first byte to its complete
-/// head (and, over HTTP/1.1, body) by default.
+/// head and body by default.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the gateway's port is served.
@@ -149,7 +149,7 @@ pub struct ServeOptions {
     /// TLS on the port (ALPN `h2` / `http/1.1`); `None`: plain HTTP/1.1
     /// and HTTP/2 with prior knowledge.
     pub tls: Option<Tls>,
-    /// From a request's first byte to its complete head (slowloris).
+    /// From a request's first byte to its complete head and body (slowloris).
     pub header_read_timeout: Duration,
 }
 

@@ -396,3 +396,152 @@ async fn a_body_larger_than_the_fast_path_reads_gets_the_endpoints_own_limit() {
     );
     assert!(response.contains("\"detail\""), "{response}");
 }
+
+/// How often this (current-thread) runtime has parked: each timer or socket
+/// wakeup of an otherwise idle gateway parks it once more.
+fn parks() -> u64 {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .worker_park_count(0)
+}
+
+#[tokio::test]
+async fn a_stalled_http2_preface_costs_no_polling_and_is_cut_at_the_header_timeout() {
+    let mut options = ServeOptions::new(Duration::from_secs(5));
+    options.header_read_timeout = Duration::from_millis(1_500);
+    let gateway = TestGateway::start_with_options(SessionConfig::default(), options).await;
+    let mut stalled = connect(&gateway).await;
+    let started = tokio::time::Instant::now();
+    stalled.write_all(b"PRI").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = parks();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let woken = parks() - before;
+    // The test's own sleep is one wakeup; polling every few ms would be ~100.
+    assert!(woken <= 10, "the runtime woke {woken} times in 500 ms");
+    assert_eq!(read_to_close(&mut stalled).await, "");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_500) && elapsed < Duration::from_secs(4),
+        "closed after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_preface_sent_in_pieces_still_reaches_http2() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    let mut stream = connect(&gateway).await;
+    stream.write_all(b"PRI * HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The rest of the preface, then an empty SETTINGS frame.
+    stream
+        .write_all(b"TP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame_header = [0u8; 9];
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_exact(&mut frame_header),
+    )
+    .await
+    .expect("no answer")
+    .unwrap();
+    assert_eq!(
+        frame_header[3], 0x04,
+        "the server's SETTINGS: {frame_header:?}"
+    );
+}
+
+/// Sends `request` and then `extra` bytes the server will not read; the
+/// answer, read after a pause in which a reset would have arrived, must
+/// end in a clean close.
+async fn answer_despite_unread_bytes(
+    gateway: &TestGateway,
+    request: &[u8],
+    extra: usize,
+) -> String {
+    let mut stream = connect(gateway).await;
+    stream.write_all(request).await.unwrap();
+    stream.write_all(&vec![b'a'; extra]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
+        .await
+        .expect("the server did not close the connection");
+    let response = String::from_utf8_lossy(&all).into_owned();
+    assert!(read.is_ok(), "{read:?} after {response:?}");
+    response
+}
+
+#[tokio::test]
+async fn an_oversized_head_with_more_bytes_behind_it_gets_its_431_and_a_clean_close() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    // More bytes than the server reads before it refuses: unread ones at
+    // its close would make its kernel answer with a reset.
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n",
+        "a".repeat(40_000)
+    );
+    let response = answer_despite_unread_bytes(&gateway, head.as_bytes(), 20_000).await;
+    assert!(
+        response.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{response}"
+    );
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let detail: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(detail["detail"].as_str().unwrap().contains("larger than"));
+}
+
+#[tokio::test]
+async fn a_slow_body_handed_to_hyper_is_cut_by_the_header_read_timeout_too() {
+    let mut options = ServeOptions::new(Duration::from_secs(5));
+    options.header_read_timeout = Duration::from_millis(300);
+    let gateway = TestGateway::start_with_options(SessionConfig::default(), options).await;
+    // A chunked body: hyper's to read, and hyper times heads only.
+    let mut stream = connect(&gateway).await;
+    let started = tokio::time::Instant::now();
+    let head = format!(
+        "POST /v1/react/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{}",
+        4_000,
+        &SESSION_BODY[..5]
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let cut = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Trickling stays within the 4,000-byte chunk: the body never
+            // completes.
+            let _ = stream.write_all(b" ").await;
+            let mut chunk = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), cut)
+        .await
+        .expect("a slow body on hyper's path was not cut");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "cut after {elapsed:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_close_answer_with_more_bytes_behind_it_ends_in_a_clean_close() {
+    let gateway = TestGateway::start(SessionConfig::default()).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let response = answer_despite_unread_bytes(&gateway, request, 20_000).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with(r#""status":"ok"}"#), "{response}");
+}

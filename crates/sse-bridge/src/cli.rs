@@ -258,8 +258,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_BRIDGE_START_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub start_timeout: Duration,
 
-    /// Drop a client that has not sent a whole request head (HTTP/1.1: and
-    /// body) this long after its first byte (slowloris).
+    /// Drop a client that has not sent a whole request head and body this
+    /// long after its first byte (slowloris).
     #[arg(long, env = "SSE_BRIDGE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 

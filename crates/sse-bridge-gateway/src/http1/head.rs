@@ -103,7 +103,6 @@ pub fn parse(buf: &[u8]) -> Result<Head, HeadError> {
 
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     let mut content_length = None;
-    let mut close = false;
     for field in request.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
@@ -122,14 +121,11 @@ pub fn parse(buf: &[u8]) -> Result<Head, HeadError> {
                     _ => return Ok(Head::NotPlain),
                 }
             }
-            header::CONNECTION => {
-                for token in field.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"upgrade") {
-                        return Ok(Head::NotPlain);
-                    }
-                    close |= token.eq_ignore_ascii_case(b"close");
-                }
+            header::CONNECTION
+                if connection_tokens(field.value)
+                    .any(|token| token.eq_ignore_ascii_case(b"upgrade")) =>
+            {
+                return Ok(Head::NotPlain);
             }
             _ => {}
         }
@@ -139,10 +135,24 @@ pub fn parse(buf: &[u8]) -> Result<Head, HeadError> {
         head_len,
         method,
         uri,
-        headers,
         content_length: content_length.unwrap_or(0),
-        close,
+        close: asks_to_close(&headers),
+        headers,
     }))
+}
+
+/// Whether `headers` (a request's or a response's) hold `Connection: close`.
+pub fn asks_to_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| connection_tokens(value.as_bytes()))
+        .any(|token| token.eq_ignore_ascii_case(b"close"))
+}
+
+/// The options of one `Connection` field value.
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// The methods this API serves; every other goes to hyper (and gets 405

@@ -11,7 +11,8 @@
 //! encoding. While a response streams it keeps reading, so a client that
 //! goes away is noticed at once (its body is dropped: the session's
 //! cancel and grace rules follow, as with hyper), and pipelined requests
-//! wait their turn.
+//! wait their turn — at most `READ_AHEAD_BYTES` of them in memory, the
+//! rest held back by TCP.
 //!
 //! Only plain requests take this path (see `head`); on the first one that
 //! is not, the connection is handed to hyper with the bytes already read
@@ -20,8 +21,12 @@
 //! Timeouts, as nginx has them: a new connection must send its first
 //! request's head and body within `head` of being accepted; a kept-alive
 //! connection may wait `idle` for its next request, which then has `head`
-//! from its first byte (slowloris). Writes are bounded by the connection's
-//! write deadline.
+//! from its first byte (slowloris); a body is read a chunk at a time, so it
+//! takes memory as its bytes arrive. Writes are bounded by the connection's
+//! write deadline. A connection that closes after a response (a refused
+//! head, `Connection: close`, shutdown) lingers as nginx's does: shut for
+//! writing, it drains what the client still sends for a moment, so unread
+//! bytes do not turn the close into a reset that destroys the response.
 
 pub mod head;
 mod response;
@@ -47,7 +52,16 @@ use response::{Frame, Framing};
 pub(crate) use rewind::Rewind;
 
 /// Bytes read at a time while a head arrives (most heads fit in one).
-const READ_CHUNK: usize = 1024;
+pub(crate) const READ_CHUNK: usize = 1024;
+
+/// Most bytes of pipelined requests read while a response streams: every
+/// held stream may hold them. The rest waits in the socket, and TCP holds
+/// the client back.
+const READ_AHEAD_BYTES: usize = 512;
+/// How long, and how many bytes, a closing connection drains of what the
+/// client still sends after its last response (nginx's lingering close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 64 * 1024;
 
 /// How the fast path's connection ended.
 pub(crate) enum Served<IO> {
@@ -69,7 +83,9 @@ pub(crate) struct Timeouts {
     pub idle: Duration,
 }
 
-/// Serves `io` until it closes or a request needs hyper.
+/// Serves `io`, of which `buf` was read already, until it closes or a
+/// request needs hyper. The first request must have arrived by
+/// `first_request_by`.
 ///
 /// A plain function returning its future (an `async fn` would keep `io`
 /// twice in it, as argument and as local): the future is what a held
@@ -77,6 +93,8 @@ pub(crate) struct Timeouts {
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<'a, IO>(
     mut io: IO,
+    mut buf: Vec<u8>,
+    mut first_request_by: Instant,
     app: &'a Router,
     shutdown: &'a CancellationToken,
     timeouts: Timeouts,
@@ -85,38 +103,35 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'a,
 {
     async move {
-        // Holds a request while it arrives, and pipelined bytes; empty (and
-        // unallocated) while a response streams.
-        let mut buf = Vec::new();
-        // The first request's clock started at accept.
-        let mut first_byte_within = timeouts.head;
+        // `buf` holds a request while it arrives, and pipelined bytes; it is
+        // empty (and unallocated) while a response streams.
         loop {
             // Reading and the handler are boxed: both are short, a response
             // may stream for hours, and the task is sized by its largest state.
-            let reading = read_request(
-                &mut io,
-                &mut buf,
-                shutdown,
-                first_byte_within,
-                timeouts.head,
-            );
+            let reading =
+                read_request(&mut io, &mut buf, shutdown, first_request_by, timeouts.head);
             let (request, body) = match Box::pin(reading).await? {
                 Reading::Request(request, body) => (request, body),
                 Reading::NotPlain => return Ok(Served::HandOff(Rewind::new(buf, io))),
                 Reading::Closed => return Ok(Served::Closed),
             };
-            first_byte_within = timeouts.idle;
-            let asked_to_close = request.close;
+            let client_asked_to_close = request.close;
             let handled = app.clone().oneshot(into_http(request, body));
             let response = match Box::pin(handled).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let close = asked_to_close || shutdown.is_cancelled();
+            let close = client_asked_to_close || shutdown.is_cancelled();
             match write_response(&mut io, response, close, &mut buf).await? {
-                Written::Complete if !close => {}
-                Written::Complete | Written::ClientGone => return Ok(Served::Closed),
+                Written::KeepAlive => {}
+                Written::Close => {
+                    // Boxed like reading: short, and held streams never get here.
+                    Box::pin(linger(&mut io)).await;
+                    return Ok(Served::Closed);
+                }
+                Written::ClientGone => return Ok(Served::Closed),
             }
+            first_request_by = Instant::now() + timeouts.idle;
         }
     }
 }
@@ -130,26 +145,26 @@ enum Reading {
     Closed,
 }
 
-/// Reads the next request: its first byte within `first_byte_within`
-/// (unless pipelined bytes are there already), the rest of its head and
-/// body within `head_timeout` of that. A head no server should accept is
+/// Reads the next request: its first byte by `first_byte_by`, the rest of
+/// its head and body within `head_timeout` of that (and still by
+/// `first_byte_by` when its first bytes were there already: pipelined, or
+/// read by the protocol sniffer). A head no server should accept is
 /// answered here.
 async fn read_request<IO>(
     io: &mut IO,
     buf: &mut Vec<u8>,
     shutdown: &CancellationToken,
-    first_byte_within: Duration,
+    first_byte_by: Instant,
     head_timeout: Duration,
 ) -> io::Result<Reading>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let wait = if buf.is_empty() {
-        first_byte_within
+    let mut deadline = if buf.is_empty() {
+        first_byte_by
     } else {
-        head_timeout
+        first_byte_by.min(Instant::now() + head_timeout)
     };
-    let mut deadline = Instant::now() + wait;
     let request = loop {
         match head::parse(buf) {
             Ok(Head::Partial) => {}
@@ -172,12 +187,11 @@ where
         }
     };
     buf.drain(..request.head_len);
-    while buf.len() < request.content_length {
-        let missing = request.content_length - buf.len();
-        if !read_more(io, buf, missing, deadline, None).await? {
-            return Ok(Reading::Closed);
-        }
+    if !read_body(io, buf, request.content_length, deadline).await? {
+        return Ok(Reading::Closed);
     }
+    // Copied out: `buf`'s allocation may be a large head's, and would
+    // live on in the body.
     let body = Bytes::copy_from_slice(&buf[..request.content_length]);
     buf.drain(..request.content_length);
     if buf.is_empty() {
@@ -185,6 +199,27 @@ where
         *buf = Vec::new();
     }
     Ok(Reading::Request(request, body))
+}
+
+/// Reads until `buf` holds a body of `length` bytes, by `deadline`; `false`
+/// when the client closed or the deadline passed first. Read a chunk at a
+/// time, so memory follows the bytes that arrive, not the length declared.
+async fn read_body<IO>(
+    io: &mut IO,
+    buf: &mut Vec<u8>,
+    length: usize,
+    deadline: Instant,
+) -> io::Result<bool>
+where
+    IO: AsyncRead + Unpin,
+{
+    while buf.len() < length {
+        let missing = length - buf.len();
+        if !read_more(io, buf, missing.min(READ_CHUNK), deadline, None).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Reads at most `want` more bytes into `buf`; `false` when the client
@@ -199,7 +234,11 @@ async fn read_more<IO>(
 where
     IO: AsyncRead + Unpin,
 {
-    buf.reserve(want);
+    // Room is made only once what is there is full: reserving `want` on
+    // top of spare room would double `buf` ahead of the bytes that arrive.
+    if buf.len() == buf.capacity() {
+        buf.reserve(want);
+    }
     let mut limited = (&mut *io).take(want as u64);
     let read = tokio::time::timeout_at(deadline, limited.read_buf(buf));
     let read = match shutdown {
@@ -230,7 +269,7 @@ fn into_http(request: PlainRequest, body: Bytes) -> Request<Body> {
 /// Answers a head no server should accept, and closes.
 async fn refuse<IO>(io: &mut IO, error: HeadError) -> io::Result<()>
 where
-    IO: AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
     let body = serde_json::json!({ "detail": error.to_string() }).to_string();
     let (mut parts, ()) = Response::new(()).into_parts();
@@ -242,20 +281,49 @@ where
     let head = response::encode_head(&parts, Framing::Length(body.len() as u64), true);
     io.write_all(&head).await?;
     io.write_all(body.as_bytes()).await?;
-    io.flush().await
+    io.flush().await?;
+    linger(io).await;
+    Ok(())
+}
+
+/// Closes after a last response as nginx's lingering close does: a socket
+/// closed with unread bytes makes the kernel send a reset, which can
+/// destroy the response before the client has read it. So our side is shut
+/// for writing (the client sees the end), and what the client still sends
+/// is read and dropped until it closes too, for at most `LINGER_TIME` and
+/// `LINGER_BYTES`.
+async fn linger<IO>(io: &mut IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let shut_and_drain = async {
+        // Under the time limit too: over TLS, shutting down writes a
+        // close_notify to a client that may not be reading.
+        io.shutdown().await?;
+        let mut unread = (&mut *io).take(LINGER_BYTES);
+        tokio::io::copy(&mut unread, &mut tokio::io::sink()).await
+    };
+    // Drained, timed out or failed: the connection closes either way.
+    let _ = tokio::time::timeout(LINGER_TIME, shut_and_drain).await;
 }
 
 /// How writing a response ended.
 enum Written {
-    Complete,
+    /// Complete; the connection serves the next request.
+    KeepAlive,
+    /// Complete, and its head said `connection: close`.
+    Close,
     /// The client closed or reset the connection first.
     ClientGone,
 }
 
 /// Writes `response`, reading on meanwhile: bytes the client sends are the
 /// next pipelined request (kept in `pipelined`), its end is the client
-/// leaving. The head is encoded before the future is made, so all the
-/// future holds while a stream lasts is the body and the frame in flight.
+/// leaving. The connection closes after it when `close` (the client's
+/// request or shutdown) or the handler's `Connection: close` says so. The
+/// head is encoded before the future is made, so all the future holds
+/// while a stream lasts is the body and the frame in flight (and the
+/// caller never borrows the response, which would keep it in its state).
 fn write_response<'a, IO>(
     io: &'a mut IO,
     response: Response<Body>,
@@ -266,11 +334,13 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (parts, mut body) = response.into_parts();
+    let close = close || head::asks_to_close(&parts.headers);
     let framing = Framing::of(parts.status, body.size_hint().exact());
     let head = response::encode_head(&parts, framing, close);
     let mut pump = Pump {
         pending: Some(Frame::raw(Bytes::from(head))),
         framing,
+        close,
         body_done: false,
         unflushed: false,
         watching: true,
@@ -283,11 +353,14 @@ struct Pump {
     /// Being written.
     pending: Option<Frame>,
     framing: Framing,
+    /// The head said `connection: close`.
+    close: bool,
     body_done: bool,
     /// Written since the last flush (TLS buffers what it is given).
     unflushed: bool,
-    /// Still reading the client (stops once a pipelined head fills the
-    /// head limit: the client must wait for this response).
+    /// Still reading the client (stops once pipelined bytes fill
+    /// `READ_AHEAD_BYTES`: the client must wait for this response, and a
+    /// departure is then noticed at the next write).
     watching: bool,
 }
 
@@ -303,13 +376,20 @@ impl Pump {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         match self.poll_write(cx, io, body) {
-            Poll::Ready(result) => return Poll::Ready(result.map(|()| Written::Complete)),
+            Poll::Ready(result) => {
+                let written = if self.close {
+                    Written::Close
+                } else {
+                    Written::KeepAlive
+                };
+                return Poll::Ready(result.map(|()| written));
+            }
             Poll::Pending => {}
         }
         if self.watching {
             match watch_client(cx, io, pipelined) {
                 Poll::Ready(Watch::Gone) => return Poll::Ready(Ok(Written::ClientGone)),
-                Poll::Ready(Watch::HeadLimitReached) => self.watching = false,
+                Poll::Ready(Watch::ReadAheadFull) => self.watching = false,
                 Poll::Pending => {}
             }
         }
@@ -387,26 +467,184 @@ where
 enum Watch {
     /// End of stream or an error: the client is gone.
     Gone,
-    /// A pipelined request filled the head limit; stop reading.
-    HeadLimitReached,
+    /// Pipelined bytes filled `READ_AHEAD_BYTES`; stop reading.
+    ReadAheadFull,
 }
 
-/// Reads whatever the client sends while its response streams.
+/// Reads what the client sends while its response streams, up to
+/// `READ_AHEAD_BYTES` (so `pipelined` never grows past them).
 fn watch_client<IO>(cx: &mut Context<'_>, io: &mut IO, pipelined: &mut Vec<u8>) -> Poll<Watch>
 where
     IO: AsyncRead + Unpin,
 {
     let mut scratch = [0u8; 64];
     loop {
-        if pipelined.len() >= head::MAX_HEAD_BYTES {
-            return Poll::Ready(Watch::HeadLimitReached);
+        let room = READ_AHEAD_BYTES.saturating_sub(pipelined.len());
+        if room == 0 {
+            return Poll::Ready(Watch::ReadAheadFull);
         }
-        let mut read = ReadBuf::new(&mut scratch);
+        let mut read = ReadBuf::new(&mut scratch[..room.min(64)]);
         match Pin::new(&mut *io).poll_read(cx, &mut read) {
             Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Watch::Gone),
             Poll::Ready(Ok(())) => pipelined.extend_from_slice(read.filled()),
             Poll::Ready(Err(_)) => return Poll::Ready(Watch::Gone),
             Poll::Pending => return Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::http::header;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::Notify;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        head: Duration::from_secs(5),
+        idle: Duration::from_secs(5),
+    };
+    const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    /// Serves `app` on the fast path over an in-memory connection that
+    /// buffers `capacity` bytes each way; the client's end.
+    fn connect(app: Router, capacity: usize) -> (DuplexStream, JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(capacity);
+        let serving = tokio::spawn(async move {
+            let shutdown = CancellationToken::new();
+            let first_request_by = Instant::now() + TIMEOUTS.head;
+            let served = serve(
+                server,
+                Vec::new(),
+                first_request_by,
+                &app,
+                &shutdown,
+                TIMEOUTS,
+            );
+            assert!(matches!(served.await, Ok(Served::Closed)));
+        });
+        (client, serving)
+    }
+
+    async fn read_to_close(client: &mut (impl AsyncRead + Unpin)) -> String {
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut all))
+            .await
+            .expect("the server did not close the connection")
+            .unwrap();
+        String::from_utf8(all).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_takes_memory_as_it_arrives_and_must_arrive_in_time() {
+        let (mut client, mut server) = tokio::io::duplex(head::MAX_FAST_BODY_BYTES);
+        client.write_all(b"{\"user_query\":").await.unwrap();
+        let mut buf = Vec::new();
+        let deadline = Instant::now() + TIMEOUTS.head;
+        let length = head::MAX_FAST_BODY_BYTES;
+        let complete = read_body(&mut server, &mut buf, length, deadline).await;
+        assert!(!complete.unwrap(), "a stalled body is cut at the deadline");
+        assert_eq!(buf, b"{\"user_query\":");
+        assert!(
+            buf.capacity() <= READ_CHUNK,
+            "{} bytes held for {} read",
+            buf.capacity(),
+            buf.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handlers_connection_close_ends_the_connection_after_its_response() {
+        let app = Router::new()
+            .route(
+                "/bye",
+                get(|| async { ([(header::CONNECTION, "close")], "bye") }),
+            )
+            .route("/healthz", get(|| async { "ok" }));
+        let (mut client, serving) = connect(app, 4096);
+        client
+            .write_all(b"GET /bye HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        client.write_all(HEALTHZ).await.unwrap();
+        let response = read_to_close(&mut client).await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
+        assert!(
+            response.ends_with("\r\n\r\nbye"),
+            "one response: {response}"
+        );
+        drop(client);
+        serving.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pipelined_bytes_are_read_ahead_of_a_streaming_response_only_up_to_the_bound() {
+        let release = Arc::new(Notify::new());
+        let held = {
+            let release = release.clone();
+            move || async move {
+                let end = async move {
+                    release.notified().await;
+                    Ok::<_, io::Error>(Bytes::from_static(b"done"))
+                };
+                Body::from_stream(futures::stream::once(end))
+            }
+        };
+        let app = Router::new()
+            .route("/held", get(held))
+            .route("/healthz", get(|| async { "ok" }));
+        const CAPACITY: usize = 1024;
+        let (client, serving) = connect(app, CAPACITY);
+        let (mut from_server, mut to_server) = tokio::io::split(client);
+        to_server
+            .write_all(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            from_server.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+
+        // The response streams; the client pipelines far more than the bound.
+        const PIPELINED: usize = 200;
+        let mut pipelined = HEALTHZ.repeat(PIPELINED - 1);
+        pipelined
+            .extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut accepted = 0;
+        while accepted < pipelined.len() {
+            let write = to_server.write(&pipelined[accepted..]);
+            match tokio::time::timeout(Duration::from_millis(200), write).await {
+                Ok(written) => accepted += written.unwrap(),
+                Err(_) => break, // backpressure
+            }
+        }
+        assert!(
+            accepted <= READ_AHEAD_BYTES + CAPACITY,
+            "{accepted} bytes taken while the response streams"
+        );
+
+        // Once it ends, every pipelined request is answered.
+        release.notify_one();
+        let rest = pipelined.split_off(accepted);
+        // Not shut down after: the fast path takes a client's end of input
+        // for its departure.
+        let writing = tokio::spawn(async move { to_server.write_all(&rest).await });
+        let responses = read_to_close(&mut from_server).await;
+        writing.await.unwrap().unwrap();
+        assert!(
+            responses.starts_with("4\r\ndone\r\n0\r\n\r\n"),
+            "{responses}"
+        );
+        assert_eq!(responses.matches("HTTP/1.1 200 OK").count(), PIPELINED);
+        drop(from_server);
+        serving.await.unwrap();
     }
 }
