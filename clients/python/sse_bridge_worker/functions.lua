@@ -18,7 +18,7 @@
 -- Stream `sse_folded:<id>` holds the log's folded head (field `e`, and `f` =
 -- the first log id an entry covers; its id is the last one); the hash
 -- `sse_session_meta:<id>` is written by the gateway at creation (created_at,
--- principal, format, on_disconnect, followers, ttl_ms, tail_max,
+-- principal, format, on_disconnect, followers:<gateway>, ttl_ms, tail_max,
 -- folded_max, and where the session's events go: channel, publish =
 -- PUBLISH | SPUBLISH) and updated here (attempt, output, ended, tail_bytes,
 -- folded_bytes, dropped). Appending and publishing happen in one function,
@@ -308,10 +308,12 @@ local function read(keys, args)
   return {'', entries, known, more}
 end
 
--- Adds ARGV[1] to the follower count; nil when the session is unknown.
+-- Adds ARGV[1] to the count of streams gateway ARGV[2] serves of the
+-- session (field `followers:<gateway>`: a crashed gateway's count lapses
+-- with its presence); the new count, nil when the session is unknown.
 local function follow(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then return false end
-  return redis.call('HINCRBY', keys[1], 'followers', args[1])
+  return redis.call('HINCRBY', keys[1], 'followers:' .. args[2], args[1])
 end
 
 redis.register_function('sse_bridge_v2_append', append)

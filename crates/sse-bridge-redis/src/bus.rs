@@ -10,7 +10,7 @@
 //! cluster client for commands, `SSUBSCRIBE` / `SPUBLISH` on hash-tagged
 //! channel names ([`crate::keyspace`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use crate::cluster::ShardedSubscriberTask;
 use crate::config::RedisConfig;
 use crate::conn::{Commands, open_client};
 use crate::keyspace::Keyspace;
+use crate::presence::Presence;
 use crate::subscriber::{Command, SubscriberTask};
 
 /// Redis Pub/Sub event bus. Cheap to clone; the connections close when the
@@ -41,11 +42,15 @@ struct Shared {
     keyspace: Keyspace,
     config: RedisConfig,
     subscriber: JoinHandle<()>,
+    presence: Presence,
+    /// Renews `presence` while the bus lives.
+    renewal: JoinHandle<()>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         self.subscriber.abort();
+        self.renewal.abort();
         // Subscriptions still held are no longer fed: say so.
         self.router.set_link(false);
     }
@@ -79,16 +84,24 @@ impl RedisBus {
                 tokio::spawn(task.run(live))
             }
         };
-        Ok(RedisBus {
-            shared: Arc::new(Shared {
-                router,
-                commands,
-                publisher,
-                keyspace: Keyspace::new(config.cluster),
-                config,
-                subscriber,
-            }),
-        })
+        let presence = Presence::new(config.presence_lease);
+        presence.renew(&publisher).await?;
+        let shared = Arc::new_cyclic(|shared| Shared {
+            router,
+            commands,
+            publisher,
+            keyspace: Keyspace::new(config.cluster),
+            renewal: tokio::spawn(renew_presence(shared.clone(), presence.renew_every())),
+            presence,
+            config,
+            subscriber,
+        });
+        Ok(RedisBus { shared })
+    }
+
+    /// This process's presence (follower counts that expire with it).
+    pub(crate) fn presence(&self) -> &Presence {
+        &self.shared.presence
     }
 
     /// `true` while the subscriber connection is up and resubscribed.
@@ -108,6 +121,21 @@ impl RedisBus {
 
     pub(crate) fn log_limits(&self) -> LogLimits {
         self.shared.config.log
+    }
+}
+
+/// Renews the bus's presence until the bus is dropped.
+async fn renew_presence(shared: Weak<Shared>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Err(error) = shared.presence.renew(&shared.publisher).await {
+            tracing::warn!("could not renew this gateway's presence: {error}");
+        }
     }
 }
 

@@ -40,6 +40,11 @@ pub struct RedisConfig {
     /// `rediss://` to a server with a private CA (default: the system's
     /// trust store).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// How long this gateway counts as following its sessions without
+    /// renewing its presence (renewed every third of it): the follower
+    /// counts of a gateway that crashed stop counting this long after, and
+    /// another gateway takes its sessions over (default 15 s).
+    pub presence_lease: Duration,
     /// Cap and TTL of the session logs this process creates (gateways write
     /// them into each session's metadata; workers' appends follow them).
     pub log: LogLimits,
@@ -58,6 +63,7 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(2),
             health_check_interval: Duration::from_secs(5),
             tls_ca_file: None,
+            presence_lease: Duration::from_secs(15),
             log: LogLimits::default(),
         }
     }

@@ -16,6 +16,9 @@
 //! * `log` — the session log ([`sse_bridge_core::EventLog`] for [`RedisBus`]):
 //!   a Stream and a metadata hash per session, written by the Redis
 //!   functions of `functions.lua` ([`FUNCTIONS`]).
+//! * `presence` — follower counts per gateway process, expiring with a
+//!   lease, so a crashed gateway's streams stop counting and another gateway
+//!   takes its sessions over.
 //! * `queue` — [`RedisJobQueue`].
 //! * `cluster` — Redis Cluster mode: slot routing, one subscriber connection
 //!   per master, sharded Pub/Sub; `keyspace` — a session's Redis names in
@@ -33,6 +36,7 @@ mod conn;
 mod error;
 mod keyspace;
 mod log;
+mod presence;
 mod queue;
 mod subscriber;
 

@@ -25,6 +25,7 @@ use sse_bridge_core::{BrokerError, Event, SessionId};
 
 use crate::RedisBus;
 use crate::keyspace::Keyspace;
+use crate::presence::followers_field;
 
 /// The function library, loaded with `FUNCTION LOAD REPLACE`.
 pub const FUNCTIONS: &str = include_str!("functions.lua");
@@ -154,12 +155,13 @@ impl EventLog for RedisBus {
         let ttl_ms = limits.ttl.as_millis() as u64;
         let keyspace = self.keyspace();
         let key = keyspace.meta_key(id);
+        let followers = followers_field(self.presence().instance());
         let mut fields = vec![
             ("created_at", meta.created_at_ms.to_string()),
             ("principal", meta.principal.clone()),
             ("format", meta.format.clone()),
             ("on_disconnect", meta.on_disconnect.as_str().to_owned()),
-            ("followers", meta.followers.to_string()),
+            (followers.as_str(), meta.followers.to_string()),
             ("ttl_ms", ttl_ms.to_string()),
             ("tail_max", limits.tail_bytes().to_string()),
             ("folded_max", limits.folded_bytes().to_string()),
@@ -183,7 +185,10 @@ impl EventLog for RedisBus {
             .ignore()
             .pexpire(&key, ttl_ms as i64)
             .ignore();
-        self.commands().query_pipeline::<()>(&pipe).await
+        self.commands().query_pipeline::<()>(&pipe).await?;
+        self.presence()
+            .mark(self.commands(), id, meta.followers)
+            .await
     }
 
     async fn meta(&self, id: SessionId) -> Result<Option<SessionMeta>, BrokerError> {
@@ -195,6 +200,17 @@ impl EventLog for RedisBus {
             return Ok(None);
         };
         let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+        // Per gateway, counted while the gateway is alive; `followers` alone
+        // is a version 1 gateway's count.
+        let counts = fields.iter().filter_map(|(name, count)| {
+            let instance = name.strip_prefix("followers:")?;
+            Some((instance, count.parse().unwrap_or_default()))
+        });
+        let followers = self
+            .presence()
+            .live_followers(self.commands(), counts)
+            .await?
+            + field("followers").parse::<i64>().unwrap_or_default();
         Ok(Some(SessionMeta {
             principal: field("principal"),
             created_at_ms: created_at.parse().unwrap_or_default(),
@@ -204,7 +220,7 @@ impl EventLog for RedisBus {
             chat_id: fields.get("chat_id").cloned(),
             on_disconnect: OnDisconnect::from_label(&field("on_disconnect")).unwrap_or_default(),
             ended: fields.get("ended").and_then(|id| id.parse().ok()),
-            followers: field("followers").parse().unwrap_or_default(),
+            followers,
         }))
     }
 
@@ -315,12 +331,22 @@ impl EventLog for RedisBus {
     }
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {
+        let presence = self.presence();
         let follow = redis::cmd("FCALL")
             .arg(format!("{VERSION}_follow"))
             .arg(1)
             .arg(self.keyspace().meta_key(id))
             .arg(delta)
+            .arg(presence.instance())
             .to_owned();
-        self.commands().query(&follow).await
+        let count: Option<i64> = self.commands().query(&follow).await?;
+        if let Some(count) = count {
+            presence.mark(self.commands(), id, count).await?;
+        }
+        Ok(count)
+    }
+
+    async fn orphans(&self) -> Result<Vec<SessionId>, BrokerError> {
+        self.presence().orphans(self.commands()).await
     }
 }

@@ -337,3 +337,41 @@ async fn an_alias_written_before_owners_counts_as_free_and_a_claim_expires_with_
         .unwrap();
     assert!((85..=90).contains(&ttl), "alias TTL {ttl}");
 }
+
+/// A gateway that crashes never runs its streams' departures: its follower
+/// counts lapse with its presence, and one other gateway takes its sessions
+/// over to decide what the departures would have.
+#[tokio::test]
+async fn a_crashed_gateways_followers_lapse_and_its_sessions_are_taken_over_once() {
+    let gateway = |name: &str| {
+        let mut config = RedisConfig::new(REDIS_URL);
+        config.client_name = unique(name);
+        config.presence_lease = Duration::from_millis(600);
+        RedisBus::connect(config)
+    };
+    let crashing = gateway("t-presence-a").await.unwrap();
+    let survivor = gateway("t-presence-b").await.unwrap();
+    let other = gateway("t-presence-c").await.unwrap();
+    let id = sse_bridge_testkit::log::created(&crashing).await;
+    assert_eq!(crashing.add_followers(id, 1).await.unwrap(), Some(2));
+    assert_eq!(survivor.meta(id).await.unwrap().unwrap().followers, 2);
+    assert_eq!(survivor.add_followers(id, 1).await.unwrap(), Some(1));
+    assert_eq!(survivor.meta(id).await.unwrap().unwrap().followers, 3);
+    drop(crashing);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        survivor.meta(id).await.unwrap().unwrap().followers,
+        1,
+        "only the living gateway's stream counts"
+    );
+    let mut taken = Vec::new();
+    for bus in [&survivor, &other, &survivor] {
+        taken.extend(bus.orphans().await.unwrap());
+    }
+    // (Other tests' gateways that ended may be taken over too.)
+    assert_eq!(
+        taken.iter().filter(|&&t| t == id).count(),
+        1,
+        "handed over exactly once"
+    );
+}

@@ -26,6 +26,7 @@ pub async fn event_bus(
                 tls_ca_file: args.redis_tls_ca.clone(),
                 cluster: args.redis_cluster,
                 log,
+                presence_lease: args.presence_lease,
                 ..RedisConfig::new(url.clone())
             };
             Arc::new(

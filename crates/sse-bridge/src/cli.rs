@@ -100,6 +100,14 @@ pub struct BrokerArgs {
     #[arg(long, env = "SSE_BRIDGE_REDIS_TLS_CA")]
     pub redis_tls_ca: Option<std::path::PathBuf>,
 
+    /// How long a gateway's streams count as following their sessions
+    /// without it renewing its presence in Redis (every third of this): after
+    /// a gateway crashed, its follower counts lapse this long after and
+    /// another gateway cancels its abandoned sessions as their departures
+    /// would have.
+    #[arg(long, env = "SSE_BRIDGE_PRESENCE_LEASE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub presence_lease: std::time::Duration,
+
     /// Name of this process's Redis connections in CLIENT LIST (suffixed
     /// `:sub`, `:pub`, `:jobs`, ...); default `sse-bridge-gateway` / `sse-bridge-worker`.
     #[arg(long, env = "SSE_BRIDGE_REDIS_CLIENT_NAME")]

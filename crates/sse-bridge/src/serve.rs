@@ -75,6 +75,10 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         cors: sse_bridge_gateway::cors_layer(&args.cors_allow_origins)?,
         auth: args.auth.build().context("authentication settings")?,
     };
+    tokio::spawn(sse_bridge_core::session::sweep_orphans(
+        state.sessions.clone(),
+        args.broker.presence_lease / 3,
+    ));
     tokio::spawn(crate::memory::trim_now_and_then(
         TRIM_EVERY,
         shutdown.clone(),

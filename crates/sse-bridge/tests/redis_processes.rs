@@ -370,3 +370,42 @@ async fn sessions_that_arrive_while_redis_restarts_wait_for_it_and_complete() {
         );
     }
 }
+
+/// A gateway SIGKILLed while its client streams: nobody runs that client's
+/// departure, so before issue 18 the session was never cancelled. Its
+/// presence lapses and the other gateway cancels it after the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_abandoned_by_a_crashed_gateway_is_cancelled_by_another() {
+    let names = Names::new();
+    let presence = ["--presence-lease", "1s", "--cancel-grace", "1s"];
+    let (mut crashing, url) = gateway(&names, REDIS_URL, &presence).await;
+    let (_survivor, survivor_url) = gateway(&names, REDIS_URL, &presence).await;
+    let _worker = worker(&names, REDIS_URL, &["--demo-delay", "300ms"]);
+    let response = post_session(&client(), &url, json!({"user_query": "What is 2+3?"})).await;
+    let id = response.headers()["x-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut body = response.bytes_stream();
+    read_events(&mut body, 3).await;
+    crashing.kill();
+    // Not followed meanwhile (a follower would keep it alive, rightly):
+    // lease 1 s, then a sweep, then the 1 s grace.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let follow = client()
+        .get(format!("{survivor_url}/v1/react/sessions/{id}/events"))
+        .send()
+        .await
+        .unwrap();
+    let text = read_rest(
+        follow.bytes_stream(),
+        Duration::from_secs(20),
+        "the session's end",
+    )
+    .await;
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(
+        last.contains(r#""code":"cancelled""#),
+        "cancelled, not run to its end: {last}"
+    );
+}

@@ -246,8 +246,9 @@ pub trait EventLog: EventBus {
     /// The gateway ends the session with `terminal` unless it already ended.
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError>;
 
-    /// Adds `delta` to the session's follower count; the new count, or
-    /// `None` when the session is unknown.
+    /// Adds `delta` to the number of this process's streams that follow the
+    /// session; the new number, or `None` when the session is unknown.
+    /// [`SessionMeta::followers`] sums these over the processes still alive.
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError>;
 
     /// Claims `alias` (an AI SDK chat, an AG-UI run) for `owner`'s session
@@ -261,6 +262,13 @@ pub trait EventLog: EventBus {
         owner: &str,
         id: SessionId,
     ) -> Result<Claim, BrokerError>;
+
+    /// The sessions that gateways which stopped renewing their presence (they
+    /// crashed) were following, each handed to one caller once: their
+    /// streams' departures never ran. Logs in one process have none.
+    async fn orphans(&self) -> Result<Vec<SessionId>, BrokerError> {
+        Ok(Vec::new())
+    }
 
     /// The session `alias` names, if any (whoever owns it: the caller checks
     /// the session's principal, as for any session).

@@ -10,6 +10,9 @@
 //!   resumed); a logged one only if nobody follows it `cancel_grace` later,
 //!   so a reconnecting browser resumes instead. `"on_disconnect":
 //!   "continue"` never cancels on disconnect.
+//! * A gateway that crashes: its follower counts lapse with its presence,
+//!   and [`sweep_orphans`] on a surviving gateway runs the departures it
+//!   never ran.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,22 +130,59 @@ impl Departure {
         if self.on_disconnect == OnDisconnect::Continue {
             return;
         }
-        if !self.live_only {
-            tokio::time::sleep(self.cancel_grace).await;
+        let grace = if self.live_only {
+            Duration::ZERO
+        } else {
+            self.cancel_grace
+        };
+        cancel_if_abandoned(log, self.id, grace).await;
+    }
+}
+
+/// After `grace`, cancels the session if it has not ended, cancels on
+/// disconnect, and nobody follows it.
+async fn cancel_if_abandoned(log: &dyn EventLog, id: SessionId, grace: Duration) {
+    tokio::time::sleep(grace).await;
+    match log.meta(id).await {
+        Ok(Some(meta))
+            if meta.ended.is_none()
+                && meta.followers <= 0
+                && meta.on_disconnect == OnDisconnect::Cancel => {}
+        Ok(_) => return,
+        Err(error) => {
+            return tracing::warn!("cannot check the session before cancelling: {error}");
         }
-        match log.meta(self.id).await {
-            Ok(Some(meta)) if meta.ended.is_none() && meta.followers <= 0 => {}
-            Ok(_) => return,
+    }
+    let failure = Failure::new(
+        ErrorCode::Cancelled,
+        "the client disconnected and nobody resumed the session",
+    );
+    if let Err(error) = end_session(log, id, &failure, "client_disconnected").await {
+        tracing::warn!("could not cancel the session: {error}");
+    }
+}
+
+/// Takes over, every `every`, the sessions of gateways that crashed (see
+/// [`EventLog::orphans`]): their clients left with the gateway, and their
+/// departures never ran, so each is cancelled as a departure would have
+/// cancelled it — `cancel_grace` later, if nobody follows it by then.
+pub async fn sweep_orphans(ctx: SessionContext, every: Duration) {
+    let grace = ctx.config.cancel_grace;
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let orphans = match ctx.bus.orphans().await {
+            Ok(orphans) => orphans,
             Err(error) => {
-                return tracing::warn!("cannot check the session before cancelling: {error}");
+                tracing::warn!("cannot look for the sessions of crashed gateways: {error}");
+                continue;
             }
-        }
-        let failure = Failure::new(
-            ErrorCode::Cancelled,
-            "the client disconnected and nobody resumed the session",
-        );
-        if let Err(error) = end_session(log, self.id, &failure, "client_disconnected").await {
-            tracing::warn!("could not cancel the session: {error}");
+        };
+        for id in orphans {
+            let log = ctx.bus.clone();
+            tokio::spawn(async move { cancel_if_abandoned(log.as_ref(), id, grace).await });
         }
     }
 }

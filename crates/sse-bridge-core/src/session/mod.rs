@@ -32,7 +32,7 @@ use crate::log::{Claim, EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 
-pub use cancel::{CancelError, cancel};
+pub use cancel::{CancelError, cancel, sweep_orphans};
 pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
 pub use limit::{SessionLimit, Slot};
 pub use machine::{Failure, Outcome, Progress, SessionConfig, SessionMachine, SessionStats};
