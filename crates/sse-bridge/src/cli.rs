@@ -443,7 +443,6 @@ impl SessionArgs {
             max_events: self.max_events,
             buffer_bytes: self.session_buffer_bytes,
             write_timeout: self.write_timeout,
-            ..SessionConfig::default()
         }
     }
 

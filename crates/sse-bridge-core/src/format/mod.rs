@@ -27,7 +27,9 @@ mod requests;
 use bytes::{BufMut, BytesMut};
 use serde_json::Value;
 
-use crate::protocol::Event;
+use crate::log::SessionMeta;
+use crate::protocol::{Event, SessionId};
+use crate::sse::Framing;
 
 pub use ag_ui::AgUi;
 pub use ai_sdk::AiSdk;
@@ -66,6 +68,21 @@ impl Format {
         [Format::Native, Format::AgUi, Format::AiSdk]
             .into_iter()
             .find(|f| f.as_str() == label)
+    }
+
+    /// The encoder of a stream of session `id` in this format, named by the
+    /// ids its client knows (`meta`); `framing` is the native format's.
+    pub fn encoder(self, id: SessionId, meta: &SessionMeta, framing: Framing) -> Box<dyn Encoder> {
+        let id = id.to_string();
+        match self {
+            Format::Native => Box::new(Native::new(framing)),
+            Format::AgUi => Box::new(AgUi::new(
+                meta.thread_id.as_deref().unwrap_or(&id),
+                meta.run_id.as_deref().unwrap_or(&id),
+                &id,
+            )),
+            Format::AiSdk => Box::new(AiSdk::new(&format!("msg-{id}"))),
+        }
     }
 }
 

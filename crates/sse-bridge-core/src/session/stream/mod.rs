@@ -27,13 +27,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::cancel::{self, Departure};
+mod catch_up;
+
+use super::cancel::Departure;
 use super::machine::{Failure, Outcome, Progress, SessionMachine};
 use super::outbox::Outbox;
 use super::{SessionContext, Slot};
 use crate::bus::{Delivery, Subscription};
-use crate::format::{AgUi, AiSdk, Encoder, Format, Native};
-use crate::log::{Ending, EventLog, LogId, PageLimit, SessionMeta};
+use crate::format::Format;
+use crate::log::{EventLog, LogId, PageLimit, SessionMeta};
 use crate::metrics as m;
 use crate::protocol::{ErrorCode, OnDisconnect, SessionId, unix_ms};
 use crate::sse::{self, Framing};
@@ -118,7 +120,7 @@ impl LiveSession {
         span.in_scope(|| tracing::info!("session started"));
         let now = Instant::now();
         let format = Format::from_label(&meta.format).unwrap_or(Format::Native);
-        let encoder = encoder(format, id, meta, Framing::DataOnly);
+        let encoder = format.encoder(id, meta, Framing::DataOnly);
         let mut machine = SessionMachine::new(ctx.config.clone(), encoder, now, now);
         machine.record_event_gaps(metrics::histogram!(m::EVENT_GAP_SECONDS));
         let mut session = Self::new(
@@ -160,7 +162,7 @@ impl LiveSession {
         // Deadlines count from the session's creation, as its creator's do.
         let age = Duration::from_millis(unix_ms().saturating_sub(meta.created_at_ms));
         let started = now.checked_sub(age).unwrap_or(now);
-        let encoder = encoder(format, id, meta, Framing::WithIds);
+        let encoder = format.encoder(id, meta, Framing::WithIds);
         let mut machine = SessionMachine::new(ctx.config.clone(), encoder, started, now);
         if let Some(after) = after {
             machine = machine.resuming(after);
@@ -322,27 +324,6 @@ impl LiveSession {
         }
     }
 
-    /// What the next page of the log may hold, with what waits to be written.
-    fn page_bytes(&self) -> usize {
-        LOG_PAGE.bytes.min(self.outbox.budget() / 4) + self.machine.unwritten_bytes()
-    }
-
-    /// Waits until the client takes some of its backlog (a replay's next
-    /// page waits for room). A client that takes nothing is closed by the
-    /// connection's write timeout, which drops the body.
-    async fn wait_for_room(&mut self) -> Progress {
-        tokio::select! {
-            biased;
-            _ = self.shutdown.cancelled() => {
-                Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
-            }
-            moved = self.outbox.progress() => {
-                self.client_gone |= moved.is_err();
-                Progress::Continue
-            }
-        }
-    }
-
     /// Waits for the next thing to happen. A link change is looked at
     /// before any live message: messages that follow a drop may follow a
     /// gap, and must wait until the log has been read.
@@ -377,21 +358,6 @@ impl LiveSession {
             delivery = self.subscription.recv(), if !self.link_down => self.on_delivery(delivery, out),
             _ = tokio::time::sleep_until(deadline) => self.machine.on_timer(Instant::now(), out),
         }
-    }
-
-    /// The link is back and the channel resubscribed: read what was
-    /// published meanwhile from the log before going on live (PROTOCOL §3.10).
-    fn recover(&mut self) -> Progress {
-        if self.machine.has_live_output() {
-            return Progress::Expired(Failure::new(
-                ErrorCode::HistoryLost,
-                "the event broker link dropped after output began, and this session's worker \
-                 does not log its events: what it published meanwhile is lost",
-            ));
-        }
-        tracing::info!("event broker link restored; catching up from the session log");
-        self.catching_up = true;
-        Progress::Continue
     }
 
     /// Adds every message already queued to the same chunk — unless the
@@ -439,28 +405,6 @@ impl LiveSession {
         }
     }
 
-    /// Subscribes again after the live queue overflowed, then catches up
-    /// from the log after the last entry handled (the new subscription is
-    /// confirmed first, so nothing falls between the two).
-    async fn resubscribe(&mut self) -> Progress {
-        self.resubscribing = false;
-        let channel = self.id.event_channel();
-        match tokio::time::timeout(self.log_timeout, self.log.subscribe(&channel)).await {
-            Ok(Ok(subscription)) => {
-                // The old one is dropped after the new one is confirmed, so
-                // the channel stays subscribed at the broker.
-                self.subscription = subscription;
-                self.held_back.clear();
-                self.catching_up = true;
-                Progress::Continue
-            }
-            Ok(Err(_)) | Err(_) => Progress::Expired(Failure::new(
-                ErrorCode::BrokerUnavailable,
-                "could not subscribe again after falling behind the live events",
-            )),
-        }
-    }
-
     /// Handles the live messages held back by a link change, now that the
     /// log has been read past the gap (those already read are dropped by id).
     fn deliver_held_back(&mut self, out: &mut BytesMut) -> Progress {
@@ -472,121 +416,6 @@ impl LiveSession {
             }
         }
         Progress::Continue
-    }
-
-    /// Reads one page of the log after the last entry handled.
-    async fn read_log_page(&mut self, out: &mut BytesMut) -> Progress {
-        let after = self.machine.last_log_id();
-        let limit = PageLimit {
-            bytes: LOG_PAGE.bytes.min(self.outbox.budget() / 4).max(1),
-            ..LOG_PAGE
-        };
-        let read = self.log.read(self.id, after, limit);
-        let page = match tokio::time::timeout(self.log_timeout, read).await {
-            Ok(Ok(page)) => page,
-            Ok(Err(error)) => {
-                self.catching_up = false;
-                tracing::warn!("cannot read the session log: {error}");
-                return Progress::Expired(Failure::new(
-                    ErrorCode::BrokerUnavailable,
-                    "cannot read the session's log",
-                ));
-            }
-            Err(_) => {
-                self.catching_up = false;
-                return Progress::Expired(Failure::new(
-                    ErrorCode::BrokerUnavailable,
-                    "the session's log did not answer in time",
-                ));
-            }
-        };
-        self.catching_up = page.more;
-        let now = Instant::now();
-        if !page.known {
-            self.catching_up = false;
-            return Progress::Expired(Failure::new(
-                ErrorCode::BrokerUnavailable,
-                "the event broker no longer knows this session (restarted without persistence?)",
-            ));
-        }
-        if let Some(lost) = page.lost {
-            self.catching_up = false;
-            // Only this reader is behind: its own stream ends, the session goes on.
-            let lost = Failure::new(ErrorCode::HistoryLost, lost.explanation(after.is_none()));
-            return self.machine.fail(&lost, now, out);
-        }
-        metrics::counter!(m::EVENTS_REPLAYED).increment(page.entries.len() as u64);
-        for entry in &page.entries {
-            let progress = self.machine.on_entry(entry, now, out);
-            if progress != Progress::Continue {
-                self.catching_up = false;
-                return progress;
-            }
-        }
-        Progress::Continue
-    }
-
-    /// Turns a failure into the stream's last frame: through the log when
-    /// it ends the session (so every reader gets the same terminal event,
-    /// after every event logged before it), directly when it concerns this
-    /// stream only or the log cannot be reached.
-    async fn resolve_failure(&mut self, failure: Failure, out: &mut BytesMut) -> Progress {
-        if self.role == Role::Follower && failure.code == ErrorCode::ServerShutdown {
-            // Nothing is wrong with the session: the reader resumes elsewhere.
-            return self.machine.close(failure.code);
-        }
-        if !self.ends_session(failure.code) {
-            return self.machine.fail(&failure, Instant::now(), out);
-        }
-        let ending = tokio::time::timeout(
-            self.log_timeout,
-            cancel::end_session(self.log.as_ref(), self.id, &failure, failure.code.as_str()),
-        )
-        .await;
-        match ending {
-            Ok(Ok(Ending::Appended(_) | Ending::AlreadyEnded(_))) => {}
-            Ok(Ok(Ending::Unknown)) => {
-                tracing::warn!("the session's log expired; ending without it");
-                return self.machine.fail(&failure, Instant::now(), out);
-            }
-            Ok(Err(error)) => {
-                tracing::warn!("cannot log the session's end: {error}");
-                return self.machine.fail(&failure, Instant::now(), out);
-            }
-            Err(_) => {
-                tracing::warn!("the session's log did not answer in time");
-                return self.machine.fail(&failure, Instant::now(), out);
-            }
-        }
-        self.catching_up = true;
-        while self.catching_up {
-            match self.read_log_page(out).await {
-                Progress::Continue => {}
-                Progress::Expired(_) => break,
-                finished => return finished,
-            }
-        }
-        // The log ended without a terminal event this stream could read.
-        self.machine.fail(&failure, Instant::now(), out)
-    }
-
-    /// Whether a failure this stream decided ends the whole session.
-    fn ends_session(&self, code: ErrorCode) -> bool {
-        match self.role {
-            Role::Creator => true,
-            // A follower judges the worker only once it reads a logged
-            // session: it may have joined a live-only one mid-way.
-            Role::Follower => {
-                self.machine.last_log_id().is_some()
-                    && !matches!(
-                        code,
-                        ErrorCode::SlowConsumer
-                            | ErrorCode::ServerShutdown
-                            | ErrorCode::BrokerUnavailable
-                            | ErrorCode::HistoryLost
-                    )
-            }
-        }
     }
 
     /// Adds the events forwarded since the last chunk to the metric (once
@@ -621,26 +450,6 @@ fn sealed(chunk: BytesMut) -> Bytes {
         Bytes::copy_from_slice(&chunk)
     } else {
         chunk.freeze()
-    }
-}
-
-/// The encoder of a stream of session `id` in `format`; `framing` is the
-/// native format's.
-fn encoder(
-    format: Format,
-    id: SessionId,
-    meta: &SessionMeta,
-    framing: Framing,
-) -> Box<dyn Encoder> {
-    let id = id.to_string();
-    match format {
-        Format::Native => Box::new(Native::new(framing)),
-        Format::AgUi => Box::new(AgUi::new(
-            meta.thread_id.as_deref().unwrap_or(&id),
-            meta.run_id.as_deref().unwrap_or(&id),
-            &id,
-        )),
-        Format::AiSdk => Box::new(AiSdk::new(&format!("msg-{id}"))),
     }
 }
 
