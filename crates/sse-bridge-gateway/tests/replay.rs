@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,6 @@ use sse_bridge_core::{EventLog, Job};
 use sse_bridge_redis::{RedisBus, RedisConfig};
 use sse_bridge_worker::publish_event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
@@ -187,16 +185,10 @@ async fn a_run_of_100_000_pieces_replays_whole_in_every_format_redis() {
     a_run_of_100_000_pieces_replays_whole_in_every_format(Backend::Redis).await;
 }
 
-/// A follower behind a slow link: an 8 KiB receive buffer and an internet
-/// MSS, reading 4 KiB every 10 ms (~400 KB/s).
+/// A follower behind a slow link: an 8 KiB receive buffer, reading 4 KiB
+/// every 10 ms (~400 KB/s).
 async fn slow_follow(url: &str, path: &str) -> tokio::net::TcpStream {
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(8192).unwrap();
-    socket.set_tcp_mss(1400).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let socket = TcpSocket::from_std_stream(socket.into());
-    let mut stream = socket.connect(addr).await.unwrap();
+    let mut stream = narrow_connection(url, 8192).await;
     let request = format!("GET {path} HTTP/1.1\r\nhost: gw\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     stream

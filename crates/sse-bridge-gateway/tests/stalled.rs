@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,20 +27,13 @@ use sse_bridge_core::session::{
 use sse_bridge_core::{Delivery, Subscription};
 use sse_bridge_worker::publish_event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// A client that sends its POST and does not read: a 4 KiB receive buffer
-/// and an internet-sized segment (MSS 1400 rather than loopback's 64 KiB,
-/// which would let the gateway's kernel buffer megabytes per connection).
+/// A client that sends its POST and does not read, through a 4 KiB
+/// receive buffer.
 async fn stalled_post(url: &str) -> TcpStream {
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.set_tcp_mss(1400).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let socket = TcpSocket::from_std_stream(socket.into());
-    let mut stream = socket.connect(addr).await.unwrap();
+    let mut stream = narrow_connection(url, 4096).await;
     let body = r#"{"user_query":"q"}"#;
     let request = format!(
         "POST /v1/react/sessions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -49,6 +41,20 @@ async fn stalled_post(url: &str) -> TcpStream {
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     stream
+}
+
+/// A stalled client's session, acknowledged by its worker: the client, the
+/// session's control channel (where `cancel` arrives) and its job.
+async fn stalled_session(gw: &TestGateway) -> (TcpStream, Subscription, sse_bridge_core::Job) {
+    let client = stalled_post(&gw.url).await;
+    let job = gw.take_job().await;
+    let control = gw
+        .bus
+        .subscribe(&job.session_id.control_channel())
+        .await
+        .unwrap();
+    gw.emit(&job, "worker_ack", json!({})).await;
+    (client, control, job)
 }
 
 /// Publishes `payload` as answer pieces, at most `max`, until the session
@@ -334,15 +340,9 @@ async fn a_thousand_clients_that_stop_reading_hold_bounded_memory() {
     let piece = json!({ "char": "x".repeat(4000) });
     let mut published = 0usize;
     for _ in 0..CLIENTS {
-        clients.push(stalled_post(&gw.url).await);
-        let job = gw.take_job().await;
-        controls.push(
-            gw.bus
-                .subscribe(&job.session_id.control_channel())
-                .await
-                .unwrap(),
-        );
-        gw.emit(&job, "worker_ack", json!({})).await;
+        let (client, control, job) = stalled_session(&gw).await;
+        clients.push(client);
+        controls.push(control);
         // At most 4 MB.
         published += flood(&gw, &job, &piece, 1000).await;
     }
@@ -413,15 +413,9 @@ async fn stalled_clients_flooded_with_six_megabytes_each_hold_one_budget() {
     let mut controls = Vec::with_capacity(CLIENTS);
     let mut jobs = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
-        clients.push(stalled_post(&gw.url).await);
-        let job = gw.take_job().await;
-        controls.push(
-            gw.bus
-                .subscribe(&job.session_id.control_channel())
-                .await
-                .unwrap(),
-        );
-        gw.emit(&job, "worker_ack", json!({})).await;
+        let (client, control, job) = stalled_session(&gw).await;
+        clients.push(client);
+        controls.push(control);
         jobs.push(job);
     }
     let started = std::time::Instant::now();

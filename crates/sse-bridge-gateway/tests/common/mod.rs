@@ -207,3 +207,17 @@ pub fn metric(name_and_labels: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// A TCP connection to the gateway at `url` from a client with a
+/// `recv_buffer`-byte receive buffer and an internet-sized segment (MSS
+/// 1400 rather than loopback's 64 KiB, which would let the gateway's kernel
+/// buffer megabytes per connection): a slow or stalled reader.
+pub async fn narrow_connection(url: &str, recv_buffer: usize) -> tokio::net::TcpStream {
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(recv_buffer).unwrap();
+    socket.set_tcp_mss(1400).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    socket.connect(addr).await.unwrap()
+}

@@ -14,9 +14,18 @@ use crate::metrics as m;
 use crate::protocol::ErrorCode;
 
 impl LiveSession {
-    /// What the next page of the log may hold, with what waits to be written.
+    /// What one page of the log may hold: [`LOG_PAGE`], or a quarter of a
+    /// small budget.
+    fn page_limit(&self) -> PageLimit {
+        PageLimit {
+            bytes: LOG_PAGE.bytes.min(self.outbox.budget() / 4).max(1),
+            ..LOG_PAGE
+        }
+    }
+
+    /// The room the next page needs: the page, and what waits to be written.
     pub(super) fn page_bytes(&self) -> usize {
-        LOG_PAGE.bytes.min(self.outbox.budget() / 4) + self.machine.unwritten_bytes()
+        self.page_limit().bytes + self.machine.unwritten_bytes()
     }
 
     /// Waits until the client takes some of its backlog (a replay's next
@@ -75,11 +84,7 @@ impl LiveSession {
     /// Reads one page of the log after the last entry handled.
     pub(super) async fn read_log_page(&mut self, out: &mut BytesMut) -> Progress {
         let after = self.machine.last_log_id();
-        let limit = PageLimit {
-            bytes: LOG_PAGE.bytes.min(self.outbox.budget() / 4).max(1),
-            ..LOG_PAGE
-        };
-        let read = self.log.read(self.id, after, limit);
+        let read = self.log.read(self.id, after, self.page_limit());
         let page = match tokio::time::timeout(self.log_timeout, read).await {
             Ok(Ok(page)) => page,
             Ok(Err(error)) => {
