@@ -7,6 +7,7 @@ use sse_bridge_core::log::LogLimits;
 async fn embedded_log_behaves_like_every_event_log() {
     let limits = LogLimits {
         max_len: 20,
+        live: sse_bridge_testkit::log::LIVE,
         ..LogLimits::default()
     };
     let bus =

@@ -130,6 +130,7 @@ impl EventLog for RedisBus {
             ("followers", meta.followers.to_string()),
             ("max_len", limits.max_len.max(1).to_string()),
             ("ttl_ms", ttl_ms.to_string()),
+            ("live_ms", limits.live.as_millis().to_string()),
         ];
         let labels = [
             ("thread_id", &meta.thread_id),

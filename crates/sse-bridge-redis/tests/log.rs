@@ -25,6 +25,7 @@ async fn redis_log_behaves_like_every_event_log() {
     let bus = bus(LogLimits {
         max_len: 10,
         ttl: Duration::from_secs(60),
+        live: sse_bridge_testkit::log::LIVE,
     })
     .await;
     // MAXLEN ~ trims whole stream nodes (100 entries by default).
@@ -36,6 +37,7 @@ async fn log_and_metadata_are_capped_and_expire() {
     let bus = bus(LogLimits {
         max_len: 10,
         ttl: Duration::from_secs(90),
+        ..LogLimits::default()
     })
     .await;
     let id = SessionId::new();

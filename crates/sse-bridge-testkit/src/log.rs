@@ -4,6 +4,8 @@
 //! gateway ends, reads, trimming and followers. The Redis side runs the rule
 //! in Lua and the embedded side in Rust; this is what keeps them equal.
 
+use std::time::Duration;
+
 use serde_json::json;
 use sse_bridge_core::log::{Appended, Ending, EventLog, LogId, Refusal, SessionMeta};
 use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, event_type};
@@ -39,8 +41,15 @@ async fn next_live(sub: &mut Subscription) -> Event {
     Event::parse(&raw, 1 << 20).expect("a valid event")
 }
 
+/// The liveness window ([`sse_bridge_core::log::LogLimits::live`]) a log
+/// under [`check_event_log`] must be configured with.
+pub const LIVE: Duration = Duration::from_secs(1);
+
+/// Longer than [`LIVE`], with room for a slow machine.
+const STALE: Duration = Duration::from_millis(1300);
+
 /// Runs every check; `trim_batch` events are enough to make the backend trim
-/// (the log was configured with a smaller `max_len`).
+/// (the log was configured with a smaller `max_len` and `live` = [`LIVE`]).
 pub async fn check_event_log(log: &dyn EventLog, trim_batch: usize) {
     unknown_sessions_are_refused(log).await;
     attempt_rule_and_live_messages(log).await;
@@ -158,7 +167,15 @@ async fn attempt_rule_and_live_messages(log: &dyn EventLog) {
         (event_type::WORKER_HEARTBEAT, None)
     );
 
-    // Another attempt acks after output: the session is lost, never spliced.
+    // Another attempt acks while this one is live: refused, nothing changes.
+    let busy = log
+        .append(id, &event(event_type::WORKER_ACK, "b"))
+        .await
+        .unwrap();
+    assert_eq!(busy, Appended::Refused(Refusal::Busy));
+    // Another attempt acks after output of a stale one: the session is lost,
+    // never spliced.
+    tokio::time::sleep(STALE).await;
     let lost = log
         .append(id, &event(event_type::WORKER_ACK, "b"))
         .await
@@ -196,6 +213,21 @@ async fn takeover_before_output(log: &dyn EventLog) {
             .await
             .unwrap(),
     );
+    // A heartbeat keeps the attempt live although its ack is older than LIVE.
+    tokio::time::sleep(LIVE * 3 / 5).await;
+    assert!(matches!(
+        log.append(id, &event(event_type::WORKER_HEARTBEAT, "a"))
+            .await
+            .unwrap(),
+        Appended::Published { .. }
+    ));
+    tokio::time::sleep(LIVE * 3 / 5).await;
+    let busy = log
+        .append(id, &event(event_type::WORKER_ACK, "b"))
+        .await
+        .unwrap();
+    assert_eq!(busy, Appended::Refused(Refusal::Busy));
+    tokio::time::sleep(STALE).await;
     let takeover = log
         .append(id, &event(event_type::WORKER_ACK, "b"))
         .await

@@ -452,6 +452,8 @@ impl SessionArgs {
         LogLimits {
             max_len: self.log_max_len,
             ttl: self.log_ttl,
+            // An attempt is live until the gateway would call it lost.
+            live: self.worker_heartbeat * 3,
         }
     }
 }

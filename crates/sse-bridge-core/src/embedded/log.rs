@@ -76,7 +76,7 @@ impl Logs {
             id,
             Record {
                 meta: meta.clone(),
-                gate: AttemptGate::default(),
+                gate: AttemptGate::new(self.limits.live),
                 entries: VecDeque::new(),
                 trimmed: false,
                 last_id: LogId::ZERO,
@@ -116,9 +116,13 @@ impl Logs {
             if record.meta.ended.is_some() {
                 return Appended::Refused(Refusal::Ended);
             }
-            match record.gate.admit(event.event_type(), event.attempt()) {
+            match record
+                .gate
+                .admit(event.event_type(), event.attempt(), Instant::now())
+            {
                 Admission::Unbound => Appended::Refused(Refusal::NotAcked),
                 Admission::Foreign => Appended::Refused(Refusal::Foreign),
+                Admission::Busy => Appended::Refused(Refusal::Busy),
                 Admission::Lost => {
                     let lost = Event::error(
                         ErrorCode::WorkerLost,
@@ -243,6 +247,7 @@ mod tests {
         let limits = LogLimits {
             max_len: 10,
             ttl: Duration::from_secs(60),
+            ..LogLimits::default()
         };
         let logs = Logs::new(
             Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),

@@ -35,20 +35,30 @@ use crate::protocol::{Event, OnDisconnect, SessionId};
 pub use attempts::{Admission, AttemptGate};
 pub use id::{InvalidLogId, LogId};
 
-/// How long and how large a session's log may grow.
+/// How long and how large a session's log may grow, and how long its
+/// attempt counts as live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
     /// Entries kept per session (older ones are trimmed, approximately).
     pub max_len: usize,
     /// A log and its metadata expire this long after their last write.
     pub ttl: Duration,
+    /// The attempt serving a session counts as live this long after its last
+    /// ack, event or heartbeat: another attempt's ack is refused as
+    /// [`Refusal::Busy`] meanwhile ([`attempts`]). Recorded per session at
+    /// creation, so the gateway that creates a session decides.
+    pub live: Duration,
 }
+
+/// Three missed heartbeats of the default 5 s, as the gateway's `worker_lost` check.
+pub const DEFAULT_LIVE: Duration = Duration::from_secs(15);
 
 impl Default for LogLimits {
     fn default() -> Self {
         LogLimits {
             max_len: 10_000,
             ttl: Duration::from_secs(3600),
+            live: DEFAULT_LIVE,
         }
     }
 }
@@ -134,6 +144,8 @@ pub enum Refusal {
     NotAcked,
     #[error("the session belongs to another attempt")]
     Foreign,
+    #[error("another attempt is serving this session")]
+    Busy,
     #[error("another attempt had already produced output: the session ended with worker_lost")]
     Lost,
 }
@@ -146,6 +158,7 @@ impl Refusal {
             Refusal::Ended => "ended",
             Refusal::NotAcked => "not_acked",
             Refusal::Foreign => "foreign",
+            Refusal::Busy => "busy",
             Refusal::Lost => "lost",
         }
     }
@@ -156,6 +169,7 @@ impl Refusal {
             Refusal::Ended,
             Refusal::NotAcked,
             Refusal::Foreign,
+            Refusal::Busy,
             Refusal::Lost,
         ]
         .into_iter()
