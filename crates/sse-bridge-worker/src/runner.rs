@@ -178,8 +178,9 @@ const STOP_READ_GRACE: Duration = Duration::from_secs(5);
 /// bounds how late it takes over once that attempt went silent.
 const BUSY_RECHECK: Duration = Duration::from_secs(1);
 
-/// Takes jobs from `source` until it closes or `shutdown` fires, then waits
-/// up to `options.shutdown_grace` for the jobs in flight.
+/// Takes jobs from `source` until it closes or `shutdown` fires, then leaves
+/// the queue ([`JobSource::leave`]) and waits up to `options.shutdown_grace`
+/// for the jobs in flight.
 pub async fn run_worker(
     source: Arc<dyn JobSource>,
     bus: Arc<dyn EventLog>,
@@ -244,6 +245,10 @@ pub async fn run_worker(
             }
         }
     }
+    // Before the drain, so that jobs waiting in this worker's share of the
+    // queue go to the others at once; the redeliveries of the jobs still
+    // running here wait for them (`busy`) rather than run twice.
+    source.leave().await;
     tracker.close();
     if tokio::time::timeout(options.shutdown_grace, tracker.wait())
         .await
@@ -275,6 +280,7 @@ async fn run_job(
     options: WorkerOptions,
 ) {
     let ReceivedJob { job, ack } = received;
+    tracing::info!("job taken");
     let id = job.session_id;
     let control = match bus.subscribe(&id.control_channel()).await {
         Ok(control) => control,
