@@ -9,8 +9,8 @@
 -- event goes out by SPUBLISH on `sse_session:{<id>}`).
 -- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON)
 -- and the hash `sse_session_meta:<id>` written by the gateway at creation
--- (created_at, principal, format, on_disconnect, followers, max_len, ttl_ms)
--- and updated here (attempt, output, ended). Appending and publishing happen
+-- (created_at, principal, format, on_disconnect, followers, max_len, ttl_ms,
+-- live_ms) and updated here (attempt, output, active_ms, ended). Appending and publishing happen
 -- in one function, so the log and the live channel never disagree, and the
 -- attempt rule of sse-bridge-core's `log::attempts` is applied atomically
 -- with the append (the log conformance tests hold this file and that Rust
@@ -71,9 +71,23 @@ local function already_logged(log_key, key)
   return nil
 end
 
+-- Milliseconds on Redis's clock, or nil when the session has no liveness
+-- window (live_ms absent or 0: created by a gateway that predates it).
+-- TIME is allowed here: functions replicate their effects, not the call.
+local function clock_if_live(live_ms)
+  if not live_ms or tonumber(live_ms) <= 0 then return nil end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- The bound attempt was active at `now` (nil: not recorded).
+local function mark_active(meta_key, now)
+  if now then redis.call('HSET', meta_key, 'active_ms', now) end
+end
+
 -- A worker's event. Returns {1, log_id, receivers} when logged,
 -- {2, '', receivers} when only published (heartbeats), {0, refusal} when
--- refused: unknown | ended | not_acked | foreign | lost.
+-- refused: unknown | ended | not_acked | foreign | busy | lost.
 -- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
 -- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
 -- already carrying that key is answered instead of appending a duplicate.
@@ -83,7 +97,7 @@ local function append(keys, args)
   if string.sub(event, 1, 1) ~= '{' or string.sub(event, -1) ~= '}' then
     return redis.error_reply('the event must be a JSON object without surrounding whitespace')
   end
-  local meta = redis.call('HMGET', keys[2], 'created_at', 'ended', 'attempt', 'output', 'max_len', 'ttl_ms')
+  local meta = redis.call('HMGET', keys[2], 'created_at', 'ended', 'attempt', 'output', 'max_len', 'ttl_ms', 'live_ms', 'active_ms')
   if not meta[1] then return {0, 'unknown'} end
   if again and key ~= '' then
     local id = already_logged(keys[1], key)
@@ -91,23 +105,35 @@ local function append(keys, args)
   end
   if meta[2] then return {0, 'ended'} end
   local bound, output, max_len, ttl_ms = meta[3], meta[4], meta[5], meta[6]
+  -- The bound attempt's last activity is recorded (active_ms) only for
+  -- sessions with a liveness window.
+  local now = clock_if_live(meta[7])
   if event_type == 'worker_ack' then
-    if bound and bound ~= attempt and output then
-      -- The bound attempt was given up mid-answer: end rather than splice.
-      local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
-      push(keys, lost, true, max_len, ttl_ms)
-      return {0, 'lost'}
+    if bound and bound ~= attempt then
+      if now and now - tonumber(meta[8] or 0) < tonumber(meta[7]) then
+        -- The bound attempt is live: it serves the session, this one steps aside.
+        return {0, 'busy'}
+      end
+      if output then
+        -- The bound attempt was given up mid-answer: end rather than splice.
+        local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
+        push(keys, lost, true, max_len, ttl_ms)
+        return {0, 'lost'}
+      end
     end
     redis.call('HSET', keys[2], 'attempt', attempt)
+    mark_active(keys[2], now)
   elseif not bound then
     return {0, 'not_acked'}
   elseif bound ~= attempt then
     return {0, 'foreign'}
   elseif event_type == 'worker_heartbeat' then
+    mark_active(keys[2], now)
     refresh(keys, ttl_ms)
     return {2, '', publish(keys[1], event)}
-  elseif not output then
-    redis.call('HSET', keys[2], 'output', '1')
+  else
+    if not output then redis.call('HSET', keys[2], 'output', '1') end
+    mark_active(keys[2], now)
   end
   local id, receivers = push(keys, event, is_terminal(event_type), max_len, ttl_ms, key)
   return {1, id, receivers}
