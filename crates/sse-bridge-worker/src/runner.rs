@@ -300,7 +300,7 @@ async fn run_job(
         last_publish_ms: AtomicU64::new(0),
         published: AtomicU64::new(0),
     };
-    match acknowledge(&session).await {
+    match send_worker_ack(&session).await {
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
         Err(PublishError::Refused(refusal)) => {
             tracing::info!("the session does not take this attempt ({refusal}); skipping the job")
@@ -324,7 +324,7 @@ async fn run_job(
 /// [`BUSY_RECHECK`]: the session then ends (`ended`: skip the job) or that
 /// attempt goes silent (this one takes over, or the log ends the session with
 /// `worker_lost` if the silent one had answered).
-async fn acknowledge(session: &SessionHandle) -> Result<Published, PublishError> {
+async fn send_worker_ack(session: &SessionHandle) -> Result<Published, PublishError> {
     let mut waited = false;
     loop {
         match session.publish(event_type::WORKER_ACK, json!({})).await {
