@@ -217,7 +217,10 @@ async fn two_workers_in_one_group_handle_each_of_100_sessions_exactly_once() {
 async fn a_job_redelivered_after_a_rebalance_mid_answer_ends_with_worker_lost_not_a_spliced_answer()
 {
     let kafka = Kafka::start(1);
-    let (_gateway, url) = gateway(REDIS_URL, &kafka.args()).await;
+    // The redelivered job waits (`busy`) until the killed attempt is stale,
+    // 3 heartbeat intervals after its last event: keep that short.
+    let queue = [kafka.args(), vec!["--worker-heartbeat".into(), "1s".into()]].concat();
+    let (_gateway, url) = gateway(REDIS_URL, &queue).await;
     let mut first = worker(&kafka, &["--demo-delay", "50ms"]);
     let response = post_session(&client(), &url, json!({"user_query": "What is 5+5?"})).await;
     let mut body = response.bytes_stream();
