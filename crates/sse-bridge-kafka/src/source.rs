@@ -19,7 +19,7 @@
 //! it (the log answers `busy`).
 //!
 //! A stopping worker [leaves](KafkaJobSource::leave) before it drains: it
-//! stops polling, hands back the job fetched but not started, and
+//! stops polling, hands back the jobs fetched but not started, and
 //! unsubscribes, so the group rebalances at once and its partitions' waiting
 //! jobs go to the others instead of waiting out the drain.
 
@@ -106,8 +106,9 @@ impl JobSource for KafkaJobSource {
         self.jobs.lock().await.recv().await.transpose()
     }
 
-    /// Stops polling for jobs, hands back the one fetched but not started
-    /// (never committed: the partition's next owner fetches it), and
+    /// Stops polling for jobs, hands back those fetched but not started —
+    /// the one waiting for a slot, any held while fetching was paused (never
+    /// committed: the partitions' next owners fetch them again) — and
     /// unsubscribes: a dynamic member leaves the group at once (LeaveGroup),
     /// so the group rebalances now instead of after `session.timeout.ms`. A
     /// static member (`group.instance.id`) keeps its partitions at the broker
@@ -117,7 +118,7 @@ impl JobSource for KafkaJobSource {
         self.poller.abort();
         let mut jobs = self.jobs.lock().await;
         jobs.close();
-        let handed_back = std::iter::from_fn(|| jobs.try_recv().ok()).count();
+        while jobs.try_recv().is_ok() {}
         self.consumer.unsubscribe();
         // librdkafka revokes the partitions from inside a poll.
         let revoked = tokio::time::timeout(LEAVE_WAIT, async {
@@ -129,9 +130,8 @@ impl JobSource for KafkaJobSource {
         })
         .await;
         match revoked {
-            Ok(()) => tracing::info!(handed_back, "left the job consumer group"),
+            Ok(()) => tracing::info!("left the job consumer group"),
             Err(_) => tracing::warn!(
-                handed_back,
                 "the job partitions were not revoked within {LEAVE_WAIT:?}; leaving when the consumer closes"
             ),
         }
