@@ -11,8 +11,11 @@ SDK's ``run_worker`` does, in order:
 3. subscribe to the session's control channel, so a ``cancel`` cannot be
    missed (if that fails, the job is left for redelivery);
 4. publish ``worker_ack``: if the session refuses it (ended, expired, or
-   answered by another attempt) the job is skipped; if Redis cannot be
-   reached, left for redelivery;
+   answered by another attempt) the job is skipped; while another attempt
+   is live and serving it (``busy``), it asks again every second until the
+   session ends (skip) or that attempt goes silent (take over, or the log
+   ends the session with ``worker_lost``); if Redis cannot be reached, the
+   job is left for redelivery;
 5. run the handler, sending ``worker_heartbeat`` whenever it has been
    silent for ``heartbeat`` seconds, and stop it on ``cancel`` or when the
    log refuses one of its events;
@@ -56,6 +59,9 @@ HandlerRunner = Callable[[AsyncSession], Coroutine[Any, Any, None]]
 SUBSCRIBE_TIMEOUT = 5.0
 #: Pause before taking jobs again after the queue failed.
 QUEUE_RETRY_PAUSE = 1.0
+#: Seconds between two tries of ``worker_ack`` for a job whose session another
+#: live attempt serves: bounds how late it takes over once that one went silent.
+BUSY_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,7 @@ class Engine:
             return
         try:
             try:
-                await session.publish("worker_ack", {})
+                await self._acknowledge(session)
             except SessionRefused as refusal:
                 log.info(
                     "session %s does not take attempt %s (%s); skipping the job",
@@ -253,6 +259,22 @@ class Engine:
         finally:
             queue.release(job)
             await control.unwatch(job.session_id)
+
+    @staticmethod
+    async def _acknowledge(session: AsyncSession) -> None:
+        """Step 4: ``worker_ack``, asked again while another attempt serves the session."""
+        waiting = False
+        while True:
+            try:
+                await session.publish("worker_ack", {})
+                return
+            except SessionRefused as refusal:
+                if refusal.reason != "busy":
+                    raise
+            if not waiting:
+                log.info("session %s: another attempt is serving it; waiting", session.session_id)
+                waiting = True
+            await asyncio.sleep(BUSY_RECHECK)
 
     async def _run_session(self, session: AsyncSession) -> None:
         """Steps 5 and 6: the handler, its heartbeats, and the session's end."""

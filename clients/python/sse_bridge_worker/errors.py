@@ -21,8 +21,11 @@ __all__ = [
 
 #: What ``sse_bridge_v2_append`` answers ``[0, reason]`` with (PROTOCOL §4):
 #: the session ended, is unknown (or expired), has no ``worker_ack`` yet,
-#: belongs to another attempt, or was lost by another attempt mid-answer.
-REFUSAL_REASONS = ("ended", "unknown", "not_acked", "foreign", "lost")
+#: belongs to another attempt, is served by another attempt that is still
+#: live (``busy``: refuses a ``worker_ack`` only; the kit asks again until
+#: the session ends or that attempt goes silent), or was lost by another
+#: attempt mid-answer.
+REFUSAL_REASONS = ("ended", "unknown", "not_acked", "foreign", "busy", "lost")
 
 
 class SseBridgeError(Exception):

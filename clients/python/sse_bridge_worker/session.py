@@ -87,8 +87,10 @@ class AsyncSession:
                 retry_for=self._publish_retry,
             )
         except SessionRefused as refusal:
-            self._refusal = refusal.reason
-            self.cancel()
+            # ``busy`` refuses an ack only: this attempt has not started.
+            if refusal.reason != "busy":
+                self._refusal = refusal.reason
+                self.cancel()
             raise
         if event_type in TERMINAL_EVENT_TYPES:
             self._ended = True

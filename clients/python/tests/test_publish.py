@@ -78,6 +78,7 @@ def test_events_follow_the_attempt_rule_and_reach_the_client(gateway: Gateway) -
     acked = publish_event(client, sid, "worker_ack", {}, attempt="first", idempotency_key="first:0")
     assert acked.logged and acked.receivers == 1
     assert refusal("FinalAnswerStream", "second") == "foreign"
+    assert refusal("worker_ack", "second") == "busy", "the first attempt is live"
     heartbeat = publish_event(client, sid, "worker_heartbeat", {}, attempt="first", idempotency_key="first:1")
     assert heartbeat.log_id is None and not heartbeat.logged
     piece = publish_event(

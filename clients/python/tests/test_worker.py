@@ -1,8 +1,9 @@
 """The kit's workers (asyncio and threads) on the real gateway and Redis:
 a session from ``POST`` to ``FinalAnswerStreamEnd`` and its resume, cancel
 on client disconnect, heartbeats through a silent step, a failing handler,
-a crashed worker's job reclaimed, a live worker's job kept, graceful stop
-(no job lost to it), and the command line's demo agent."""
+a crashed worker's job reclaimed, a live worker's job kept, a job delivered
+again while another attempt serves its session (waits, then skipped),
+graceful stop (no job lost to it), and the command line's demo agent."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 import redis
 from conftest import PATIENCE, REDIS_URL, Gateway, kit_options, running_gateway, running_worker
 
-from sse_bridge_worker import AsyncSession, AsyncWorker, Session, SessionCancelled, Worker
+from sse_bridge_worker import AsyncSession, AsyncWorker, Session, SessionCancelled, Worker, publish_event
 
 KINDS = ["async", "sync"]
 
@@ -227,6 +228,40 @@ def test_a_running_job_stays_with_its_live_worker(gateway: Gateway, redis_client
         wait_until_acknowledged(redis_client, gateway)
     assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
     assert len(attempts) == 1, f"the job was run {len(attempts)} times"
+
+
+def test_a_job_whose_session_another_attempt_serves_waits_and_is_skipped(
+    gateway: Gateway, redis_client: redis.Redis
+) -> None:
+    runs: List[str] = []
+
+    async def agent(session: AsyncSession) -> None:
+        runs.append(session.attempt)
+        await session.answer("a second answer")
+
+    stream = gateway.start_session({"user_query": "served elsewhere"})
+    # Another worker (not this kit's) took the job and serves the session.
+    taken = redis_client.xreadgroup(gateway.group, "elsewhere", {gateway.stream: ">"}, count=1, block=5000)
+    assert taken and taken[0][1], "the job was not in the stream"
+    sid = stream.session_id
+
+    def serve(event_type: str, payload: Dict[str, Any]) -> None:
+        publish_event(redis_client, sid, event_type, payload, attempt="elsewhere")
+
+    serve("worker_ack", {})
+    with running_worker(AsyncWorker(agent, REDIS_URL, **kit_options(gateway, claim_idle=1.0))):
+        # The kit reclaims the job after claim_idle, finds the session busy, and waits.
+        for _ in range(8):
+            serve("worker_heartbeat", {})
+            time.sleep(0.4)
+        assert redis_client.xpending(gateway.stream, gateway.group)["pending"] == 1, "skipped while busy"
+        serve("FinalAnswerStream", {"char": "served"})
+        serve("FinalAnswerStreamEnd", {})
+        frames = stream.read_all()
+        wait_until_acknowledged(redis_client, gateway)
+    assert kinds(frames) == ["worker_ack", "FinalAnswerStream", "FinalAnswerStreamEnd"]
+    assert frames[1].data["payload"] == {"char": "served"}
+    assert runs == [], "the job was run a second time"
 
 
 def test_stop_lets_the_running_job_finish(gateway: Gateway, redis_client: redis.Redis) -> None:

@@ -34,6 +34,13 @@ pub trait JobSource: Send + Sync + 'static {
     fn stop_reading(&self) -> bool {
         false
     }
+
+    /// The worker takes no more jobs (it is stopping); the jobs it runs may
+    /// still be acknowledged. A queue that assigns work to its members
+    /// (Kafka's partitions) hands this worker's share to the others now
+    /// rather than when the process exits; jobs fetched but not started go
+    /// back. The default does nothing: a Redis Stream's group needs no leave.
+    async fn leave(&self) {}
 }
 
 /// A job taken from a [`JobSource`], to be acknowledged once its session ended.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use sse_bridge_core::log::LogLimits;
+use sse_bridge_core::log::{LogLimits, Refusal};
 use sse_bridge_core::session::SessionConfig;
 use sse_bridge_core::{Delivery, Job, SessionId, Subscription, SubscriptionBound};
 use sse_bridge_redis::{RedisBus, RedisConfig};
@@ -30,11 +30,13 @@ enum Backend {
 
 impl Backend {
     /// A gateway whose logs keep 4,000 bytes (half as appended, half
-    /// folded), so 300 events fold a log's head.
+    /// folded), so 300 events fold a log's head, and whose attempts go
+    /// stale after [`LIVE`].
     async fn gateway(self, config: SessionConfig) -> TestGateway {
         let limits = LogLimits {
             max_bytes: 4000,
             ttl: Duration::from_secs(60),
+            live: LIVE,
         };
         self.gateway_with(config, limits).await
     }
@@ -608,14 +610,23 @@ async fn gateway_timeouts_are_logged_and_cancel_the_worker(backend: Backend) {
     gw.stop().await;
 }
 
+/// How long after its last event an attempt of [`Backend::gateway`] is live.
+const LIVE: Duration = Duration::from_millis(300);
+
 async fn a_second_attempt_after_output_ends_the_session_instead_of_splicing(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
 
-    // Before output, a new attempt takes over seamlessly.
+    // Before output, a new attempt takes over seamlessly once the first is stale.
     let (creator, job) = gw.open(json!({"user_query": "q"})).await;
     emit_as(&gw, &job, "a", "worker_ack", json!({}))
         .await
         .unwrap();
+    let busy = emit_as(&gw, &job, "b", "worker_ack", json!({})).await;
+    assert!(
+        matches!(busy, Err(PublishError::Refused(Refusal::Busy))),
+        "{busy:?}"
+    );
+    tokio::time::sleep(LIVE * 2).await;
     emit_as(&gw, &job, "b", "worker_ack", json!({}))
         .await
         .unwrap();
@@ -643,9 +654,10 @@ async fn a_second_attempt_after_output_ends_the_session_instead_of_splicing(back
     emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "a"}))
         .await
         .unwrap();
+    tokio::time::sleep(LIVE * 2).await;
     let second = emit_as(&gw, &job, "b", "worker_ack", json!({})).await;
     assert!(
-        matches!(second, Err(PublishError::Refused(_))),
+        matches!(second, Err(PublishError::Refused(Refusal::Lost))),
         "{second:?}"
     );
     let late = emit_as(&gw, &job, "a", "FinalAnswerStream", json!({"char": "x"})).await;

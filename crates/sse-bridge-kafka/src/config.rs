@@ -36,6 +36,11 @@ pub struct KafkaConfig {
     /// A producer-only property given to the consumer (or the reverse) is
     /// ignored by librdkafka with a warning.
     pub properties: Vec<(String, String)>,
+    /// This worker's stable identity in the group (`group.instance.id`,
+    /// static membership): a worker restarted with the same id within
+    /// `session.timeout.ms` gets its partitions back without a rebalance.
+    /// `None` (the default): a dynamic member.
+    pub instance_id: Option<String>,
 }
 
 impl KafkaConfig {
@@ -47,6 +52,7 @@ impl KafkaConfig {
             group: DEFAULT_GROUP.to_owned(),
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             properties: Vec::new(),
+            instance_id: None,
         }
     }
 
@@ -70,22 +76,32 @@ impl KafkaConfig {
     ///
     /// Defaults the user may override: `auto.offset.reset=earliest` (a job
     /// dispatched before the group first joined is not lost),
-    /// `enable.partition.eof=false`. Enforced: `bootstrap.servers`,
-    /// `group.id`, and `enable.auto.commit=false` with
+    /// `enable.partition.eof=false`, and
+    /// `partition.assignment.strategy=cooperative-sticky`: a worker joining
+    /// or leaving moves only the partitions that must move, and every other
+    /// worker keeps fetching meanwhile (the eager protocol stops the whole
+    /// group and hands every partition out again). Enforced:
+    /// `bootstrap.servers`, `group.id`, `group.instance.id` when
+    /// [`Self::instance_id`] is set, and `enable.auto.commit=false` with
     /// `enable.auto.offset.store=false` because offsets are committed by hand,
     /// only once a job's session ended.
     pub fn consumer(&self) -> ClientConfig {
+        let mut enforced = vec![
+            ("bootstrap.servers", self.brokers.as_str()),
+            ("group.id", &self.group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+        ];
+        if let Some(id) = &self.instance_id {
+            enforced.push(("group.instance.id", id));
+        }
         self.client_config(
             &[
                 ("auto.offset.reset", "earliest"),
                 ("enable.partition.eof", "false"),
+                ("partition.assignment.strategy", "cooperative-sticky"),
             ],
-            &[
-                ("bootstrap.servers", &self.brokers),
-                ("group.id", &self.group),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-            ],
+            &enforced,
         )
     }
 
@@ -124,6 +140,7 @@ impl fmt::Debug for KafkaConfig {
             .field("group", &self.group)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("properties", &properties)
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }
@@ -196,6 +213,19 @@ mod tests {
         assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
         assert_eq!(consumer.get("group.id"), Some(DEFAULT_GROUP));
         assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(
+            consumer.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(consumer.get("group.instance.id"), None);
+    }
+
+    #[test]
+    fn an_instance_id_makes_a_static_member() {
+        let mut config = KafkaConfig::new("k:9092");
+        config.instance_id = Some("worker-3".into());
+        config.properties = vec![("group.instance.id".into(), "other".into())];
+        assert_eq!(config.consumer().get("group.instance.id"), Some("worker-3"));
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! librdkafka calls it from inside `recv`, on the poller task. Partition
 //! ownership is updated before librdkafka applies an assignment or gives one
 //! up, so no message of a newly assigned partition is taken untracked and no
-//! job of a revoked partition moves a commit position any more.
+//! job of a revoked partition moves a commit position any more. Under the
+//! cooperative protocol (our default) each callback names only the
+//! partitions added or revoked, and rdkafka applies them incrementally
+//! (`incremental_assign` / `incremental_unassign`): the partitions kept
+//! through a rebalance keep their tracked jobs and their commit positions.
+//! Under an eager one every partition is revoked, then the new set assigned.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};

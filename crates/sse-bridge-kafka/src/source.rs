@@ -13,11 +13,18 @@
 //!
 //! The consumer is polled by the [`poller`](crate::poller::run) task; `next_job`
 //! takes the job it prepared.
-//! Redelivered jobs whose session is already over cost little: the worker
-//! runner publishes `worker_ack`, sees that no gateway listens any more, and
-//! acknowledges the job without running it.
+//! Redelivered jobs whose session is already over cost little: the session's
+//! log refuses the worker runner's `worker_ack` and the job is acknowledged
+//! without running; one whose session another worker still serves waits for
+//! it (the log answers `busy`).
+//!
+//! A stopping worker [leaves](KafkaJobSource::leave) before it drains: it
+//! stops polling, hands back the jobs fetched but not started, and
+//! unsubscribes, so the group rebalances at once and its partitions' waiting
+//! jobs go to the others instead of waiting out the drain.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -34,10 +41,12 @@ use crate::poller::{self, Fetched, JobConsumer};
 
 /// Takes jobs from the job topic as a member of the workers' consumer group.
 ///
-/// Dropping it makes the consumer leave the group shortly after;
-/// acknowledgements that come later fail with [`BrokerError::Closed`] and
-/// those jobs go to the next owner of their partition. It never returns
-/// `Ok(None)` while it exists: stop the worker with its shutdown token.
+/// [`JobSource::leave`] leaves the group and keeps the consumer, so jobs
+/// still running may be acknowledged (they commit nothing: their partitions'
+/// new owners do). Dropping it closes the consumer, which leaves the group
+/// too; acknowledgements that come later fail with [`BrokerError::Closed`].
+/// `next_job` returns `Ok(None)` only after `leave`: stop the worker with
+/// its shutdown token.
 pub struct KafkaJobSource {
     consumer: Arc<JobConsumer>,
     jobs: Mutex<mpsc::Receiver<Fetched>>,
@@ -88,10 +97,44 @@ impl Drop for KafkaJobSource {
     }
 }
 
+/// How long a leaving worker polls for librdkafka to revoke its partitions.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 #[async_trait]
 impl JobSource for KafkaJobSource {
     async fn next_job(&self) -> Result<Option<ReceivedJob>, BrokerError> {
         self.jobs.lock().await.recv().await.transpose()
+    }
+
+    /// Stops polling for jobs, hands back those fetched but not started —
+    /// the one waiting for a slot, any held while fetching was paused (never
+    /// committed: the partitions' next owners fetch them again) — and
+    /// unsubscribes: a dynamic member leaves the group at once (LeaveGroup),
+    /// so the group rebalances now instead of after `session.timeout.ms`. A
+    /// static member (`group.instance.id`) keeps its partitions at the broker
+    /// until `session.timeout.ms`, so that a restart with the same id finds
+    /// them unmoved.
+    async fn leave(&self) {
+        self.poller.abort();
+        let mut jobs = self.jobs.lock().await;
+        jobs.close();
+        while jobs.try_recv().is_ok() {}
+        self.consumer.unsubscribe();
+        // librdkafka revokes the partitions from inside a poll.
+        let revoked = tokio::time::timeout(LEAVE_WAIT, async {
+            while self.consumer.context().tracker().owned().next().is_some() {
+                // Messages still prefetched are not taken: they are handed back too.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await;
+            }
+        })
+        .await;
+        match revoked {
+            Ok(()) => tracing::info!("left the job consumer group"),
+            Err(_) => tracing::warn!(
+                "the job partitions were not revoked within {LEAVE_WAIT:?}; leaving when the consumer closes"
+            ),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{MockKafka, committed, committed_change, job, within};
 use rdkafka::Offset;
-use sse_bridge_core::{JobDispatcher, JobSource, ReceivedJob};
+use sse_bridge_core::{JobDispatcher, JobSource};
 use sse_bridge_kafka::{KafkaDispatcher, KafkaJobSource};
 use tokio::sync::mpsc;
 
@@ -77,41 +77,39 @@ async fn each_job_reaches_exactly_one_worker_of_the_group() {
     assert!(late.is_err(), "unexpected delivery {late:?}");
 }
 
-/// A rebalance moves a partition while one of its jobs runs: the job is
-/// delivered again to the partition's owner (which may be the same worker,
-/// under its new assignment), and the ack from before the rebalance commits
-/// nothing.
+/// A worker leaves (scale-in) while one of its jobs runs: the group
+/// rebalances at once, the job is delivered again to the partition's new
+/// owner, and the leaving worker's late ack commits nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rebalance_redelivers_running_jobs_and_ignores_their_late_acks() {
+async fn a_leaving_worker_hands_its_partitions_over_and_its_late_acks_commit_nothing() {
     let kafka = MockKafka::start();
     let config = kafka.config(&kafka.topic(1));
     let dispatcher = KafkaDispatcher::new(&config).unwrap();
     let running = job("running");
     dispatcher.dispatch(&running).await.expect("dispatched");
 
-    let first = Arc::new(KafkaJobSource::new(&config).unwrap());
+    let first = KafkaJobSource::new(&config).unwrap();
     let before = within(Duration::from_secs(15), first.next_job())
         .await
         .expect("next job")
         .expect("source open");
     assert_eq!(before.job, running);
 
-    let second = Arc::new(KafkaJobSource::new(&config).unwrap());
-    let (again_tx, mut again) = mpsc::unbounded_channel::<ReceivedJob>();
-    for source in [first.clone(), second.clone()] {
-        let again_tx = again_tx.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(job)) = source.next_job().await {
-                if again_tx.send(job).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let after = within(Duration::from_secs(20), again.recv())
+    let second = KafkaJobSource::new(&config).unwrap();
+    within(Duration::from_secs(10), first.leave()).await;
+    assert!(first.assignment().is_empty(), "{:?}", first.assignment());
+    assert!(
+        within(Duration::from_secs(1), first.next_job())
+            .await
+            .expect("a source that left")
+            .is_none(),
+        "a source that left gives no more jobs"
+    );
+    let after = within(Duration::from_secs(20), second.next_job())
         .await
-        .expect("workers run");
-    assert_eq!(after.job, running, "redelivered after the rebalance");
+        .expect("next job")
+        .expect("source open");
+    assert_eq!(after.job, running, "redelivered after the leave");
 
     before.ack.ack().await.expect("a stale ack is not an error");
     assert_eq!(
@@ -126,13 +124,70 @@ async fn a_rebalance_redelivers_running_jobs_and_ignores_their_late_acks() {
     );
 }
 
+/// Cooperative rebalancing: a worker joining takes only the partitions that
+/// move; the others stay with their owner, whose running jobs there are not
+/// delivered again and whose acks still commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joining_worker_moves_only_the_partitions_it_takes() {
+    let kafka = MockKafka::start();
+    let config = kafka.config(&kafka.topic(2));
+    let first = KafkaJobSource::new(&config).unwrap();
+    eventually_owns(&first, 2).await;
+    let dispatcher = KafkaDispatcher::new(&config).unwrap();
+    let mut running = Vec::new();
+    for i in 0..6 {
+        dispatcher
+            .dispatch(&job(&format!("query {i}")))
+            .await
+            .expect("dispatched");
+        running.push(
+            within(Duration::from_secs(15), first.next_job())
+                .await
+                .expect("next job")
+                .expect("source open"),
+        );
+    }
+    let second = KafkaJobSource::new(&config).unwrap();
+    eventually_owns(&second, 1).await;
+    eventually_owns(&first, 1).await;
+    assert_ne!(first.assignment(), second.assignment());
+    // The moved partition's running jobs come again, to the new owner only
+    // (an eager rebalance would revoke both partitions and deliver every
+    // job again).
+    let ran: HashSet<_> = running.iter().map(|r| r.job.session_id).collect();
+    while let Ok(Ok(Some(again))) =
+        tokio::time::timeout(Duration::from_secs(3), second.next_job()).await
+    {
+        assert!(ran.contains(&again.job.session_id), "{:?}", again.job);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), first.next_job())
+            .await
+            .is_err(),
+        "the kept partition's jobs were delivered again"
+    );
+    for job in running {
+        job.ack.ack().await.expect("acked");
+    }
+}
+
+async fn eventually_owns(source: &KafkaJobSource, partitions: usize) {
+    within(Duration::from_secs(20), async {
+        while source.assignment().len() != partitions {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 /// A worker with every job slot busy does not ask for jobs, yet must take
 /// part in rebalances: otherwise a real broker makes a joining worker wait for
 /// it up to the rebalance timeout (`max.poll.interval.ms`), and the group
 /// stalls. (The mock broker gives up on it after the session timeout instead,
 /// so what is checked is that the busy worker saw the revocation.) Its paused
-/// partitions resume once it asks for jobs again, and every job not acked
-/// before the rebalance is delivered after it.
+/// partitions resume once it asks for jobs again, and every job not taken
+/// before the rebalance is delivered after it (the one running is delivered
+/// again only if its partition moved).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_busy_worker_does_not_stall_a_joining_one() {
     let kafka = MockKafka::start();
@@ -146,7 +201,7 @@ async fn a_busy_worker_does_not_stall_a_joining_one() {
     }
 
     let busy = Arc::new(KafkaJobSource::new(&config).unwrap());
-    let _running = within(Duration::from_secs(15), busy.next_job())
+    let running = within(Duration::from_secs(15), busy.next_job())
         .await
         .expect("next job")
         .expect("source open");
@@ -174,7 +229,7 @@ async fn a_busy_worker_does_not_stall_a_joining_one() {
 
     // A slot frees: the busy worker resumes.
     take_from(busy.clone());
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::from([running.job.session_id]);
     within(Duration::from_secs(15), async {
         while seen != dispatched {
             seen.insert(received.recv().await.expect("workers run"));

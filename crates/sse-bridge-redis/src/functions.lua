@@ -19,9 +19,9 @@
 -- the first log id an entry covers; its id is the last one); the hash
 -- `sse_session_meta:<id>` is written by the gateway at creation (created_at,
 -- principal, format, on_disconnect, followers:<gateway>, ttl_ms, tail_max,
--- folded_max, and where the session's events go: channel, publish =
--- PUBLISH | SPUBLISH) and updated here (attempt, output, ended, tail_bytes,
--- folded_bytes, dropped). Appending and publishing happen in one function,
+-- folded_max, live_ms, and where the session's events go: channel, publish =
+-- PUBLISH | SPUBLISH) and updated here (attempt, output, active_ms, ended,
+-- tail_bytes, folded_bytes, dropped). Appending and publishing happen in one function,
 -- so the log and the live channel never disagree, and the attempt rule of
 -- sse-bridge-core's `log::attempts` is applied atomically with the append.
 -- The folding rule is sse-bridge-core's `log::fold`; the log conformance
@@ -189,7 +189,7 @@ local function already_logged(log_key, key)
 end
 
 local META_FIELDS = {'created_at', 'ended', 'attempt', 'output', 'ttl_ms', 'tail_max', 'folded_max',
-  'channel', 'publish', 'max_len'}
+  'channel', 'publish', 'max_len', 'live_ms', 'active_ms'}
 
 local function read_meta(meta_key)
   local values = redis.call('HMGET', meta_key, unpack(META_FIELDS))
@@ -198,6 +198,20 @@ local function read_meta(meta_key)
     if values[i] then meta[name] = values[i] end
   end
   return meta
+end
+
+-- Milliseconds on Redis's clock, or nil when the session has no liveness
+-- window (live_ms absent or 0: created by a gateway that predates it).
+-- TIME is allowed here: functions replicate their effects, not the call.
+local function clock_if_live(live_ms)
+  if not live_ms or tonumber(live_ms) <= 0 then return nil end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- The bound attempt was active at `now` (nil: not recorded).
+local function mark_active(meta_key, now)
+  if now then redis.call('HSET', meta_key, 'active_ms', now) end
 end
 
 -- Refuses an event whose JSON disagrees with the call: the log and every
@@ -221,7 +235,7 @@ end
 
 -- A worker's event. Returns {1, log_id, receivers} when logged,
 -- {2, '', receivers} when only published (heartbeats), {0, refusal} when
--- refused: unknown | ended | not_acked | foreign | lost; an error reply for
+-- refused: unknown | ended | not_acked | foreign | busy | lost; an error reply for
 -- an event that is not what the call says.
 -- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
 -- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
@@ -239,23 +253,35 @@ local function append(keys, args)
   end
   if meta.ended then return {0, 'ended'} end
   local bound_attempt, output = meta.attempt, meta.output
+  -- The bound attempt's last activity is recorded (active_ms) only for
+  -- sessions with a liveness window.
+  local now = clock_if_live(meta.live_ms)
   if event_type == 'worker_ack' then
-    if bound_attempt and bound_attempt ~= attempt and output then
-      -- The bound attempt was given up mid-answer: end rather than splice.
-      local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
-      push(keys, meta, lost, true)
-      return {0, 'lost'}
+    if bound_attempt and bound_attempt ~= attempt then
+      if now and now - tonumber(meta.active_ms or 0) < tonumber(meta.live_ms) then
+        -- The bound attempt is live: it serves the session, this one steps aside.
+        return {0, 'busy'}
+      end
+      if output then
+        -- The bound attempt was given up mid-answer: end rather than splice.
+        local lost = '{"event_type":"error","payload":{"error":"the job was delivered again after its first attempt had started answering","code":"worker_lost"}}'
+        push(keys, meta, lost, true)
+        return {0, 'lost'}
+      end
     end
     redis.call('HSET', keys[2], 'attempt', attempt)
+    mark_active(keys[2], now)
   elseif not bound_attempt then
     return {0, 'not_acked'}
   elseif bound_attempt ~= attempt then
     return {0, 'foreign'}
   elseif event_type == 'worker_heartbeat' then
+    mark_active(keys[2], now)
     refresh(keys, meta.ttl_ms)
     return {2, '', publish(keys, meta, event)}
-  elseif not output then
-    redis.call('HSET', keys[2], 'output', '1')
+  else
+    if not output then redis.call('HSET', keys[2], 'output', '1') end
+    mark_active(keys[2], now)
   end
   local id, receivers = push(keys, meta, event, is_terminal(event_type), key)
   return {1, id, receivers}

@@ -168,6 +168,7 @@ impl EventLog for RedisBus {
             ("channel", keyspace.event_channel(id)),
             ("publish", keyspace.publish_command().to_owned()),
             ("max_len", VERSION_1_MAX_LEN.to_string()),
+            ("live_ms", limits.live.as_millis().to_string()),
         ];
         let labels = [
             ("thread_id", &meta.thread_id),

@@ -31,6 +31,7 @@ async fn log_and_metadata_are_bounded_in_bytes_and_expire() {
     let bus = bus(LogLimits {
         max_bytes: 4000,
         ttl: Duration::from_secs(90),
+        ..LogLimits::default()
     })
     .await;
     let id = SessionId::new();
@@ -317,6 +318,7 @@ async fn an_alias_written_before_owners_counts_as_free_and_a_claim_expires_with_
     let bus = bus(LogLimits {
         max_bytes: 4000,
         ttl: Duration::from_secs(90),
+        ..LogLimits::default()
     })
     .await;
     let mut conn = plain(REDIS_URL).await;

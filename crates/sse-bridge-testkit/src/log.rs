@@ -5,6 +5,8 @@
 //! claims. The Redis side runs the rules in Lua and the embedded side in
 //! Rust; this is what keeps them equal.
 
+use std::time::Duration;
+
 use serde_json::json;
 use sse_bridge_core::log::{
     Appended, Claim, Ending, EventLog, HistoryLost, LogEntry, LogId, LogLimits, PageLimit, Refusal,
@@ -44,11 +46,19 @@ async fn next_live(sub: &mut Subscription) -> Event {
 }
 
 /// The bounds a log under [`check_event_log`] must have: [`PIECES`] events
-/// are far more than they hold.
+/// are far more than they hold, and attempts go stale after [`LIVE`].
 pub const CHECK_LIMITS: LogLimits = LogLimits {
     max_bytes: 4000,
-    ttl: std::time::Duration::from_secs(60),
+    ttl: Duration::from_secs(60),
+    live: LIVE,
 };
+
+/// The liveness window ([`sse_bridge_core::log::LogLimits::live`]) of
+/// [`CHECK_LIMITS`].
+pub const LIVE: Duration = Duration::from_secs(1);
+
+/// Longer than [`LIVE`], with room for a slow machine.
+const STALE: Duration = Duration::from_millis(1300);
 
 /// Events appended to outgrow [`CHECK_LIMITS`].
 const PIECES: usize = 300;
@@ -189,7 +199,15 @@ async fn attempt_rule_and_live_messages(log: &dyn EventLog) {
         (event_type::WORKER_HEARTBEAT, None)
     );
 
-    // Another attempt acks after output: the session is lost, never spliced.
+    // Another attempt acks while this one is live: refused, nothing changes.
+    let busy = log
+        .append(id, &event(event_type::WORKER_ACK, "b"))
+        .await
+        .unwrap();
+    assert_eq!(busy, Appended::Refused(Refusal::Busy));
+    // Another attempt acks after output of a stale one: the session is lost,
+    // never spliced.
+    tokio::time::sleep(STALE).await;
     let lost = log
         .append(id, &event(event_type::WORKER_ACK, "b"))
         .await
@@ -227,6 +245,21 @@ async fn takeover_before_output(log: &dyn EventLog) {
             .await
             .unwrap(),
     );
+    // A heartbeat keeps the attempt live although its ack is older than LIVE.
+    tokio::time::sleep(LIVE * 3 / 5).await;
+    assert!(matches!(
+        log.append(id, &event(event_type::WORKER_HEARTBEAT, "a"))
+            .await
+            .unwrap(),
+        Appended::Published { .. }
+    ));
+    tokio::time::sleep(LIVE * 3 / 5).await;
+    let busy = log
+        .append(id, &event(event_type::WORKER_ACK, "b"))
+        .await
+        .unwrap();
+    assert_eq!(busy, Appended::Refused(Refusal::Busy));
+    tokio::time::sleep(STALE).await;
     let takeover = log
         .append(id, &event(event_type::WORKER_ACK, "b"))
         .await

@@ -6,7 +6,9 @@
 //! [`run_worker`] takes, in order: subscribe to the session's control
 //! channel (so a `cancel` cannot be missed), publish `worker_ack` (if the
 //! session's log refuses it — ended, expired, or owned by an attempt that
-//! already answered — the job is skipped), run the [`JobHandler`] while
+//! already answered — the job is skipped; while another attempt is live
+//! and serving it, the ack is retried until that attempt ends the session
+//! or goes silent), run the [`JobHandler`] while
 //! watching for `cancel` and sending `worker_heartbeat` whenever the handler
 //! has been silent for a heartbeat interval, stop it as soon as the log
 //! refuses one of its events, turn a handler error into an
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use sse_bridge_core::log::Refusal;
 use sse_bridge_core::protocol::event_type;
 use sse_bridge_core::{
     BrokerError, Delivery, ErrorCode, Event, EventLog, Job, JobSource, ReceivedJob, SessionId,
@@ -137,7 +140,10 @@ impl SessionHandle {
                 }
                 other => {
                     let outcome = published(other?);
-                    if let Err(PublishError::Refused(_)) = &outcome {
+                    // `busy` refuses an ack only: this attempt has not started.
+                    if let Err(PublishError::Refused(refusal)) = &outcome
+                        && *refusal != Refusal::Busy
+                    {
                         self.cancel.cancel();
                     }
                     return outcome;
@@ -168,8 +174,13 @@ impl SessionHandle {
 /// a Redis queue's blocking read (2 s by default).
 const STOP_READ_GRACE: Duration = Duration::from_secs(5);
 
-/// Takes jobs from `source` until it closes or `shutdown` fires, then waits
-/// up to `options.shutdown_grace` for the jobs in flight.
+/// How often a job whose session another live attempt serves asks again:
+/// bounds how late it takes over once that attempt went silent.
+const BUSY_RECHECK: Duration = Duration::from_secs(1);
+
+/// Takes jobs from `source` until it closes or `shutdown` fires, then leaves
+/// the queue ([`JobSource::leave`]) and waits up to `options.shutdown_grace`
+/// for the jobs in flight.
 pub async fn run_worker(
     source: Arc<dyn JobSource>,
     bus: Arc<dyn EventLog>,
@@ -234,6 +245,10 @@ pub async fn run_worker(
             }
         }
     }
+    // Before the drain, so that jobs waiting in this worker's share of the
+    // queue go to the others at once; the redeliveries of the jobs still
+    // running here wait for them (`busy`) rather than run twice.
+    source.leave().await;
     tracker.close();
     if tokio::time::timeout(options.shutdown_grace, tracker.wait())
         .await
@@ -265,6 +280,7 @@ async fn run_job(
     options: WorkerOptions,
 ) {
     let ReceivedJob { job, ack } = received;
+    tracing::info!("job taken");
     let id = job.session_id;
     let control = match bus.subscribe(&id.control_channel()).await {
         Ok(control) => control,
@@ -284,7 +300,7 @@ async fn run_job(
         last_publish_ms: AtomicU64::new(0),
         published: AtomicU64::new(0),
     };
-    match session.publish(event_type::WORKER_ACK, json!({})).await {
+    match send_worker_ack(&session).await {
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
         Err(PublishError::Refused(refusal)) => {
             tracing::info!("the session does not take this attempt ({refusal}); skipping the job")
@@ -299,6 +315,28 @@ async fn run_job(
     }
     if let Err(error) = ack.ack().await {
         tracing::warn!("cannot acknowledge the job: {error}");
+    }
+}
+
+/// Publishes `worker_ack`. While another attempt is live and serving the
+/// session (a redelivery of a job still running elsewhere: a rebalance, a
+/// worker handing its partitions over as it stops), asks again every
+/// [`BUSY_RECHECK`]: the session then ends (`ended`: skip the job) or that
+/// attempt goes silent (this one takes over, or the log ends the session with
+/// `worker_lost` if the silent one had answered).
+async fn send_worker_ack(session: &SessionHandle) -> Result<Published, PublishError> {
+    let mut waited = false;
+    loop {
+        match session.publish(event_type::WORKER_ACK, json!({})).await {
+            Err(PublishError::Refused(Refusal::Busy)) => {
+                if !waited {
+                    tracing::info!("another attempt is serving the session; waiting for it");
+                    waited = true;
+                }
+                tokio::time::sleep(BUSY_RECHECK).await;
+            }
+            other => return other,
+        }
     }
 }
 

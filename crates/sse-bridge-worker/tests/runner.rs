@@ -9,14 +9,18 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
-use sse_bridge_core::log::{EventLog, SessionMeta};
+use sse_bridge_core::log::{EventLog, LogLimits, SessionMeta};
 use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, cancel_message};
 use sse_bridge_core::{
     Delivery, EventBus, Job, JobDispatcher, SessionId, SessionRequest, Subscription,
+    SubscriptionBound,
 };
 use sse_bridge_worker::runner::HandlerError;
 use sse_bridge_worker::{DemoAgent, JobHandler, SessionHandle, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
+
+/// The harness's liveness window: an attempt silent this long is stale.
+const LIVE: Duration = Duration::from_millis(300);
 
 struct Harness {
     bus: EmbeddedBus,
@@ -31,7 +35,11 @@ impl Harness {
             shutdown_grace: Duration::from_millis(100),
             ..options
         };
-        let bus = EmbeddedBus::new(1024);
+        let limits = LogLimits {
+            live: LIVE,
+            ..LogLimits::default()
+        };
+        let bus = EmbeddedBus::with_log_limits(SubscriptionBound::messages(1024), limits);
         let queue = EmbeddedQueue::new(16);
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(run_worker(
@@ -306,7 +314,7 @@ async fn a_handler_whose_events_the_session_refuses_is_stopped() {
 }
 
 #[tokio::test]
-async fn a_second_delivery_after_output_ends_the_session_instead_of_splicing() {
+async fn a_second_delivery_while_the_first_attempt_serves_waits_and_is_skipped_at_the_end() {
     let started = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
     let handler = Stuck {
@@ -325,7 +333,50 @@ async fn a_second_delivery_after_output_ends_the_session_instead_of_splicing() {
         next_event(&mut events).await["event_type"],
         "AgentThoughtStream"
     );
-    // The queue delivers the same job again (a reclaim, a rebalance).
+    // The queue delivers the same job again (a rebalance, a worker handing
+    // its partitions over) while the first attempt heartbeats: it waits.
+    harness.queue.dispatch(&job).await.unwrap();
+    tokio::time::sleep(LIVE * 5).await;
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the second delivery ran");
+    let ended = Event::error(ErrorCode::IdleTimeout, "ended elsewhere");
+    harness.bus.end(job.session_id, &ended).await.unwrap();
+    wait_until_dropped(&dropped, "the first attempt was not stopped").await;
+    let mut seen = Vec::new();
+    while let Ok(Delivery::Message(raw)) =
+        tokio::time::timeout(Duration::from_millis(1500), events.recv()).await
+    {
+        seen.push(serde_json::from_slice::<Value>(&raw).unwrap());
+    }
+    assert!(
+        seen.iter().all(|e| e["event_type"] != "worker_ack"),
+        "no second ack: {seen:?}"
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the second delivery ran");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_delivery_after_a_silent_attempt_answered_ends_the_session_instead_of_splicing() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let handler = Stuck {
+        started: started.clone(),
+        dropped: dropped.clone(),
+    };
+    // No heartbeats: after its first piece the attempt looks dead.
+    let options = WorkerOptions {
+        heartbeat: None,
+        ..WorkerOptions::default()
+    };
+    let harness = Harness::start(handler, options);
+    let (job, mut events) = harness.recorded("q").await;
+    harness.queue.dispatch(&job).await.unwrap();
+    assert_eq!(next_event(&mut events).await["event_type"], "worker_ack");
+    assert_eq!(
+        next_event(&mut events).await["event_type"],
+        "AgentThoughtStream"
+    );
+    // The queue delivers the same job again (a reclaim after a crash).
     harness.queue.dispatch(&job).await.unwrap();
     let seen = until_terminal(&mut events).await;
     let last = seen.last().unwrap();
@@ -334,9 +385,9 @@ async fn a_second_delivery_after_output_ends_the_session_instead_of_splicing() {
         seen.iter().all(|e| e["event_type"] != "worker_ack"),
         "no second ack: {seen:?}"
     );
-    // The first attempt stops at its next (refused) heartbeat; the second never ran.
-    wait_until_dropped(&dropped, "the first attempt was not stopped").await;
-    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // The first attempt is stopped by the gateway's cancel in production;
+    // here nobody sends one, so only the second attempt's fate is checked.
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the second delivery ran");
     harness.stop().await;
 }
 

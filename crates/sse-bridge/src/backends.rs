@@ -121,6 +121,7 @@ mod kafka {
             group: args.group.clone(),
             delivery_timeout: args.kafka_delivery_timeout,
             properties,
+            instance_id: args.worker_id.clone(),
             ..KafkaConfig::new(brokers.clone())
         };
         let dispatcher =

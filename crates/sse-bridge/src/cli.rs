@@ -163,6 +163,13 @@ pub struct BrokerArgs {
         value_delimiter = ','
     )]
     pub kafka_properties: Vec<String>,
+
+    /// This worker's stable identity in the Kafka consumer group (static
+    /// membership, `group.instance.id`): restarted with the same id within
+    /// `session.timeout.ms`, it gets its partitions back without a
+    /// rebalance. Unique per worker process; unset: a dynamic member.
+    #[arg(long, env = "SSE_BRIDGE_WORKER_ID")]
+    pub worker_id: Option<String>,
 }
 
 impl BrokerArgs {
@@ -461,6 +468,8 @@ impl SessionArgs {
         LogLimits {
             max_bytes: self.log_max_bytes,
             ttl: self.log_ttl,
+            // An attempt is live until the gateway would call it lost.
+            live: self.worker_heartbeat * 3,
         }
     }
 }

@@ -273,7 +273,9 @@ async fn redis_restart_mid_stream_ends_every_session_cleanly() {
 #[tokio::test]
 async fn job_of_a_crashed_worker_never_splices_two_answers() {
     let names = Names::new();
-    let (_gateway, url) = gateway(&names, REDIS_URL, &[]).await;
+    // The reclaimed job waits (`busy`) until the killed attempt is stale,
+    // 3 heartbeat intervals after its last event: keep that short.
+    let (_gateway, url) = gateway(&names, REDIS_URL, &["--worker-heartbeat", "1s"]).await;
     for kill_after in [1, 3] {
         let mut first = worker(
             &names,

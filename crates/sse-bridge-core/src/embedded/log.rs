@@ -125,7 +125,7 @@ impl Logs {
             id,
             Record {
                 meta: meta.clone(),
-                gate: AttemptGate::default(),
+                gate: AttemptGate::new(self.limits.live),
                 folded: VecDeque::new(),
                 folded_bytes: 0,
                 dropped: None,
@@ -188,9 +188,13 @@ impl Logs {
             if record.meta.ended.is_some() {
                 return Appended::Refused(Refusal::Ended);
             }
-            match record.gate.admit(event.event_type(), event.attempt()) {
+            match record
+                .gate
+                .admit(event.event_type(), event.attempt(), Instant::now())
+            {
                 Admission::Unbound => Appended::Refused(Refusal::NotAcked),
                 Admission::Foreign => Appended::Refused(Refusal::Foreign),
+                Admission::Busy => Appended::Refused(Refusal::Busy),
                 Admission::Lost => {
                     let lost = Event::error(
                         ErrorCode::WorkerLost,
@@ -329,6 +333,7 @@ mod tests {
         let limits = LogLimits {
             max_bytes: 1000,
             ttl: Duration::from_secs(60),
+            ..LogLimits::default()
         };
         let logs = Logs::new(
             Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),
@@ -355,8 +360,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_alias_is_free_again_its_ttl_after_its_last_claim() {
         let limits = LogLimits {
-            max_bytes: 1000,
             ttl: Duration::from_secs(60),
+            ..LogLimits::default()
         };
         let logs = Logs::new(
             Router::new(crate::bus::SubscriptionBound::messages(8), |_| {}),

@@ -1,17 +1,29 @@
 //! The attempt rule (PROTOCOL §4): which delivery of a job owns a session.
 //!
 //! A job may run more than once (a crashed worker's job reclaimed, a Kafka
-//! rebalance). Each run is an *attempt*; its events carry its id in the
-//! reserved `attempt` field (no id at all counts as one attempt). The session
-//! belongs to the attempt that acked last *before any output*; once output
-//! has been forwarded, another attempt's ack means the first one was given
-//! up mid-answer, and splicing the second answer onto the first would corrupt
-//! it, so the session is lost instead.
+//! rebalance, a worker that stopped and handed its partitions over). Each run
+//! is an *attempt*; its events carry its id in the reserved `attempt` field
+//! (no id at all counts as one attempt). The session belongs to the attempt
+//! that acked first. Another attempt's ack is judged by whether the bound
+//! attempt is still *live* — it acked, sent output or a heartbeat within the
+//! liveness window:
 //!
-//! [`AttemptGate`] is that rule as a pure state machine. The embedded log and
-//! the gateway's live-only path run it in Rust; the Redis log runs the same
-//! rule in its server-side function (`sse-bridge-redis/src/functions.lua`),
-//! and the log conformance tests hold both to the same outcomes.
+//! * live: the new ack is refused as [`Admission::Busy`]; the job is being
+//!   served, and the new attempt waits or steps aside;
+//! * stale, before any output: the new attempt takes over;
+//! * stale, after output: the bound attempt was given up mid-answer, and
+//!   splicing the second answer onto the first would corrupt it, so the
+//!   session is lost instead.
+//!
+//! [`AttemptGate`] is that rule as a pure state machine, given the time. The
+//! embedded log and the gateway's live-only path run it in Rust; the Redis
+//! log runs the same rule in its server-side function
+//! (`sse-bridge-redis/src/functions.lua`, on Redis's clock), and the log
+//! conformance tests hold both to the same outcomes.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::protocol::event_type;
 
@@ -24,38 +36,68 @@ pub enum Admission {
     Unbound,
     /// From an attempt the session does not belong to: dropped and counted.
     Foreign,
-    /// Another attempt acked after output: the session ends with `worker_lost`.
+    /// Another attempt's ack while the bound attempt is live: refused, the
+    /// session goes on with the bound attempt.
+    Busy,
+    /// Another attempt acked after output of a stale bound attempt: the
+    /// session ends with `worker_lost`.
     Lost,
 }
 
-/// Tracks the attempt a session is bound to and whether it produced output.
-#[derive(Debug, Default, Clone)]
+/// Tracks the attempt a session is bound to, whether it produced output and
+/// when it was last active.
+#[derive(Debug, Clone)]
 pub struct AttemptGate {
     bound: Option<Box<str>>,
     output: bool,
+    /// When the bound attempt last acked, sent output or a heartbeat.
+    active: Option<Instant>,
+    /// How long after its last activity the bound attempt counts as live.
+    live: Duration,
 }
 
 impl AttemptGate {
-    /// Classifies one event of `event_type` sent by `attempt`.
-    pub fn admit(&mut self, event_type: &str, attempt: Option<&str>) -> Admission {
+    /// A gate whose bound attempt counts as live for `live` after its last
+    /// activity; [`Duration::ZERO`]: never (every new ack is judged by output alone).
+    pub fn new(live: Duration) -> Self {
+        AttemptGate {
+            bound: None,
+            output: false,
+            active: None,
+            live,
+        }
+    }
+
+    /// Classifies one event of `event_type` sent by `attempt` at `now`.
+    pub fn admit(&mut self, event_type: &str, attempt: Option<&str>, now: Instant) -> Admission {
         let attempt = attempt.unwrap_or("");
-        match (self.bound.as_deref(), event_type) {
-            (Some(bound), event_type::WORKER_ACK) if bound != attempt && self.output => {
-                Admission::Lost
-            }
-            (_, event_type::WORKER_ACK) => {
-                self.bound = Some(attempt.into());
-                Admission::Accept
-            }
-            (None, _) => Admission::Unbound,
-            (Some(bound), _) if bound != attempt => Admission::Foreign,
-            (Some(_), kind) => {
-                if kind != event_type::WORKER_HEARTBEAT {
+        let is_ack = event_type == event_type::WORKER_ACK;
+        match self.bound.as_deref() {
+            None if is_ack => self.bind(attempt, now),
+            None => Admission::Unbound,
+            Some(bound) if bound == attempt => {
+                if !is_ack && event_type != event_type::WORKER_HEARTBEAT {
                     self.output = true;
                 }
+                self.active = Some(now);
                 Admission::Accept
             }
+            Some(_) if !is_ack => Admission::Foreign,
+            Some(_) if self.is_live(now) => Admission::Busy,
+            Some(_) if self.output => Admission::Lost,
+            Some(_) => self.bind(attempt, now),
         }
+    }
+
+    fn bind(&mut self, attempt: &str, now: Instant) -> Admission {
+        self.bound = Some(attempt.into());
+        self.active = Some(now);
+        Admission::Accept
+    }
+
+    fn is_live(&self, now: Instant) -> bool {
+        self.active
+            .is_some_and(|active| now.saturating_duration_since(active) < self.live)
     }
 }
 
@@ -67,42 +109,85 @@ mod tests {
     const ACK: &str = event_type::WORKER_ACK;
     const PIECE: &str = event_type::ANSWER;
     const BEAT: &str = event_type::WORKER_HEARTBEAT;
+    const LIVE: Duration = Duration::from_secs(15);
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
 
     #[test]
     fn first_ack_binds_and_other_attempts_are_foreign() {
-        let mut gate = AttemptGate::default();
-        assert_eq!(gate.admit(PIECE, Some("a")), Unbound);
-        assert_eq!(gate.admit(ACK, Some("a")), Accept);
-        assert_eq!(gate.admit(PIECE, Some("a")), Accept);
-        assert_eq!(gate.admit(PIECE, Some("b")), Foreign);
-        assert_eq!(gate.admit(PIECE, None), Foreign);
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        assert_eq!(gate.admit(PIECE, Some("a"), t), Unbound);
+        assert_eq!(gate.admit(ACK, Some("a"), t), Accept);
+        assert_eq!(gate.admit(PIECE, Some("a"), t), Accept);
+        assert_eq!(gate.admit(PIECE, Some("b"), t), Foreign);
+        assert_eq!(gate.admit(PIECE, None, t), Foreign);
         assert_eq!(
-            gate.admit(ACK, Some("a")),
+            gate.admit(ACK, Some("a"), t),
             Accept,
             "a repeated ack is not a new attempt"
         );
     }
 
     #[test]
-    fn a_new_attempt_takes_over_before_output_and_loses_the_session_after() {
-        let mut gate = AttemptGate::default();
-        gate.admit(ACK, Some("a"));
-        gate.admit(BEAT, Some("a"));
+    fn a_new_ack_is_busy_while_the_bound_attempt_is_live() {
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        gate.admit(ACK, Some("a"), t);
         assert_eq!(
-            gate.admit(ACK, Some("b")),
+            gate.admit(ACK, Some("b"), t + secs(14)),
+            Busy,
+            "acked 14 s ago"
+        );
+        gate.admit(PIECE, Some("a"), t + secs(10));
+        assert_eq!(
+            gate.admit(ACK, Some("b"), t + secs(24)),
+            Busy,
+            "output 14 s ago"
+        );
+        gate.admit(BEAT, Some("a"), t + secs(20));
+        assert_eq!(
+            gate.admit(ACK, Some("b"), t + secs(34)),
+            Busy,
+            "heartbeat 14 s ago"
+        );
+        assert_eq!(
+            gate.admit(PIECE, Some("a"), t + secs(34)),
+            Accept,
+            "a busy refusal changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_stale_attempt_is_taken_over_before_output_and_loses_the_session_after() {
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        gate.admit(ACK, Some("a"), t);
+        gate.admit(BEAT, Some("a"), t + secs(5));
+        assert_eq!(
+            gate.admit(ACK, Some("b"), t + secs(20)),
             Accept,
             "heartbeats are not output"
         );
-        assert_eq!(gate.admit(PIECE, Some("a")), Foreign);
-        assert_eq!(gate.admit(PIECE, Some("b")), Accept);
-        assert_eq!(gate.admit(ACK, Some("c")), Lost);
+        assert_eq!(gate.admit(PIECE, Some("a"), t + secs(20)), Foreign);
+        assert_eq!(gate.admit(PIECE, Some("b"), t + secs(21)), Accept);
+        assert_eq!(gate.admit(ACK, Some("c"), t + secs(35)), Busy);
+        assert_eq!(gate.admit(ACK, Some("c"), t + secs(36)), Lost);
+    }
+
+    #[test]
+    fn without_a_liveness_window_only_output_decides() {
+        let (mut gate, t) = (AttemptGate::new(Duration::ZERO), Instant::now());
+        gate.admit(ACK, Some("a"), t);
+        assert_eq!(gate.admit(ACK, Some("b"), t), Accept);
+        gate.admit(PIECE, Some("b"), t);
+        assert_eq!(gate.admit(ACK, Some("c"), t), Lost);
     }
 
     #[test]
     fn workers_without_attempt_ids_are_one_attempt() {
-        let mut gate = AttemptGate::default();
-        assert_eq!(gate.admit(ACK, None), Accept);
-        assert_eq!(gate.admit(PIECE, None), Accept);
-        assert_eq!(gate.admit(ACK, None), Accept);
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        assert_eq!(gate.admit(ACK, None, t), Accept);
+        assert_eq!(gate.admit(PIECE, None, t), Accept);
+        assert_eq!(gate.admit(ACK, None, t), Accept);
     }
 }

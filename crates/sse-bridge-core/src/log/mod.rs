@@ -37,7 +37,8 @@ pub use attempts::{Admission, AttemptGate};
 pub use fold::{FoldedEntry, HistoryLost};
 pub use id::{InvalidLogId, LogId};
 
-/// How long and how large a session's log may grow.
+/// How long and how large a session's log may grow, and how long its
+/// attempt counts as live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
     /// Bytes of event JSON kept per session: half for the entries as they
@@ -46,6 +47,11 @@ pub struct LogLimits {
     pub max_bytes: usize,
     /// A log and its metadata expire this long after their last write.
     pub ttl: Duration,
+    /// The attempt serving a session counts as live this long after its last
+    /// ack, event or heartbeat: another attempt's ack is refused as
+    /// [`Refusal::Busy`] meanwhile ([`attempts`]). Recorded per session at
+    /// creation, so the gateway that creates a session decides.
+    pub live: Duration,
 }
 
 impl LogLimits {
@@ -60,6 +66,9 @@ impl LogLimits {
     }
 }
 
+/// Three missed heartbeats of the default 5 s, as the gateway's `worker_lost` check.
+pub const DEFAULT_LIVE: Duration = Duration::from_secs(15);
+
 impl Default for LogLimits {
     fn default() -> Self {
         LogLimits {
@@ -67,6 +76,7 @@ impl Default for LogLimits {
             // whole: its last ~2 MiB as appended, the rest folded.
             max_bytes: 4 << 20,
             ttl: Duration::from_secs(3600),
+            live: DEFAULT_LIVE,
         }
     }
 }
@@ -164,6 +174,8 @@ pub enum Refusal {
     NotAcked,
     #[error("the session belongs to another attempt")]
     Foreign,
+    #[error("another attempt is serving this session")]
+    Busy,
     #[error("another attempt had already produced output: the session ended with worker_lost")]
     Lost,
 }
@@ -176,6 +188,7 @@ impl Refusal {
             Refusal::Ended => "ended",
             Refusal::NotAcked => "not_acked",
             Refusal::Foreign => "foreign",
+            Refusal::Busy => "busy",
             Refusal::Lost => "lost",
         }
     }
@@ -186,6 +199,7 @@ impl Refusal {
             Refusal::Ended,
             Refusal::NotAcked,
             Refusal::Foreign,
+            Refusal::Busy,
             Refusal::Lost,
         ]
         .into_iter()

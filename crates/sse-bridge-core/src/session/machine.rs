@@ -210,8 +210,12 @@ impl SessionMachine {
         started: Instant,
         now: Instant,
     ) -> Self {
+        let config: Arc<SessionConfig> = config.into();
+        // Live-only attempts are judged like logged ones: live until three
+        // missed heartbeats.
+        let gate = AttemptGate::new(config.worker_heartbeat * 3);
         SessionMachine {
-            config: config.into(),
+            config,
             encoder,
             started,
             phase: Phase::AwaitingAck,
@@ -223,7 +227,7 @@ impl SessionMachine {
             link_lost_at: None,
             last_log_id: None,
             live_output: false,
-            gate: AttemptGate::default(),
+            gate,
             stats: SessionStats::default(),
             client_behind: false,
             text_run: None,
@@ -346,9 +350,11 @@ impl SessionMachine {
             }
             self.last_log_id = Some(id);
         } else if event.event_type() != event_type::WORKER_HEARTBEAT {
-            match self.gate.admit(event.event_type(), event.attempt()) {
+            match self.gate.admit(event.event_type(), event.attempt(), now) {
                 Admission::Accept | Admission::Unbound => {}
-                Admission::Foreign => return self.count_foreign(),
+                // A second ack while the first attempt serves: dropped like
+                // any other attempt's event.
+                Admission::Foreign | Admission::Busy => return self.count_foreign(),
                 Admission::Lost => {
                     return Progress::Expired(Failure::new(
                         ErrorCode::WorkerLost,
@@ -372,7 +378,8 @@ impl SessionMachine {
                 self.forward(&event, now, out);
                 for held in self.take_held() {
                     // Live-only events held before the ack: only the acked attempt's.
-                    if self.gate.admit(held.event_type(), held.attempt()) == Admission::Foreign {
+                    if self.gate.admit(held.event_type(), held.attempt(), now) != Admission::Accept
+                    {
                         self.count_foreign();
                         continue;
                     }
@@ -1052,7 +1059,14 @@ mod tests {
         assert_eq!(m.stats().foreign, 2, "the held event of b and the late one");
         assert!(m.has_live_output());
         assert_eq!(
-            expired(m.on_message(&of(ACK, "c"), t0, &mut out)),
+            m.on_message(&of(ACK, "c"), t0, &mut out),
+            Progress::Continue,
+            "a is live: c's ack is dropped"
+        );
+        assert_eq!(m.stats().foreign, 3);
+        let stale = t0 + SessionConfig::default().worker_heartbeat * 3;
+        assert_eq!(
+            expired(m.on_message(&of(ACK, "c"), stale, &mut out)),
             ErrorCode::WorkerLost
         );
     }
