@@ -9,6 +9,12 @@
 //! Queues are bounded in messages and in bytes ([`SubscriptionBound`]), and a
 //! message larger than any reader would accept is dropped before it is
 //! queued, so a flood costs at most the bound per subscription.
+//!
+//! Each subscription also watches a broker *link* ([`Subscription::link`]):
+//! one for the whole router when one connection carries every channel, or
+//! one per link group ([`Router::with_link_groups`]: a Redis Cluster's key
+//! slot) when the backend loses and recovers channels a group at a time. A
+//! group's link exists while the group has channels, and is shared by them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -128,8 +134,70 @@ pub struct Router {
     routes: Mutex<HashMap<Arc<str>, Routes>>,
     next_id: AtomicU64,
     bound: SubscriptionBound,
-    link: watch::Sender<bool>,
+    links: Links,
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+/// The link state the subscriptions watch.
+enum Links {
+    /// One link for every channel.
+    Shared(watch::Sender<bool>),
+    /// One link per group of channels, for the groups that have channels.
+    Grouped {
+        group_of: fn(&str) -> u16,
+        groups: Mutex<HashMap<u16, GroupLink>>,
+    },
+}
+
+/// The link of one group, and how many channels share it.
+struct GroupLink {
+    link: watch::Sender<bool>,
+    channels: usize,
+}
+
+impl Links {
+    /// The link a new subscription to `channel` watches; `new_channel`
+    /// when the router had no entry for it yet (it joins its group).
+    fn watch(&self, channel: &str, new_channel: bool) -> watch::Receiver<bool> {
+        match self {
+            Links::Shared(link) => link.subscribe(),
+            Links::Grouped { group_of, groups } => {
+                let mut groups = lock(groups);
+                let group = groups
+                    .entry(group_of(channel))
+                    .or_insert_with(|| GroupLink {
+                        link: watch::Sender::new(true),
+                        channels: 0,
+                    });
+                group.channels += usize::from(new_channel);
+                group.link.subscribe()
+            }
+        }
+    }
+
+    /// `channel` lost its last subscription: its group's link is dropped
+    /// with the group's last channel.
+    fn forget(&self, channel: &str) {
+        if let Links::Grouped { group_of, groups } = self {
+            let mut groups = lock(groups);
+            let group = group_of(channel);
+            if let Some(link) = groups.get_mut(&group) {
+                link.channels -= 1;
+                if link.channels == 0 {
+                    groups.remove(&group);
+                }
+            }
+        }
+    }
+}
+
+/// Locks `mutex`. A panic while holding one of the router's locks cannot
+/// leave its map inconsistent (every mutation is a single call), so
+/// poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The routes of one channel: nearly always one, held inline.
@@ -199,11 +267,38 @@ pub struct Routed {
 }
 
 impl Router {
-    /// A router whose subscriptions each queue up to `bound`.
-    /// `on_last_unsubscribe` runs (under no lock) when a channel loses its
-    /// last subscription, so the backend can UNSUBSCRIBE at the broker.
+    /// A router whose subscriptions each queue up to `bound` and share one
+    /// link. `on_last_unsubscribe` runs (under no lock) when a channel loses
+    /// its last subscription, so the backend can UNSUBSCRIBE at the broker.
     pub fn new(
         bound: SubscriptionBound,
+        on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::with_links(
+            bound,
+            Links::Shared(watch::Sender::new(true)),
+            on_last_unsubscribe,
+        )
+    }
+
+    /// Like [`Router::new`], but the subscriptions of each group of
+    /// channels (`group_of`) share a link of their own, set with
+    /// [`Router::set_group_links`]. A group's link starts up.
+    pub fn with_link_groups(
+        bound: SubscriptionBound,
+        group_of: fn(&str) -> u16,
+        on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let links = Links::Grouped {
+            group_of,
+            groups: Mutex::new(HashMap::new()),
+        };
+        Self::with_links(bound, links, on_last_unsubscribe)
+    }
+
+    fn with_links(
+        bound: SubscriptionBound,
+        links: Links,
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Router {
@@ -213,7 +308,7 @@ impl Router {
                 messages: bound.messages.max(1),
                 ..bound
             },
-            link: watch::Sender::new(true),
+            links,
             on_last_unsubscribe: Box::new(on_last_unsubscribe),
         })
     }
@@ -224,11 +319,11 @@ impl Router {
         let (tx, messages) = pipe();
         let shared = Arc::new(RouteShared::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (channel, first) = {
+        let (channel, first, link) = {
             let mut routes = self.lock();
-            let channel = match routes.get_key_value(channel) {
-                Some((name, _)) => name.clone(),
-                None => Arc::from(channel),
+            let (channel, new_entry) = match routes.get_key_value(channel) {
+                Some((name, _)) => (name.clone(), false),
+                None => (Arc::from(channel), true),
             };
             let list = routes.entry(channel.clone()).or_default();
             list.push(Route {
@@ -236,12 +331,16 @@ impl Router {
                 tx,
                 shared: shared.clone(),
             });
-            (channel, list.len() == 1)
+            let first = list.len() == 1;
+            // Under the routes lock, so a group never loses its link while
+            // one of its channels is being added.
+            let link = self.links.watch(&channel, new_entry);
+            (channel, first, link)
         };
         let subscription = Subscription {
             messages,
             shared,
-            link: self.link.subscribe(),
+            link,
             _route: RouteGuard {
                 router: self.clone(),
                 channel,
@@ -306,11 +405,51 @@ impl Router {
 
     /// Marks the broker link up or down for every subscription.
     pub fn set_link(&self, up: bool) {
-        self.link.send_replace(up);
+        match &self.links {
+            Links::Shared(link) => {
+                link.send_replace(up);
+            }
+            Links::Grouped { groups, .. } => {
+                for group in lock(groups).values() {
+                    group.link.send_replace(up);
+                }
+            }
+        }
     }
 
+    /// Marks the link of each of `groups` (that has channels) up or down;
+    /// a router without link groups has only the one link: see [`Router::set_link`].
+    pub fn set_group_links(&self, groups: impl IntoIterator<Item = u16>, up: bool) {
+        match &self.links {
+            Links::Shared(_) => debug_assert!(false, "this router has no link groups"),
+            Links::Grouped { groups: links, .. } => {
+                let links = lock(links);
+                for group in groups {
+                    if let Some(group) = links.get(&group) {
+                        group.link.send_replace(up);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `true` while every subscription's link is up.
     pub fn link_up(&self) -> bool {
-        *self.link.borrow()
+        match &self.links {
+            Links::Shared(link) => *link.borrow(),
+            Links::Grouped { groups, .. } => lock(groups).values().all(|g| *g.link.borrow()),
+        }
+    }
+
+    /// Whether a new subscription to `channel` would start with its link up
+    /// (a group without channels yet counts as up: its backend decides).
+    pub fn link_up_for(&self, channel: &str) -> bool {
+        match &self.links {
+            Links::Shared(link) => *link.borrow(),
+            Links::Grouped { group_of, groups } => lock(groups)
+                .get(&group_of(channel))
+                .is_none_or(|g| *g.link.borrow()),
+        }
     }
 
     fn remove(&self, channel: &str, id: u64) {
@@ -323,6 +462,7 @@ impl Router {
             let empty = list.is_empty();
             if empty {
                 routes.remove(channel);
+                self.links.forget(channel);
             }
             empty
         };
@@ -332,11 +472,7 @@ impl Router {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Routes>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every mutation is a single call), so poisoning is ignored.
-        self.routes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.routes)
     }
 }
 
@@ -470,5 +606,53 @@ mod tests {
         router.set_link(false);
         link.changed().await.unwrap();
         assert!(!*link.borrow());
+    }
+
+    fn first_byte(channel: &str) -> u16 {
+        channel
+            .as_bytes()
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .into()
+    }
+
+    #[tokio::test]
+    async fn a_group_link_reaches_only_that_groups_subscriptions() {
+        let router = Router::with_link_groups(SubscriptionBound::messages(2), first_byte, |_| {});
+        let (a1, _) = router.add("a1");
+        let (a2, _) = router.add("a2");
+        let (b, _) = router.add("b");
+        let (mut a1_link, mut b_link) = (a1.link(), b.link());
+        router.set_group_links([u16::from(b'a')], false);
+        a1_link.changed().await.unwrap();
+        assert!(!*a1_link.borrow() && !*a2.link().borrow());
+        assert!(!b_link.has_changed().unwrap() && *b_link.borrow());
+        assert!(!router.link_up() && !router.link_up_for("a3") && router.link_up_for("b2"));
+
+        router.set_group_links([u16::from(b'a')], true);
+        assert!(*a1_link.borrow_and_update() && router.link_up());
+        // The whole router's link still reaches every group.
+        router.set_link(false);
+        b_link.changed().await.unwrap();
+        assert!(!*b_link.borrow() && !*a2.link().borrow());
+    }
+
+    #[tokio::test]
+    async fn a_group_link_lives_as_long_as_the_groups_channels() {
+        let router = Router::with_link_groups(SubscriptionBound::messages(2), first_byte, |_| {});
+        let (a1, _) = router.add("a1");
+        let (a1_again, _) = router.add("a1");
+        let (a2, _) = router.add("a2");
+        router.set_group_links([u16::from(b'a')], false);
+        drop((a1, a1_again));
+        assert!(!router.link_up_for("a1"), "a2 still holds the group's link");
+        drop(a2);
+        assert!(
+            router.link_up_for("a1"),
+            "a group without channels starts anew"
+        );
+        let (a3, _) = router.add("a3");
+        assert!(*a3.link().borrow());
     }
 }
