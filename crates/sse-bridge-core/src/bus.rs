@@ -28,6 +28,10 @@ use tokio::sync::watch;
 use crate::error::BrokerError;
 use crate::pipe::{PipeReceiver, PipeSender, pipe};
 
+mod links;
+
+use links::{Links, lock};
+
 /// Publish/subscribe on named channels (`sse_session:{id}`, `sse_control:{id}`).
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
@@ -138,68 +142,6 @@ pub struct Router {
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
 
-/// The link state the subscriptions watch.
-enum Links {
-    /// One link for every channel.
-    Shared(watch::Sender<bool>),
-    /// One link per group of channels, for the groups that have channels.
-    Grouped {
-        group_of: fn(&str) -> u16,
-        groups: Mutex<HashMap<u16, GroupLink>>,
-    },
-}
-
-/// The link of one group, and how many channels share it.
-struct GroupLink {
-    link: watch::Sender<bool>,
-    channels: usize,
-}
-
-impl Links {
-    /// The link a new subscription to `channel` watches; `new_channel`
-    /// when the router had no entry for it yet (it joins its group).
-    fn watch(&self, channel: &str, new_channel: bool) -> watch::Receiver<bool> {
-        match self {
-            Links::Shared(link) => link.subscribe(),
-            Links::Grouped { group_of, groups } => {
-                let mut groups = lock(groups);
-                let group = groups
-                    .entry(group_of(channel))
-                    .or_insert_with(|| GroupLink {
-                        link: watch::Sender::new(true),
-                        channels: 0,
-                    });
-                group.channels += usize::from(new_channel);
-                group.link.subscribe()
-            }
-        }
-    }
-
-    /// `channel` lost its last subscription: its group's link is dropped
-    /// with the group's last channel.
-    fn forget(&self, channel: &str) {
-        if let Links::Grouped { group_of, groups } = self {
-            let mut groups = lock(groups);
-            let group = group_of(channel);
-            if let Some(link) = groups.get_mut(&group) {
-                link.channels -= 1;
-                if link.channels == 0 {
-                    groups.remove(&group);
-                }
-            }
-        }
-    }
-}
-
-/// Locks `mutex`. A panic while holding one of the router's locks cannot
-/// leave its map inconsistent (every mutation is a single call), so
-/// poisoning is ignored.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The routes of one channel: nearly always one, held inline.
 type Routes = SmallVec<[Route; 1]>;
 
@@ -274,11 +216,7 @@ impl Router {
         bound: SubscriptionBound,
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Self::with_links(
-            bound,
-            Links::Shared(watch::Sender::new(true)),
-            on_last_unsubscribe,
-        )
+        Self::with_links(bound, Links::shared(), on_last_unsubscribe)
     }
 
     /// Like [`Router::new`], but the subscriptions of each group of
@@ -289,11 +227,7 @@ impl Router {
         group_of: fn(&str) -> u16,
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
-        let links = Links::Grouped {
-            group_of,
-            groups: Mutex::new(HashMap::new()),
-        };
-        Self::with_links(bound, links, on_last_unsubscribe)
+        Self::with_links(bound, Links::grouped(group_of), on_last_unsubscribe)
     }
 
     fn with_links(
@@ -405,51 +339,24 @@ impl Router {
 
     /// Marks the broker link up or down for every subscription.
     pub fn set_link(&self, up: bool) {
-        match &self.links {
-            Links::Shared(link) => {
-                link.send_replace(up);
-            }
-            Links::Grouped { groups, .. } => {
-                for group in lock(groups).values() {
-                    group.link.send_replace(up);
-                }
-            }
-        }
+        self.links.set_all(up);
     }
 
     /// Marks the link of each of `groups` (that has channels) up or down;
     /// a router without link groups has only the one link: see [`Router::set_link`].
     pub fn set_group_links(&self, groups: impl IntoIterator<Item = u16>, up: bool) {
-        match &self.links {
-            Links::Shared(_) => debug_assert!(false, "this router has no link groups"),
-            Links::Grouped { groups: links, .. } => {
-                let links = lock(links);
-                for group in groups {
-                    if let Some(group) = links.get(&group) {
-                        group.link.send_replace(up);
-                    }
-                }
-            }
-        }
+        self.links.set_groups(groups, up);
     }
 
     /// `true` while every subscription's link is up.
     pub fn link_up(&self) -> bool {
-        match &self.links {
-            Links::Shared(link) => *link.borrow(),
-            Links::Grouped { groups, .. } => lock(groups).values().all(|g| *g.link.borrow()),
-        }
+        self.links.all_up()
     }
 
     /// Whether a new subscription to `channel` would start with its link up
     /// (a group without channels yet counts as up: its backend decides).
     pub fn link_up_for(&self, channel: &str) -> bool {
-        match &self.links {
-            Links::Shared(link) => *link.borrow(),
-            Links::Grouped { group_of, groups } => lock(groups)
-                .get(&group_of(channel))
-                .is_none_or(|g| *g.link.borrow()),
-        }
+        self.links.up_for(channel)
     }
 
     fn remove(&self, channel: &str, id: u64) {
@@ -606,53 +513,5 @@ mod tests {
         router.set_link(false);
         link.changed().await.unwrap();
         assert!(!*link.borrow());
-    }
-
-    fn first_byte(channel: &str) -> u16 {
-        channel
-            .as_bytes()
-            .first()
-            .copied()
-            .unwrap_or_default()
-            .into()
-    }
-
-    #[tokio::test]
-    async fn a_group_link_reaches_only_that_groups_subscriptions() {
-        let router = Router::with_link_groups(SubscriptionBound::messages(2), first_byte, |_| {});
-        let (a1, _) = router.add("a1");
-        let (a2, _) = router.add("a2");
-        let (b, _) = router.add("b");
-        let (mut a1_link, mut b_link) = (a1.link(), b.link());
-        router.set_group_links([u16::from(b'a')], false);
-        a1_link.changed().await.unwrap();
-        assert!(!*a1_link.borrow() && !*a2.link().borrow());
-        assert!(!b_link.has_changed().unwrap() && *b_link.borrow());
-        assert!(!router.link_up() && !router.link_up_for("a3") && router.link_up_for("b2"));
-
-        router.set_group_links([u16::from(b'a')], true);
-        assert!(*a1_link.borrow_and_update() && router.link_up());
-        // The whole router's link still reaches every group.
-        router.set_link(false);
-        b_link.changed().await.unwrap();
-        assert!(!*b_link.borrow() && !*a2.link().borrow());
-    }
-
-    #[tokio::test]
-    async fn a_group_link_lives_as_long_as_the_groups_channels() {
-        let router = Router::with_link_groups(SubscriptionBound::messages(2), first_byte, |_| {});
-        let (a1, _) = router.add("a1");
-        let (a1_again, _) = router.add("a1");
-        let (a2, _) = router.add("a2");
-        router.set_group_links([u16::from(b'a')], false);
-        drop((a1, a1_again));
-        assert!(!router.link_up_for("a1"), "a2 still holds the group's link");
-        drop(a2);
-        assert!(
-            router.link_up_for("a1"),
-            "a group without channels starts anew"
-        );
-        let (a3, _) = router.add("a3");
-        assert!(*a3.link().borrow());
     }
 }
