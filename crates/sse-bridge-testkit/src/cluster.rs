@@ -182,6 +182,16 @@ impl RedisCluster {
         self.node_mut(port).kill();
     }
 
+    /// Waits (up to 5 s) until a replica of the master on `port` has
+    /// everything that master acknowledged (`WAIT 1`), so a failover right
+    /// after loses nothing.
+    pub async fn wait_for_replication(&self, port: u16) {
+        let acknowledged: i64 = query(port, redis::cmd("WAIT").arg(1).arg(5000))
+            .await
+            .unwrap_or_else(|error| panic!("WAIT on {port}: {error}"));
+        assert!(acknowledged >= 1, "no replica of {port} caught up");
+    }
+
     /// Freezes the node on `port` (SIGSTOP): its sockets stay open and
     /// accept bytes, but nothing is answered — a stalled shard, not a lost
     /// one. [`Self::resume_node`] undoes it; dropping the cluster kills it.

@@ -515,6 +515,9 @@ async fn a_lost_master_touches_only_its_own_sessions() {
     start_live_only(&worker, std::slice::from_mut(live_only)).await;
     start_live_only(&worker, &mut on_healthy).await;
 
+    // Redis replicates asynchronously: a session the replica has not heard
+    // of yet would be lost with its master (docs/design.md).
+    deployment.cluster.wait_for_replication(lost).await;
     deployment.cluster.kill_master(lost).await;
     // Through the failover (about 3 s with a 2 s node timeout).
     healthy_session_streams_on(
