@@ -9,6 +9,12 @@
 //! Queues are bounded in messages and in bytes ([`SubscriptionBound`]), and a
 //! message larger than any reader would accept is dropped before it is
 //! queued, so a flood costs at most the bound per subscription.
+//!
+//! Each subscription also watches a broker *link* ([`Subscription::link`]):
+//! one for the whole router when one connection carries every channel, or
+//! one per link group ([`Router::with_link_groups`]: a Redis Cluster's key
+//! slot) when the backend loses and recovers channels a group at a time. A
+//! group's link exists while the group has channels, and is shared by them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +27,10 @@ use tokio::sync::watch;
 
 use crate::error::BrokerError;
 use crate::pipe::{PipeReceiver, PipeSender, pipe};
+
+mod links;
+
+use links::{Links, lock};
 
 /// Publish/subscribe on named channels (`sse_session:{id}`, `sse_control:{id}`).
 #[async_trait]
@@ -128,7 +138,7 @@ pub struct Router {
     routes: Mutex<HashMap<Arc<str>, Routes>>,
     next_id: AtomicU64,
     bound: SubscriptionBound,
-    link: watch::Sender<bool>,
+    links: Links,
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -199,11 +209,30 @@ pub struct Routed {
 }
 
 impl Router {
-    /// A router whose subscriptions each queue up to `bound`.
-    /// `on_last_unsubscribe` runs (under no lock) when a channel loses its
-    /// last subscription, so the backend can UNSUBSCRIBE at the broker.
+    /// A router whose subscriptions each queue up to `bound` and share one
+    /// link. `on_last_unsubscribe` runs (under no lock) when a channel loses
+    /// its last subscription, so the backend can UNSUBSCRIBE at the broker.
     pub fn new(
         bound: SubscriptionBound,
+        on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::with_links(bound, Links::shared(), on_last_unsubscribe)
+    }
+
+    /// Like [`Router::new`], but the subscriptions of each group of
+    /// channels (`group_of`) share a link of their own, set with
+    /// [`Router::set_group_links`]. A group's link starts up.
+    pub fn with_link_groups(
+        bound: SubscriptionBound,
+        group_of: fn(&str) -> u16,
+        on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::with_links(bound, Links::grouped(group_of), on_last_unsubscribe)
+    }
+
+    fn with_links(
+        bound: SubscriptionBound,
+        links: Links,
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Router {
@@ -213,7 +242,7 @@ impl Router {
                 messages: bound.messages.max(1),
                 ..bound
             },
-            link: watch::Sender::new(true),
+            links,
             on_last_unsubscribe: Box::new(on_last_unsubscribe),
         })
     }
@@ -224,11 +253,11 @@ impl Router {
         let (tx, messages) = pipe();
         let shared = Arc::new(RouteShared::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (channel, first) = {
+        let (channel, first, link) = {
             let mut routes = self.lock();
-            let channel = match routes.get_key_value(channel) {
-                Some((name, _)) => name.clone(),
-                None => Arc::from(channel),
+            let (channel, new_entry) = match routes.get_key_value(channel) {
+                Some((name, _)) => (name.clone(), false),
+                None => (Arc::from(channel), true),
             };
             let list = routes.entry(channel.clone()).or_default();
             list.push(Route {
@@ -236,12 +265,16 @@ impl Router {
                 tx,
                 shared: shared.clone(),
             });
-            (channel, list.len() == 1)
+            let first = list.len() == 1;
+            // Under the routes lock, so a group never loses its link while
+            // one of its channels is being added.
+            let link = self.links.watch(&channel, new_entry);
+            (channel, first, link)
         };
         let subscription = Subscription {
             messages,
             shared,
-            link: self.link.subscribe(),
+            link,
             _route: RouteGuard {
                 router: self.clone(),
                 channel,
@@ -306,11 +339,24 @@ impl Router {
 
     /// Marks the broker link up or down for every subscription.
     pub fn set_link(&self, up: bool) {
-        self.link.send_replace(up);
+        self.links.set_all(up);
     }
 
+    /// Marks the link of each of `groups` (that has channels) up or down;
+    /// a router without link groups has only the one link: see [`Router::set_link`].
+    pub fn set_group_links(&self, groups: impl IntoIterator<Item = u16>, up: bool) {
+        self.links.set_groups(groups, up);
+    }
+
+    /// `true` while every subscription's link is up.
     pub fn link_up(&self) -> bool {
-        *self.link.borrow()
+        self.links.all_up()
+    }
+
+    /// Whether a new subscription to `channel` would start with its link up
+    /// (a group without channels yet counts as up: its backend decides).
+    pub fn link_up_for(&self, channel: &str) -> bool {
+        self.links.up_for(channel)
     }
 
     fn remove(&self, channel: &str, id: u64) {
@@ -323,6 +369,7 @@ impl Router {
             let empty = list.is_empty();
             if empty {
                 routes.remove(channel);
+                self.links.forget(channel);
             }
             empty
         };
@@ -332,11 +379,7 @@ impl Router {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Routes>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every mutation is a single call), so poisoning is ignored.
-        self.routes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.routes)
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use sse_bridge_core::log::LogLimits;
 
-use crate::cluster::ShardedSubscriberTask;
+use crate::cluster::{ShardedSubscriberTask, link_group};
 use crate::config::RedisConfig;
 use crate::conn::{Commands, open_client};
 use crate::keyspace::Keyspace;
@@ -64,9 +64,15 @@ impl RedisBus {
         let unsubscribe = commands.clone();
         // Runs inside Subscription::drop: must not block, so it only enqueues.
         // The router is keyed by Redis channel names.
-        let router = Router::new(config.subscription, move |channel: &str| {
+        let on_last_unsubscribe = move |channel: &str| {
             let _ = unsubscribe.send(Command::Unsubscribe(channel.to_owned()));
-        });
+        };
+        // A cluster loses and recovers its channels a slot at a time.
+        let router = if config.cluster {
+            Router::with_link_groups(config.subscription, link_group, on_last_unsubscribe)
+        } else {
+            Router::new(config.subscription, on_last_unsubscribe)
+        };
         let init = Some(crate::log::load_functions());
         let publisher = Commands::connect(&config, "pub", config.command_timeout, init).await?;
         let subscriber = match publisher.cluster_connection() {
@@ -104,7 +110,8 @@ impl RedisBus {
         &self.shared.presence
     }
 
-    /// `true` while the subscriber connection is up and resubscribed.
+    /// `true` while the subscriber connection is up and resubscribed (in
+    /// cluster mode: while no shard's subscriptions are recovering).
     pub fn link_up(&self) -> bool {
         self.shared.router.link_up()
     }
@@ -143,12 +150,12 @@ async fn renew_presence(shared: Weak<Shared>, every: std::time::Duration) {
 impl EventBus for RedisBus {
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BrokerError> {
         let shared = &self.shared;
-        if !shared.router.link_up() {
+        let channel = shared.keyspace.name(channel);
+        if !shared.router.link_up_for(&channel) {
             return Err(BrokerError::Unavailable(
                 "Redis subscriber connection is reconnecting".into(),
             ));
         }
-        let channel = shared.keyspace.name(channel);
         let (subscription, _first) = shared.router.add(&channel);
         // Confirmed even when not first: the first subscriber's SUBSCRIBE may
         // still be in flight, and commands are applied in order.

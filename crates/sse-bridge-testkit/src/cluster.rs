@@ -182,6 +182,28 @@ impl RedisCluster {
         self.node_mut(port).kill();
     }
 
+    /// Waits (up to 5 s) until a replica of the master on `port` has
+    /// everything that master acknowledged (`WAIT 1`), so a failover right
+    /// after loses nothing.
+    pub async fn wait_for_replication(&self, port: u16) {
+        let acknowledged: i64 = query(port, redis::cmd("WAIT").arg(1).arg(5000))
+            .await
+            .unwrap_or_else(|error| panic!("WAIT on {port}: {error}"));
+        assert!(acknowledged >= 1, "no replica of {port} caught up");
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): its sockets stay open and
+    /// accept bytes, but nothing is answered — a stalled shard, not a lost
+    /// one. [`Self::resume_node`] undoes it; dropping the cluster kills it.
+    pub fn pause_node(&mut self, port: u16) {
+        self.node_mut(port).signal("-STOP");
+    }
+
+    /// Lets a node frozen by [`Self::pause_node`] run again (SIGCONT).
+    pub fn resume_node(&mut self, port: u16) {
+        self.node_mut(port).signal("-CONT");
+    }
+
     /// Waits until one of the replicas of the master killed on
     /// `old_master_port` has taken over all of its slots and the cluster is
     /// ready again (see the module docs); returns the new master's port.
@@ -474,6 +496,18 @@ impl ClusterNode {
             let _ = process.kill();
             let _ = process.wait();
         }
+    }
+
+    fn signal(&self, signal: &str) {
+        let process = self
+            .process
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {} was killed", self.port));
+        let status = Command::new("kill")
+            .args([signal, &process.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} of node {}", self.port);
     }
 
     fn log_tail(&self) -> String {

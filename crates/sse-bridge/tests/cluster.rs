@@ -10,12 +10,18 @@
 //! * With replicas, the master owning live sessions is killed: after the
 //!   failover they complete with every event. Without replicas, they end
 //!   with a clean `broker_unavailable`, and nothing hangs.
+//! * Losing (SIGKILL) or stalling (SIGSTOP) one master touches only its own
+//!   sessions: a live-only session on a healthy shard streams on, undelayed,
+//!   and completes; on the lost shard a logged session catches up after the
+//!   failover and a live-only one ends with `history_lost`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use sse_bridge_core::{EventBus, SessionId};
+use sse_bridge_redis::{RedisBus, RedisConfig};
 use sse_bridge_testkit::cluster::RedisCluster;
 use sse_bridge_testkit::process::{ChildProcess, free_port, wait_healthy};
 use sse_bridge_testkit::redis::unique;
@@ -275,4 +281,301 @@ async fn without_replicas_a_lost_master_ends_its_sessions_cleanly() {
             "session {i}: {last}"
         );
     }
+}
+
+/// The test plays the worker, so it decides which sessions log their events
+/// (the SDK's call) and which only `SPUBLISH` them (seed style, live-only).
+struct TestWorker {
+    bus: RedisBus,
+}
+
+impl TestWorker {
+    async fn connect(cluster: &RedisCluster) -> Self {
+        let config = RedisConfig {
+            cluster: true,
+            ..RedisConfig::new(cluster.seeds_arg())
+        };
+        let bus = RedisBus::connect(config).await.expect("the worker's bus");
+        TestWorker { bus }
+    }
+
+    /// Live only: `SPUBLISH`, nothing logged. Retried (for up to 30 s)
+    /// while the session's shard is away.
+    async fn publish(&self, id: SessionId, event_type: &str, payload: Value) {
+        let raw = serde_json::to_vec(&json!({"event_type": event_type, "payload": payload}))
+            .expect("JSON");
+        let channel = id.event_channel();
+        retry_for_30s("SPUBLISH", || {
+            self.bus.publish(&channel, raw.clone().into())
+        })
+        .await;
+    }
+
+    /// Logged, as attempt `a` (what the Rust SDK does); retried likewise.
+    async fn emit(&self, id: SessionId, event_type: &str, payload: Value) {
+        retry_for_30s("the log's append", || {
+            sse_bridge_worker::publish_event(&self.bus, id, Some("a"), event_type, payload.clone())
+        })
+        .await;
+    }
+}
+
+async fn retry_for_30s<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), attempt()).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(error)) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} kept failing: {error:?}"
+            ),
+            Err(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} kept timing out"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One session's response body, read frame by frame.
+struct Stream {
+    id: SessionId,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Stream {
+    /// The next event's JSON, or `None` if none came within `limit` (or
+    /// the body ended).
+    async fn next_event(&mut self, limit: Duration) -> Option<Value> {
+        tokio::time::timeout(limit, async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        return serde_json::from_str(data).ok();
+                    }
+                    continue;
+                }
+                let chunk = self.body.next().await?.ok()?;
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Every event until the body ends (at most `limit`).
+    async fn rest(&mut self, limit: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut events = Vec::new();
+        while let Some(event) = self
+            .next_event(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// Opens sessions until one master serves `on_lost` of them and another
+/// master serves `on_healthy`; returns the first master and both groups.
+async fn sessions_on_two_masters(
+    deployment: &Deployment,
+    url: &str,
+    on_lost: usize,
+    on_healthy: usize,
+) -> (u16, Vec<Stream>, Vec<Stream>) {
+    let http = client();
+    let mut by_master: std::collections::HashMap<u16, Vec<Stream>> = Default::default();
+    for _ in 0..(on_lost + on_healthy) * 8 {
+        let response = post_session(&http, url, json!({"user_query": "q"})).await;
+        assert_eq!(response.status(), 200);
+        let id: SessionId = session_id(&response).parse().expect("a session id");
+        let master = deployment
+            .cluster
+            .master_for_key(&format!("sse_events:{{{id}}}"))
+            .await;
+        by_master.entry(master).or_default().push(Stream {
+            id,
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        });
+        let lost = by_master
+            .iter()
+            .find(|(_, s)| s.len() >= on_lost)
+            .map(|(m, _)| *m);
+        let healthy = by_master
+            .iter()
+            .find(|(m, s)| Some(**m) != lost && s.len() >= on_healthy)
+            .map(|(m, _)| *m);
+        if let (Some(lost), Some(healthy)) = (lost, healthy) {
+            let mut lost_streams = by_master.remove(&lost).expect("found");
+            let mut healthy_streams = by_master.remove(&healthy).expect("found");
+            lost_streams.truncate(on_lost);
+            healthy_streams.truncate(on_healthy);
+            return (lost, lost_streams, healthy_streams);
+        }
+    }
+    panic!("sessions never spread over two masters");
+}
+
+/// Each live-only session gets its `worker_ack` and a first character, read
+/// back before the shard is lost (output has started).
+async fn start_live_only(worker: &TestWorker, streams: &mut [Stream]) {
+    for stream in streams {
+        worker.publish(stream.id, "worker_ack", json!({})).await;
+        worker
+            .publish(stream.id, "FinalAnswerStream", json!({"char": "a"}))
+            .await;
+        for _ in 0..2 {
+            stream
+                .next_event(Duration::from_secs(10))
+                .await
+                .expect("the session's first events");
+        }
+    }
+}
+
+/// While the other shard is away: every character published on the
+/// healthy shard's live-only session arrives within `bound`, and the
+/// session completes.
+async fn healthy_session_streams_on(
+    worker: &TestWorker,
+    healthy: &mut Stream,
+    during: Duration,
+    bound: Duration,
+) {
+    let until = tokio::time::Instant::now() + during;
+    let mut sent = 0;
+    while tokio::time::Instant::now() < until {
+        worker
+            .publish(healthy.id, "FinalAnswerStream", json!({"char": "b"}))
+            .await;
+        sent += 1;
+        let started = tokio::time::Instant::now();
+        let event = healthy.next_event(bound).await.unwrap_or_else(|| {
+            panic!("character {sent} on the healthy shard took more than {bound:?}")
+        });
+        assert_eq!(
+            event["event_type"],
+            "FinalAnswerStream",
+            "character {sent} on the healthy shard: {event} after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker
+        .publish(healthy.id, "FinalAnswerStreamEnd", json!({}))
+        .await;
+    let rest = healthy.rest(Duration::from_secs(10)).await;
+    assert_eq!(kinds(&rest), ["FinalAnswerStreamEnd"], "{rest:?}");
+}
+
+/// A live-only session on the lost shard, with output: once its shard is
+/// back it ends with `history_lost` (what was published meanwhile is gone).
+async fn live_only_session_lost_its_history(worker: &TestWorker, stream: &mut Stream) {
+    worker
+        .publish(stream.id, "FinalAnswerStream", json!({"char": "c"}))
+        .await;
+    worker
+        .publish(stream.id, "FinalAnswerStreamEnd", json!({}))
+        .await;
+    let rest = stream.rest(Duration::from_secs(30)).await;
+    let last = rest.last().expect("an end");
+    assert_eq!(last["payload"]["code"], "history_lost", "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_master_touches_only_its_own_sessions() {
+    let mut deployment = Deployment::start(3, 1).await;
+    let (_gateway, url) = deployment
+        .gateway("gateway", &["--ack-timeout", "20s"])
+        .await;
+    let worker = TestWorker::connect(&deployment.cluster).await;
+    let (lost, mut on_lost, mut on_healthy) =
+        sessions_on_two_masters(&deployment, &url, 2, 1).await;
+    let [logged, live_only] = &mut on_lost[..] else {
+        unreachable!("two sessions on the lost master")
+    };
+    worker.emit(logged.id, "worker_ack", json!({})).await;
+    worker
+        .emit(logged.id, "FinalAnswerStream", json!({"char": "a"}))
+        .await;
+    let mut logged_events = vec![];
+    for _ in 0..2 {
+        logged_events.extend(logged.next_event(Duration::from_secs(10)).await);
+    }
+    start_live_only(&worker, std::slice::from_mut(live_only)).await;
+    start_live_only(&worker, &mut on_healthy).await;
+
+    // Redis replicates asynchronously: a session the replica has not heard
+    // of yet would be lost with its master (docs/design.md).
+    deployment.cluster.wait_for_replication(lost).await;
+    deployment.cluster.kill_master(lost).await;
+    // Through the failover (about 3 s with a 2 s node timeout).
+    healthy_session_streams_on(
+        &worker,
+        &mut on_healthy[0],
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+    )
+    .await;
+    deployment.cluster.wait_for_failover(lost).await;
+
+    for _ in 0..3 {
+        worker
+            .emit(logged.id, "FinalAnswerStream", json!({"char": "b"}))
+            .await;
+    }
+    worker
+        .emit(logged.id, "FinalAnswerStreamEnd", json!({}))
+        .await;
+    logged_events.extend(logged.rest(Duration::from_secs(30)).await);
+    assert_eq!(
+        kinds(&logged_events),
+        [
+            "worker_ack",
+            "FinalAnswerStream",
+            "FinalAnswerStream",
+            "FinalAnswerStream",
+            "FinalAnswerStream",
+            "FinalAnswerStreamEnd"
+        ],
+        "the logged session caught up, every event once: {logged_events:?}"
+    );
+    live_only_session_lost_its_history(&worker, live_only).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_master_delays_no_other_shard() {
+    let mut deployment = Deployment::start(3, 0).await;
+    let (_gateway, url) = deployment
+        .gateway("gateway", &["--ack-timeout", "30s"])
+        .await;
+    let worker = TestWorker::connect(&deployment.cluster).await;
+    let (stalled, mut on_stalled, mut on_healthy) =
+        sessions_on_two_masters(&deployment, &url, 1, 1).await;
+    start_live_only(&worker, &mut on_stalled).await;
+    start_live_only(&worker, &mut on_healthy).await;
+
+    deployment.cluster.pause_node(stalled);
+    // Longer than the gateway takes to notice (a 5 s health check, 2 s
+    // to answer), so its reconnects meet a shard that accepts but never
+    // answers.
+    healthy_session_streams_on(
+        &worker,
+        &mut on_healthy[0],
+        Duration::from_secs(12),
+        Duration::from_secs(1),
+    )
+    .await;
+    deployment.cluster.resume_node(stalled);
+    live_only_session_lost_its_history(&worker, &mut on_stalled[0]).await;
 }

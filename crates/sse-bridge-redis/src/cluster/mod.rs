@@ -17,4 +17,4 @@ mod shard;
 mod slots;
 mod subscriber;
 
-pub(crate) use subscriber::ShardedSubscriberTask;
+pub(crate) use subscriber::{ShardedSubscriberTask, link_group};
