@@ -165,6 +165,11 @@ impl LiveSession {
                 return self.machine.fail(&failure, Instant::now(), out);
             }
         }
+        if failure.code == ErrorCode::SlowConsumer {
+            // Its client cannot take what the log holds past its budget (a
+            // resume reads it): the frame ends the stream within the budget.
+            return self.machine.fail(&failure, Instant::now(), out);
+        }
         self.catching_up = true;
         while self.catching_up {
             match self.read_log_page(out).await {
