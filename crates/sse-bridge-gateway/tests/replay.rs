@@ -253,3 +253,50 @@ async fn a_follower_on_a_slow_link_replays_six_megabytes_whole() {
     );
     gw.stop().await;
 }
+
+/// The issue 18 reproduction, as an AG-UI page sees it: a run of 12,000
+/// pieces, then a reload that replays it by its run id (`RUN_ERROR
+/// history_lost` before, with the log capped at 10,000 entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ag_ui_run_of_12_000_pieces_replays_whole_by_its_run_id() {
+    const PIECES: usize = 12_000;
+    let gw = gateway(Backend::Redis, LogLimits::default()).await;
+    let run_id = format!("run-{}", sse_bridge_core::SessionId::new());
+    let input = json!({
+        "threadId": "thread-1", "runId": run_id, "state": {}, "tools": [], "context": [],
+        "forwardedProps": {},
+        "messages": [{"id": "u1", "role": "user", "content": "Write a long answer"}]
+    });
+    let response = client()
+        .post(format!("{}/v1/ag-ui", gw.url))
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The page reloads at once: the run goes on for --cancel-grace.
+    drop(response);
+    let job = gw.take_job().await;
+    emit(&gw, &job, "worker_ack", json!({})).await;
+    let mut text = String::new();
+    for i in 0..PIECES {
+        let piece = format!("{i} ");
+        emit(&gw, &job, "FinalAnswerStream", json!({ "char": piece })).await;
+        text.push_str(&piece);
+    }
+    emit(&gw, &job, "FinalAnswerStreamEnd", json!({})).await;
+    let replay = client()
+        .get(format!("{}/v1/ag-ui/runs/{run_id}/events", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(30), replay.text())
+        .await
+        .expect("the replay ends in time")
+        .unwrap();
+    let (replayed, completed) = answer_of(&body, "ag-ui");
+    assert!(completed, "RUN_FINISHED");
+    assert!(replayed == text, "the whole text, in order");
+    gw.stop().await;
+}
