@@ -265,11 +265,11 @@ impl Logs {
     fn push(&self, record: &mut Record, channel: &str, event: &Event) -> Appended {
         let id = next_id(record.last_id, unix_ms());
         record.last_id = id;
-        record.entries_bytes += event.json().len();
-        record.entries.push_back(LogEntry {
-            id,
-            event: Bytes::copy_from_slice(event.json()),
-        });
+        // Stored as the Redis log stores it (with the sender's `attempt`,
+        // which readers drop), so both bound the same bytes.
+        let stored = Bytes::from(event.to_wire());
+        record.entries_bytes += stored.len();
+        record.entries.push_back(LogEntry { id, event: stored });
         record.bound(&self.limits);
         if event.is_terminal() {
             record.meta.ended = Some(id);
