@@ -98,43 +98,59 @@ local function text_event(kind, text)
 end
 
 -- Folds the oldest appended entries into the folded head until the
--- appended ones are down to three quarters of their share, then drops the
--- folded head's oldest entries while it is over its own share.
+-- appended ones are down to three quarters of their share (at most
+-- FOLD_BATCH at a time), then drops the folded head's oldest entries while
+-- it is over its own share. A text run's pieces are gathered in a table and
+-- encoded once, when the run closes (`fold::Folder`).
 local function bound(keys, meta, tail_bytes)
   local tail_max, folded_max = tonumber(meta.tail_max), tonumber(meta.folded_max)
   if tail_bytes > tail_max then
     local target = tail_max - math.floor(tail_max / 4)
-    -- The folded head's last entry may grow: it is rewritten under its new last id.
-    local current
+    local closed, open, growth = {}, nil, 0
+    local function close()
+      if not open then return end
+      if open.kind then
+        open.json = text_event(open.kind, table.concat(open.parts))
+      end
+      -- The head's last entry, reopened and grown, replaces itself.
+      if not (open.id and open.id == open.last) then table.insert(closed, open) end
+      open = nil
+    end
+    -- The head's last entry may grow if it is a text run.
     local last = redis.call('XREVRANGE', keys[3], '+', '-', 'COUNT', 1)[1]
     if last then
       local json = field(last[2], 'e')
-      current = {id = last[1], first = field(last[2], 'f'), last = last[1], json = json}
-      current.kind, current.text = plain_piece(json)
+      local kind, text = plain_piece(json)
+      if kind then
+        open = {id = last[1], first = field(last[2], 'f'), last = last[1], kind = kind,
+          parts = {text}, length = #text, replaced = #json}
+      end
     end
-    local written, freed, growth, upto = {}, 0, 0, nil
+    local freed, upto = 0, nil
     for _, entry in ipairs(redis.call('XRANGE', keys[1], '-', '+', 'COUNT', FOLD_BATCH)) do
       if tail_bytes - freed <= target then break end
       local json = field(entry[2], 'e')
       freed, upto = freed + #json, entry[1]
       local kind, text = plain_piece(json)
-      if kind and current and current.kind == kind and #current.text + #text <= FOLDED_TEXT_MAX then
-        current.text = current.text .. text
-        growth = growth - #current.json
-        current.json = text_event(kind, current.text)
-        growth = growth + #current.json
-        current.last = entry[1]
+      if kind and open and open.kind == kind and open.length + #text <= FOLDED_TEXT_MAX then
+        table.insert(open.parts, text)
+        open.length = open.length + #text
+        open.last = entry[1]
       else
-        if current and current.last ~= current.id then table.insert(written, current) end
-        current = {first = entry[1], last = entry[1], json = json, kind = kind, text = text}
-        growth = growth + #json
+        close()
+        open = {first = entry[1], last = entry[1], kind = kind, json = json}
+        if kind then open.parts, open.length = {text}, #text end
       end
     end
-    if current and current.last ~= current.id then table.insert(written, current) end
+    close()
     if upto then
-      for _, entry in ipairs(written) do
-        if entry.id then redis.call('XDEL', keys[3], entry.id) end
+      for _, entry in ipairs(closed) do
+        if entry.id then
+          growth = growth - entry.replaced
+          redis.call('XDEL', keys[3], entry.id)
+        end
         redis.call('XADD', keys[3], entry.last, 'e', entry.json, 'f', entry.first)
+        growth = growth + #entry.json
       end
       redis.call('XTRIM', keys[1], 'MINID', successor(upto))
       redis.call('HINCRBY', keys[2], 'tail_bytes', -freed)

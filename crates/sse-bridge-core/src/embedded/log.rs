@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::bus::Router;
-use crate::log::fold::{self, Fold};
+use crate::log::fold::{self, Folder};
 use crate::log::{
     Admission, Appended, AttemptGate, Claim, Ending, FoldedEntry, LogEntry, LogId, LogLimits,
     LogPage, PageLimit, Refusal, SessionMeta,
@@ -65,27 +65,31 @@ struct Record {
 
 impl Record {
     /// Folds the oldest entries while the appended ones are over their share
-    /// (down to three quarters of it, as `functions.lua` does), then drops the
-    /// oldest folded ones while those are over theirs.
+    /// (down to three quarters of it, at most a batch at a time, as
+    /// `functions.lua` does), then drops the oldest folded ones while those
+    /// are over theirs.
     fn bound(&mut self, limits: &LogLimits) {
         if self.entries_bytes > limits.tail_bytes() {
             let target = fold::fold_target(limits.tail_bytes());
+            let mut folder = Folder::new(self.folded.back());
+            let mut batch = 0;
             while self.entries_bytes > target
+                && batch < fold::FOLD_BATCH
                 && let Some(entry) = self.entries.pop_front()
             {
                 self.entries_bytes -= entry.event.len();
-                match fold::fold(self.folded.back(), &entry) {
-                    Fold::Merge(merged) => {
-                        let last = self.folded.back_mut().expect("a merge follows an entry");
-                        self.folded_bytes =
-                            self.folded_bytes - last.event.len() + merged.event.len();
-                        *last = merged;
-                    }
-                    Fold::Append(folded) => {
-                        self.folded_bytes += folded.event.len();
-                        self.folded.push_back(folded);
-                    }
-                }
+                folder.push(&entry);
+                batch += 1;
+            }
+            let folded = folder.finish();
+            if folded.replaces_last
+                && let Some(replaced) = self.folded.pop_back()
+            {
+                self.folded_bytes -= replaced.event.len();
+            }
+            for entry in folded.entries {
+                self.folded_bytes += entry.event.len();
+                self.folded.push_back(entry);
             }
         }
         while self.folded_bytes > limits.folded_bytes()

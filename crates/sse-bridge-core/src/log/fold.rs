@@ -33,6 +33,10 @@ use crate::protocol::event_type;
 /// a replay writes at once and how much a resume inside it would repeat.
 pub const FOLDED_TEXT_MAX: usize = 8 * 1024;
 
+/// Entries folded at most at once: bounds the work of any one append (a
+/// log further over its share folds again at its next append).
+pub const FOLD_BATCH: usize = 1000;
+
 /// Once a log's appended entries are over their share (`tail_bytes`), the
 /// oldest are folded until they are down to this: folding runs once per
 /// quarter of the share, not at every append.
@@ -59,38 +63,129 @@ impl FoldedEntry {
     }
 }
 
-/// What folding one more log entry after a folded head's last entry does.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fold {
-    /// The last folded entry becomes this one (the entry's text joined it).
-    Merge(FoldedEntry),
-    /// The entry is folded as a new entry of its own.
-    Append(FoldedEntry),
+/// Folds a batch of a log's oldest entries after its folded head's last
+/// entry, in time linear in what it folds: a text run's pieces are
+/// gathered and encoded once, when the run closes.
+#[derive(Debug)]
+pub struct Folder {
+    /// The head's last entry, while it may still grow (a plain text piece).
+    reopened: Option<FoldedEntry>,
+    /// The entry being built; text runs keep their pieces until closed.
+    open: Option<Open>,
+    closed: Vec<FoldedEntry>,
 }
 
-/// Folds `entry` (the oldest of the tail) after `last`, the folded head's
-/// last entry if it has one.
-pub fn fold(last: Option<&FoldedEntry>, entry: &LogEntry) -> Fold {
-    let alone = || FoldedEntry {
-        first: entry.id,
-        last: entry.id,
-        event: entry.event.clone(),
-    };
-    let Some(piece) = plain_piece(&entry.event) else {
-        return Fold::Append(alone());
-    };
-    if let Some(last) = last
-        && let Some(run) = plain_piece(&last.event)
-        && run.event_type == piece.event_type
-        && run.text.len() + piece.text.len() <= FOLDED_TEXT_MAX
-    {
-        return Fold::Merge(FoldedEntry {
-            first: last.first,
+#[derive(Debug)]
+struct Open {
+    first: LogId,
+    last: LogId,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    Text {
+        event_type: &'static str,
+        text: String,
+    },
+    Kept(Bytes),
+}
+
+/// What a [`Folder`] made.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Folded {
+    /// The head's last entry grew: it is replaced by the first of `entries`.
+    pub replaces_last: bool,
+    /// The entries to put at the end of the folded head, oldest first.
+    pub entries: Vec<FoldedEntry>,
+}
+
+impl Folder {
+    /// A folder continuing after `last`, the folded head's last entry.
+    pub fn new(last: Option<&FoldedEntry>) -> Self {
+        let reopened = last
+            .filter(|last| plain_piece(&last.event).is_some())
+            .cloned();
+        let open = reopened.as_ref().map(|last| {
+            let piece = plain_piece(&last.event).expect("filtered above");
+            Open {
+                first: last.first,
+                last: last.last,
+                content: Content::Text {
+                    event_type: piece.event_type,
+                    text: piece.text,
+                },
+            }
+        });
+        Folder {
+            reopened,
+            open,
+            closed: Vec::new(),
+        }
+    }
+
+    /// Folds `entry`, the oldest entry of the log not folded yet.
+    pub fn push(&mut self, entry: &LogEntry) {
+        let piece = plain_piece(&entry.event);
+        if let (Some(piece), Some(open)) = (&piece, &mut self.open)
+            && let Content::Text { event_type, text } = &mut open.content
+            && *event_type == piece.event_type
+            && text.len() + piece.text.len() <= FOLDED_TEXT_MAX
+        {
+            text.push_str(&piece.text);
+            open.last = entry.id;
+            return;
+        }
+        self.close();
+        let content = match piece {
+            Some(piece) => Content::Text {
+                event_type: piece.event_type,
+                text: piece.text,
+            },
+            None => Content::Kept(entry.event.clone()),
+        };
+        self.open = Some(Open {
+            first: entry.id,
             last: entry.id,
-            event: text_event(piece.event_type, &(run.text + &piece.text)),
+            content,
         });
     }
-    Fold::Append(alone())
+
+    /// Everything folded, the last entry included.
+    pub fn finish(mut self) -> Folded {
+        self.close();
+        let mut entries = self.closed;
+        let replaces_last = match (&self.reopened, entries.first()) {
+            (Some(reopened), Some(first)) if reopened.first == first.first => {
+                if reopened.last == first.last {
+                    // Nothing joined it: it stays as it is.
+                    entries.remove(0);
+                    false
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        };
+        Folded {
+            replaces_last,
+            entries,
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(open) = self.open.take() {
+            let event = match open.content {
+                Content::Text { event_type, text } => text_event(event_type, &text),
+                Content::Kept(event) => event,
+            };
+            self.closed.push(FoldedEntry {
+                first: open.first,
+                last: open.last,
+                event,
+            });
+        }
+    }
 }
 
 /// A plain text piece, as stored in a log (the sender's `attempt` may be
@@ -211,10 +306,16 @@ mod tests {
         }
     }
 
-    fn folded(fold: Fold) -> FoldedEntry {
-        match fold {
-            Fold::Merge(entry) | Fold::Append(entry) => entry,
+    fn fold(last: Option<&FoldedEntry>, entries: &[LogEntry]) -> Folded {
+        let mut folder = Folder::new(last);
+        for entry in entries {
+            folder.push(entry);
         }
+        folder.finish()
+    }
+
+    fn text_of(entry: &FoldedEntry) -> serde_json::Value {
+        serde_json::from_slice(&entry.event).unwrap()
     }
 
     #[test]
@@ -223,33 +324,42 @@ mod tests {
             1,
             r#"{"event_type":"FinalAnswerStream","payload":{"char":"a\"é"},"attempt":"x"}"#,
         );
-        let first = folded(fold(None, &a));
-        assert_eq!((first.first, first.last), (a.id, a.id));
         let b = entry(
             2,
             r#"{"event_type": "FinalAnswerStream", "payload": {"char": "b"}}"#,
         );
-        let Fold::Merge(merged) = fold(Some(&first), &b) else {
-            panic!("pieces of one kind merge")
+        let folded = fold(None, &[a.clone(), b.clone()]);
+        assert!(!folded.replaces_last);
+        let [merged] = &folded.entries[..] else {
+            panic!("{folded:?}")
         };
         assert_eq!((merged.first, merged.last), (a.id, b.id));
-        let value: serde_json::Value = serde_json::from_slice(&merged.event).unwrap();
         assert_eq!(
-            value,
+            text_of(merged),
             serde_json::json!({"event_type": "FinalAnswerStream", "payload": {"char": "a\"éb"}})
         );
         assert_eq!(merged.to_log_entry().id, b.id);
+        // A later batch grows the head's last entry: it replaces it.
+        let c = entry(
+            3,
+            r#"{"event_type":"FinalAnswerStream","payload":{"char":"c"}}"#,
+        );
+        let later = fold(Some(merged), &[c.clone()]);
+        assert!(later.replaces_last);
+        assert_eq!(
+            (later.entries[0].first, later.entries[0].last),
+            (a.id, c.id)
+        );
+        assert_eq!(text_of(&later.entries[0])["payload"]["char"], "a\"ébc");
     }
 
     #[test]
     fn other_kinds_fields_and_events_are_kept_as_they_are() {
-        let answer = folded(fold(
-            None,
-            &entry(
-                1,
-                r#"{"event_type":"FinalAnswerStream","payload":{"char":"a"}}"#,
-            ),
-        ));
+        let answer = entry(
+            1,
+            r#"{"event_type":"FinalAnswerStream","payload":{"char":"a"}}"#,
+        );
+        let head = fold(None, &[answer]).entries.remove(0);
         for other in [
             r#"{"event_type":"AgentThoughtStream","payload":{"char":"b"}}"#,
             r#"{"event_type":"FinalAnswerStream","payload":{"char":"b","index":1}}"#,
@@ -259,33 +369,31 @@ mod tests {
             r#"{"event_type":"worker_ack","payload":{}}"#,
         ] {
             let next = entry(2, other);
-            assert_eq!(
-                fold(Some(&answer), &next),
-                Fold::Append(FoldedEntry {
-                    first: next.id,
-                    last: next.id,
-                    event: next.event.clone()
-                }),
-                "{other}"
-            );
+            let folded = fold(Some(&head), &[next.clone()]);
+            assert!(!folded.replaces_last, "{other}");
+            assert_eq!(folded.entries.len(), 1, "{other}");
+            assert_eq!(folded.entries[0].first, next.id, "{other}");
+            if !other.contains("AgentThoughtStream") {
+                assert_eq!(
+                    folded.entries[0].event, next.event,
+                    "{other}: kept as it is"
+                );
+            }
         }
     }
 
     #[test]
     fn a_folded_text_stops_growing_at_its_bound() {
         let big = "x".repeat(FOLDED_TEXT_MAX);
-        let full = folded(fold(
-            None,
-            &entry(
-                1,
-                &format!(r#"{{"event_type":"FinalAnswerStream","payload":{{"char":"{big}"}}}}"#),
-            ),
-        ));
+        let full = entry(
+            1,
+            &format!(r#"{{"event_type":"FinalAnswerStream","payload":{{"char":"{big}"}}}}"#),
+        );
         let next = entry(
             2,
             r#"{"event_type":"FinalAnswerStream","payload":{"char":"y"}}"#,
         );
-        assert!(matches!(fold(Some(&full), &next), Fold::Append(_)));
+        assert_eq!(fold(None, &[full, next]).entries.len(), 2);
     }
 
     #[test]
