@@ -13,6 +13,12 @@ use sse_bridge_core::protocol::{Event, OnDisconnect};
 use sse_bridge_core::{EventBus, SessionId};
 use sse_bridge_redis::{RedisBus, RedisConfig};
 
+/// A page larger than anything these tests log.
+const SMALL_PAGE: sse_bridge_core::log::PageLimit = sse_bridge_core::log::PageLimit {
+    entries: 10,
+    bytes: 1 << 20,
+};
+
 async fn bus(limits: LogLimits) -> RedisBus {
     let mut config = RedisConfig::new(REDIS_URL);
     config.client_name = unique("t-log");
@@ -241,17 +247,7 @@ async fn appends_that_contradict_their_event_are_refused_with_a_reason() {
             .expect_err(event);
         assert!(error.to_string().contains(reason), "{event}: {error}");
     }
-    let page = bus
-        .read(
-            id,
-            None,
-            sse_bridge_core::log::PageLimit {
-                entries: 10,
-                bytes: 1 << 20,
-            },
-        )
-        .await
-        .unwrap();
+    let page = bus.read(id, None, SMALL_PAGE).await.unwrap();
     assert!(page.entries.is_empty(), "nothing was logged");
 }
 
@@ -298,17 +294,7 @@ async fn version_1_workers_append_beside_version_2_gateways() {
         live.recv().await,
         sse_bridge_core::Delivery::Message(_)
     ));
-    let page = bus
-        .read(
-            id,
-            None,
-            sse_bridge_core::log::PageLimit {
-                entries: 10,
-                bytes: 1 << 20,
-            },
-        )
-        .await
-        .unwrap();
+    let page = bus.read(id, None, SMALL_PAGE).await.unwrap();
     assert_eq!(page.entries.len(), 1);
     assert_eq!(page.entries[0].id.to_string(), reply.1);
 }
