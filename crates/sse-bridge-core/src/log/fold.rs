@@ -344,7 +344,7 @@ mod tests {
             3,
             r#"{"event_type":"FinalAnswerStream","payload":{"char":"c"}}"#,
         );
-        let later = fold(Some(merged), &[c.clone()]);
+        let later = fold(Some(merged), std::slice::from_ref(&c));
         assert!(later.replaces_last);
         assert_eq!(
             (later.entries[0].first, later.entries[0].last),
@@ -369,7 +369,7 @@ mod tests {
             r#"{"event_type":"worker_ack","payload":{}}"#,
         ] {
             let next = entry(2, other);
-            let folded = fold(Some(&head), &[next.clone()]);
+            let folded = fold(Some(&head), std::slice::from_ref(&next));
             assert!(!folded.replaces_last, "{other}");
             assert_eq!(folded.entries.len(), 1, "{other}");
             assert_eq!(folded.entries[0].first, next.id, "{other}");
