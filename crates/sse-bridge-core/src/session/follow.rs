@@ -8,10 +8,9 @@
 //! then replays the log after the cursor, then goes live, dropping live
 //! copies of what it replayed: no gap between replay and live, no duplicate.
 
-use tokio::time::Instant;
-
+use super::patience::Patience;
 use super::stream::LiveSession;
-use super::{SessionContext, StartError, chat_alias, patiently, run_alias};
+use super::{SessionContext, StartError, chat_alias, run_alias};
 use crate::error::BrokerError;
 use crate::format::Format;
 use crate::log::{LogId, PageLimit};
@@ -103,8 +102,9 @@ async fn open(
     let slot = ctx.limit.try_take(principal)?;
     let bounded = |e: BrokerError| FollowError::Unavailable(StartError::Subscribe(e));
     let timeout = ctx.start_timeout;
-    let deadline = Instant::now() + timeout;
-    let meta = patiently(deadline, timeout, || ctx.bus.meta(id))
+    let patience = Patience::new(timeout);
+    let meta = patience
+        .run(|| ctx.bus.meta(id))
         .await
         .map_err(bounded)?
         .filter(|meta| meta.principal == principal)
@@ -138,7 +138,8 @@ async fn open(
         None => None,
     };
     let channel = id.event_channel();
-    let subscription = patiently(deadline, timeout, || ctx.bus.subscribe(&channel))
+    let subscription = patience
+        .run(|| ctx.bus.subscribe(&channel))
         .await
         .map_err(bounded)?;
     // Counted before replaying, so a pending cancel_grace sees this reader.

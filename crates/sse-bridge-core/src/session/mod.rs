@@ -7,10 +7,11 @@
 //! * [`follow`] (`follow.rs`) opens a follower's stream: replay the log
 //!   after `Last-Event-ID`, then live.
 //! * Either becomes the response body through [`LiveSession::into_stream`]
-//!   (`stream.rs`), which drives the [`machine::SessionMachine`] over the
-//!   subscription and the log.
-//! * [`cancel`] (`cancel.rs`): `DELETE`, gateway-decided ends and what
-//!   happens when a client leaves (`cancel_grace`).
+//!   (`stream/`), which drives the [`machine::SessionMachine`] over the
+//!   subscription and the log (`stream/catch_up.rs`: the log side).
+//! * [`cancel`] (`cancel.rs`): `DELETE`, gateway-decided ends, what happens
+//!   when a client leaves (`cancel_grace`) and when its gateway crashed.
+//! * `patience.rs`: starts and follows wait out a broker blip.
 
 mod cancel;
 mod coalesce;
@@ -18,12 +19,12 @@ mod follow;
 mod limit;
 pub mod machine;
 mod outbox;
+mod patience;
 mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BrokerError;
@@ -31,6 +32,7 @@ use crate::format::Format;
 use crate::log::{Claim, EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
+use patience::Patience;
 
 pub use cancel::{CancelError, cancel, sweep_orphans};
 pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
@@ -158,7 +160,7 @@ async fn start_with_id(
 ) -> Result<LiveSession, StartError> {
     let slot = ctx.limit.try_take(principal)?;
     let timeout = ctx.start_timeout;
-    let deadline = Instant::now() + timeout;
+    let patience = Patience::new(timeout);
     let mut meta = SessionMeta::new(
         principal,
         presentation.format.as_str(),
@@ -167,14 +169,15 @@ async fn start_with_id(
     meta.thread_id = presentation.thread_id;
     meta.run_id = presentation.run_id;
     meta.chat_id = presentation.chat_id;
-    record(ctx, id, &meta, deadline).await?;
+    record(ctx, id, &meta, patience).await?;
     let channel = id.event_channel();
-    let subscription = patiently(deadline, timeout, || ctx.bus.subscribe(&channel))
+    let subscription = patience
+        .run(|| ctx.bus.subscribe(&channel))
         .await
         .map_err(StartError::Subscribe)?;
     let model_alias = request.model_alias().map(str::to_owned);
     let job = Job::new(id, request);
-    let dispatched = patiently(deadline, timeout, || ctx.dispatcher.dispatch(&job)).await;
+    let dispatched = patience.run(|| ctx.dispatcher.dispatch(&job)).await;
     if let Err(error) = dispatched {
         let never_ran = Event::error(
             ErrorCode::BrokerUnavailable,
@@ -193,43 +196,6 @@ async fn start_with_id(
     ))
 }
 
-/// Runs a step of a session's start until it succeeds, fails for good, or
-/// `deadline` passes (`BrokerError::Timeout(timeout)` then). A broker link
-/// that is reconnecting — a restart, a failover — answers `Unavailable` for
-/// a moment: the step is tried again after a short pause, so the blip delays
-/// new sessions instead of refusing them. Every step is safe to repeat
-/// (metadata and aliases are overwritten, a subscription is only confirmed
-/// or absent, and a job dispatched twice is run once: PROTOCOL §4's attempts).
-pub(super) async fn patiently<T, F, Fut>(
-    deadline: Instant,
-    timeout: Duration,
-    mut step: F,
-) -> Result<T, BrokerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, BrokerError>>,
-{
-    let mut pause = RETRY_FIRST_PAUSE;
-    loop {
-        match tokio::time::timeout_at(deadline, step()).await {
-            Err(_) => return Err(BrokerError::Timeout(timeout)),
-            Ok(Err(BrokerError::Unavailable(why))) => {
-                if Instant::now() + pause >= deadline {
-                    return Err(BrokerError::Unavailable(why));
-                }
-                tracing::debug!("broker unavailable ({why}); trying again in {pause:?}");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RETRY_LONGEST_PAUSE);
-            }
-            Ok(result) => return result,
-        }
-    }
-}
-
-/// Pauses between tries of a start step while the broker is unavailable.
-const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(25);
-const RETRY_LONGEST_PAUSE: Duration = Duration::from_millis(250);
-
 /// Claims the aliases a new session's client knows it by, then writes its
 /// metadata. Claims come first so that a name another principal holds
 /// refuses the session before anything of it exists.
@@ -237,9 +203,8 @@ async fn record(
     ctx: &SessionContext,
     id: SessionId,
     meta: &SessionMeta,
-    deadline: Instant,
+    patience: Patience,
 ) -> Result<(), StartError> {
-    let timeout = ctx.start_timeout;
     let chat = meta
         .chat_id
         .as_deref()
@@ -249,16 +214,16 @@ async fn record(
         .as_deref()
         .map(|run_id| (run_alias(run_id), NameTaken::RunId));
     for (alias, taken) in [chat, run].into_iter().flatten() {
-        let claim = patiently(deadline, timeout, || {
-            ctx.bus.claim_alias(&alias, &meta.principal, id)
-        })
-        .await;
+        let claim = patience
+            .run(|| ctx.bus.claim_alias(&alias, &meta.principal, id))
+            .await;
         match claim.map_err(StartError::Record)? {
             Claim::Bound => {}
             Claim::Taken => return Err(StartError::NameTaken(taken)),
         }
     }
-    patiently(deadline, timeout, || ctx.bus.create(id, meta))
+    patience
+        .run(|| ctx.bus.create(id, meta))
         .await
         .map_err(StartError::Record)
 }
