@@ -30,8 +30,12 @@ use crate::presence::followers_field;
 /// The function library, loaded with `FUNCTION LOAD REPLACE`.
 pub const FUNCTIONS: &str = include_str!("functions.lua");
 
-/// What its functions' names start with: the library's version.
-const VERSION: &str = "sse_bridge_v2";
+/// A function of the library, named with its version (`functions.lua`).
+macro_rules! versioned {
+    ($name:literal) => {
+        concat!("sse_bridge_v2_", $name)
+    };
+}
 
 /// What a version 1 worker caps a session's log at (it reads `max_len` from
 /// the metadata): effectively nothing, since this version bounds logs in
@@ -61,23 +65,42 @@ fn aliased_session(value: &str) -> Option<SessionId> {
     session.parse().ok()
 }
 
-/// The library's functions that take a session's keys.
+/// The library's functions.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Function {
     Append,
     End,
     Read,
+    Follow,
+    Claim,
+}
+
+impl Function {
+    fn name(self) -> &'static str {
+        match self {
+            Function::Append => versioned!("append"),
+            Function::End => versioned!("end"),
+            Function::Read => versioned!("read"),
+            Function::Follow => versioned!("follow"),
+            Function::Claim => versioned!("claim"),
+        }
+    }
+
+    /// `FCALL <function>`, or `FCALL_RO` for the read-only one.
+    fn call(self) -> redis::Cmd {
+        let command = if self == Function::Read {
+            "FCALL_RO"
+        } else {
+            "FCALL"
+        };
+        redis::cmd(command).arg(self.name()).to_owned()
+    }
 }
 
 /// `FCALL <function> 3 <log key> <meta key> <folded key>` with the session's names.
 fn fcall(function: Function, keyspace: Keyspace, id: SessionId) -> redis::Cmd {
-    let (command, name) = match function {
-        Function::Append => ("FCALL", "append"),
-        Function::End => ("FCALL", "end"),
-        Function::Read => ("FCALL_RO", "read"),
-    };
-    redis::cmd(command)
-        .arg(format!("{VERSION}_{name}"))
+    function
+        .call()
         .arg(3)
         .arg(keyspace.log_key(id))
         .arg(keyspace.meta_key(id))
@@ -125,7 +148,7 @@ impl RedisBus {
             .to_owned();
         let reply: Value = self.commands().query(&append).await?;
         let Value::Array(parts) = &reply else {
-            return Err(unexpected("sse_bridge_v2_append", &reply));
+            return Err(unexpected(Function::Append.name(), &reply));
         };
         let receivers = || parts.get(2).and_then(int).unwrap_or_default().max(0) as u64;
         match (parts.first().and_then(int), parts.get(1)) {
@@ -134,7 +157,7 @@ impl RedisBus {
                     id,
                     receivers: receivers(),
                 }),
-                None => Err(unexpected("sse_bridge_v2_append", &reply)),
+                None => Err(unexpected(Function::Append.name(), &reply)),
             },
             (Some(2), _) => Ok(Appended::Published {
                 receivers: receivers(),
@@ -142,8 +165,8 @@ impl RedisBus {
             (Some(0), Some(reason)) => text(reason)
                 .and_then(|r| Refusal::from_label(&r))
                 .map(Appended::Refused)
-                .ok_or_else(|| unexpected("sse_bridge_v2_append", &reply)),
-            _ => Err(unexpected("sse_bridge_v2_append", &reply)),
+                .ok_or_else(|| unexpected(Function::Append.name(), &reply)),
+            _ => Err(unexpected(Function::Append.name(), &reply)),
         }
     }
 }
@@ -237,7 +260,7 @@ impl EventLog for RedisBus {
             .arg(limit.bytes)
             .to_owned();
         let reply: Value = self.commands().query(&read).await?;
-        let bad = || unexpected("sse_bridge_v2_read", &reply);
+        let bad = || unexpected(Function::Read.name(), &reply);
         let Value::Array(parts) = &reply else {
             return Err(bad());
         };
@@ -291,14 +314,14 @@ impl EventLog for RedisBus {
             .to_owned();
         let reply: Value = self.commands().query(&end).await?;
         let Value::Array(parts) = &reply else {
-            return Err(unexpected("sse_bridge_v2_end", &reply));
+            return Err(unexpected(Function::End.name(), &reply));
         };
         let ended_id = parts.get(1).and_then(log_id);
         match (parts.first().and_then(int), ended_id) {
             (Some(0), _) => Ok(Ending::Unknown),
             (Some(1), Some(id)) => Ok(Ending::Appended(id)),
             (Some(2), Some(id)) => Ok(Ending::AlreadyEnded(id)),
-            _ => Err(unexpected("sse_bridge_v2_end", &reply)),
+            _ => Err(unexpected(Function::End.name(), &reply)),
         }
     }
 
@@ -309,8 +332,8 @@ impl EventLog for RedisBus {
         id: SessionId,
     ) -> Result<Claim, BrokerError> {
         let ttl_ms = self.log_limits().ttl.as_millis() as u64;
-        let claim = redis::cmd("FCALL")
-            .arg(format!("{VERSION}_claim"))
+        let claim = Function::Claim
+            .call()
             .arg(1)
             .arg(alias_key(alias))
             .arg(owner)
@@ -321,7 +344,7 @@ impl EventLog for RedisBus {
         match int(&reply) {
             Some(1) => Ok(Claim::Bound),
             Some(0) => Ok(Claim::Taken),
-            _ => Err(unexpected("sse_bridge_v2_claim", &reply)),
+            _ => Err(unexpected(Function::Claim.name(), &reply)),
         }
     }
 
@@ -333,8 +356,8 @@ impl EventLog for RedisBus {
 
     async fn add_followers(&self, id: SessionId, delta: i64) -> Result<Option<i64>, BrokerError> {
         let presence = self.presence();
-        let follow = redis::cmd("FCALL")
-            .arg(format!("{VERSION}_follow"))
+        let follow = Function::Follow
+            .call()
             .arg(1)
             .arg(self.keyspace().meta_key(id))
             .arg(delta)
