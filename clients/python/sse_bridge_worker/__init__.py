@@ -6,7 +6,7 @@ redis-py:
 
 * :func:`publish_event` / :func:`publish_event_async` (``publish.py``) —
   one event to a session, logged and published by the gateway's own Redis
-  function (``FCALL sse_bridge_v2_append``), for a worker loop of your own;
+  function (``FCALL sse_bridge_v3_append``), for a worker loop of your own;
 * :class:`AsyncWorker` / :class:`Worker` (``worker.py``, over
   ``engine.py``, ``queue.py``, ``control.py``) — the whole worker loop
   around a handler: consumer group, one attempt per delivery,

@@ -1,9 +1,9 @@
-#!lua name=sse_bridge_v2
+#!lua name=sse_bridge_v3
 -- sse-bridge's session log (PROTOCOL §4) as Redis functions, loaded by every
 -- sse-bridge gateway and worker at connect, so any worker, in any language,
 -- appends an event with one call:
 --
---   FCALL sse_bridge_v2_append 3 sse_events:<id> sse_session_meta:<id> sse_folded:<id> <event json> <event_type> <attempt> [<key> [again]]
+--   FCALL sse_bridge_v3_append 3 sse_events:<id> sse_session_meta:<id> sse_folded:<id> <event json> <event_type> <attempt> [<key> [again]]
 --
 -- (on a Redis Cluster the names carry the id as a hash tag: `sse_events:{<id>}` ...).
 --
@@ -11,7 +11,8 @@
 -- function's, so gateways and workers of two versions run side by side
 -- during a rolling deploy, each calling its own (`FUNCTION LOAD REPLACE`
 -- replaces only the library of the same version). Version 1 (`sse_bridge`,
--- `sse_bridge_append 2 <log> <meta> ...`) capped logs by entries.
+-- `sse_bridge_append 2 <log> <meta> ...`) capped logs by entries; version 2
+-- knew no `interrupt` (PROTOCOL §8) and no thread records.
 --
 -- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON,
 -- `k` = an idempotency key) holds the events as they were appended; the
@@ -33,7 +34,7 @@ local FOLDED_TEXT_MAX = 8192
 local FOLD_BATCH = 1000
 
 local function is_terminal(event_type)
-  return event_type == 'FinalAnswerStreamEnd' or event_type == 'error'
+  return event_type == 'FinalAnswerStreamEnd' or event_type == 'error' or event_type == 'interrupt'
 end
 
 local function refresh(keys, ttl_ms)
@@ -358,17 +359,17 @@ local function follow(keys, args)
   return redis.call('HINCRBY', keys[1], 'followers:' .. args[2], args[1])
 end
 
-redis.register_function('sse_bridge_v2_append', append)
-redis.register_function('sse_bridge_v2_end', finish)
-redis.register_function{function_name = 'sse_bridge_v2_read', callback = read, flags = {'no-writes'}}
-redis.register_function('sse_bridge_v2_follow', follow)
+redis.register_function('sse_bridge_v3_append', append)
+redis.register_function('sse_bridge_v3_end', finish)
+redis.register_function{function_name = 'sse_bridge_v3_read', callback = read, flags = {'no-writes'}}
+redis.register_function('sse_bridge_v3_follow', follow)
 
 -- Aliases: the client-chosen names of sessions (`sse_alias:chat:<chat id>`,
 -- `sse_alias:ag-ui-run:<run id>`), each held by the principal that first
 -- used it. The value is `<owner>\n<session id>` (a value without a newline,
 -- from a gateway before owners, counts as unowned).
 --
---   FCALL sse_bridge_v2_claim 1 sse_alias:<alias> <owner> <session id> <ttl ms>
+--   FCALL sse_bridge_v3_claim 1 sse_alias:<alias> <owner> <session id> <ttl ms>
 --
 -- Binds the alias to the session for ttl ms unless another principal holds
 -- it (one key: Cluster-safe). Returns 1 (bound) or 0 (taken, unchanged).
@@ -384,4 +385,26 @@ local function claim(keys, args)
   return 1
 end
 
-redis.register_function('sse_bridge_v2_claim', claim)
+redis.register_function('sse_bridge_v3_claim', claim)
+
+-- Threads (PROTOCOL §8): a conversation's record, `sse_thread:<thread id>`,
+-- a hash of `rev` (its revision) and `record` (JSON written by the gateway).
+-- The gateway decides every change with one pure rule (sse-bridge-core's
+-- `thread::rule`) and writes it here only if nobody wrote in between:
+--
+--   FCALL sse_bridge_v3_thread_put 1 sse_thread:<id> <expected rev> <record json> <ttl ms>
+--
+-- <expected rev> is the revision the rule read ('' for a thread that did
+-- not exist). Returns the new revision, or 0 (another write came first: the
+-- caller reads again and re-applies its rule). One key: Cluster-safe.
+local function thread_put(keys, args)
+  local expected, record, ttl_ms = args[1], args[2], args[3]
+  local rev = redis.call('HGET', keys[1], 'rev')
+  if (rev or '') ~= expected then return 0 end
+  local next_rev = (tonumber(rev) or 0) + 1
+  redis.call('HSET', keys[1], 'rev', next_rev, 'record', record)
+  redis.call('PEXPIRE', keys[1], ttl_ms)
+  return next_rev
+end
+
+redis.register_function('sse_bridge_v3_thread_put', thread_put)

@@ -1,6 +1,6 @@
 """``publish_event``: one event from a worker to its session (PROTOCOL §4).
 
-One ``FCALL sse_bridge_v2_append`` appends the event to the session's log
+One ``FCALL sse_bridge_v3_append`` appends the event to the session's log
 (``sse_events:<id>``) and publishes it on ``sse_session:<id>`` in one atomic
 step, applying the attempt rule on the way: the log refuses events of an
 attempt that has not sent ``worker_ack`` or that the session does not
@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 #: The library version's append (``functions.lua``: names carry the version).
-APPEND_FUNCTION = "sse_bridge_v2_append"
-#: ARGV[5] of ``sse_bridge_v2_append``: answer an entry already carrying the
+APPEND_FUNCTION = "sse_bridge_v3_append"
+#: ARGV[5] of ``sse_bridge_v3_append``: answer an entry already carrying the
 #: idempotency key instead of appending the event again.
 DEDUPLICATE = "again"
 #: ``FinalAnswerStreamEnd`` and ``error`` end a session.
@@ -112,7 +112,7 @@ def _text(value: Union[bytes, str]) -> str:
 
 
 class _AppendCall:
-    """The arguments of one ``sse_bridge_v2_append`` and the reading of its reply."""
+    """The arguments of one ``sse_bridge_v3_append`` and the reading of its reply."""
 
     def __init__(
         self,

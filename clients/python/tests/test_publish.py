@@ -102,7 +102,7 @@ def test_events_follow_the_attempt_rule_and_reach_the_client(gateway: Gateway) -
 
 
 class ReplyDroppingProxy:
-    """A TCP proxy to Redis that, once, lets an ``sse_bridge_v2_append`` reach
+    """A TCP proxy to Redis that, once, lets an ``sse_bridge_v3_append`` reach
     Redis but closes the connection instead of passing on its reply: the
     publish ran, and the client cannot know."""
 
@@ -141,7 +141,7 @@ class ReplyDroppingProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if to_redis and b"sse_bridge_v2_append" in data:
+                if to_redis and b"sse_bridge_v3_append" in data:
                     append_sent.set()
                 if not to_redis and append_sent.is_set() and self.dropped_replies == 0:
                     self.dropped_replies += 1
@@ -220,6 +220,6 @@ def test_the_library_is_loaded_where_it_is_missing(bare_redis: redis.Redis) -> N
     )
     published = publish_event(bare_redis, sid, "worker_ack", {}, attempt="a")
     assert published.logged
-    (library,) = bare_redis.function_list()  # [b"library_name", b"sse_bridge_v2", ...]
-    assert library[library.index(b"library_name") + 1] == b"sse_bridge_v2"
+    (library,) = bare_redis.function_list()  # [b"library_name", b"sse_bridge_v3", ...]
+    assert library[library.index(b"library_name") + 1] == b"sse_bridge_v3"
     assert bare_redis.xlen(log_key(sid)) == 1

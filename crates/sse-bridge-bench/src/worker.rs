@@ -2,7 +2,7 @@
 //! own consumer group and sends each session's events the way PROTOCOL.md
 //! asks of a worker — so any conforming gateway (ours, the Python reference)
 //! can be driven. [`Mode`] picks how: a plain `PUBLISH` (live only), or
-//! `FCALL sse_bridge_v2_append` (logged in the session's Stream and published in
+//! `FCALL sse_bridge_v3_append` (logged in the session's Stream and published in
 //! one call; sse-bridge only). Anything the worker could not deliver — a
 //! failed command, a refused append — is counted in its [`Faults`].
 //!
@@ -32,7 +32,7 @@ pub enum Mode {
     /// (cluster: `SPUBLISH sse_session:{<id>} <json>`).
     #[default]
     Pubsub,
-    /// `FCALL sse_bridge_v2_append`: appended to `sse_events:{id}` and
+    /// `FCALL sse_bridge_v3_append`: appended to `sse_events:{id}` and
     /// published in one server-side call, under an attempt id per session.
     Resumable,
 }
@@ -338,7 +338,7 @@ impl Emitter {
             }
             Mode::Resumable => {
                 let reply: Value = redis::cmd("FCALL")
-                    .arg("sse_bridge_v2_append")
+                    .arg("sse_bridge_v3_append")
                     .arg(3)
                     .arg(&self.log_key)
                     .arg(&self.meta_key)
@@ -348,14 +348,14 @@ impl Emitter {
                     .arg(&self.attempt)
                     .query_async(&mut self.redis)
                     .await
-                    .map_err(|e| format!("FCALL sse_bridge_v2_append failed: {e}"))?;
+                    .map_err(|e| format!("FCALL sse_bridge_v3_append failed: {e}"))?;
                 appended(&reply).map_err(|why| format!("{event_type}: {why}"))
             }
         }
     }
 }
 
-/// Reads `sse_bridge_v2_append`'s reply: `[1, log id, receivers]` (logged) and
+/// Reads `sse_bridge_v3_append`'s reply: `[1, log id, receivers]` (logged) and
 /// `[2, "", receivers]` (published only) are deliveries; `[0, reason]` is a
 /// refusal.
 fn appended(reply: &Value) -> Result<(), String> {

@@ -21,6 +21,8 @@
 //! * [`format`] — output formats: an [`format::Encoder`] per stream turns
 //!   events into native, AG-UI or AI SDK frames.
 //! * [`sse`] — `id:`/`data:` framing: events go out to the client here.
+//! * [`thread`] — threads, interrupts and resume (PROTOCOL §8): the thread
+//!   record, the pure rule deciding each change, the [`thread::ThreadStore`].
 //! * [`embedded`] — in-process bus and queue, the single-binary default.
 //!   Redis and Kafka backends live in their own crates behind the same traits.
 //! * [`pipe`] — the queue between the bus, a session's driver and its
@@ -38,6 +40,7 @@ pub mod protocol;
 pub mod queue;
 pub mod session;
 pub mod sse;
+pub mod thread;
 
 pub use bus::{Delivery, EventBus, Subscription, SubscriptionBound};
 pub use error::BrokerError;

@@ -3,9 +3,9 @@
 //!
 //! Every call is one round trip on the bus's command connection: appends
 //! and gateway ends are `FCALL`s (log, attempt rule, bound and PUBLISH in
-//! one atomic step), reads are `FCALL_RO sse_bridge_v2_read`, metadata is
+//! one atomic step), reads are `FCALL_RO sse_bridge_v3_read`, metadata is
 //! one `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look
-//! up; an alias is claimed by `FCALL sse_bridge_v2_claim` (one key) and
+//! up; an alias is claimed by `FCALL sse_bridge_v3_claim` (one key) and
 //! resolved by one `GET`. The function library is (re)loaded on every new
 //! command connection, so a Redis restarted without persistence gets it back
 //! with the first command; its name carries its version, so loading it
@@ -33,7 +33,7 @@ pub const FUNCTIONS: &str = include_str!("functions.lua");
 /// A function of the library, named with its version (`functions.lua`).
 macro_rules! versioned {
     ($name:literal) => {
-        concat!("sse_bridge_v2_", $name)
+        concat!("sse_bridge_v3_", $name)
     };
 }
 

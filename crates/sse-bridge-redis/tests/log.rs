@@ -118,7 +118,7 @@ async fn any_client_appends_with_one_fcall() {
     let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let reply: (i64, String, i64) = redis::cmd("FCALL")
-        .arg("sse_bridge_v2_append")
+        .arg("sse_bridge_v3_append")
         .arg(3)
         .arg(format!("sse_events:{id}"))
         .arg(format!("sse_session_meta:{id}"))
@@ -199,7 +199,7 @@ async fn appends_that_contradict_their_event_are_refused_with_a_reason() {
     let mut conn = plain(REDIS_URL).await;
     let append = |event: &str, event_type: &str, attempt: &str| {
         redis::cmd("FCALL")
-            .arg("sse_bridge_v2_append")
+            .arg("sse_bridge_v3_append")
             .arg(3)
             .arg(id.log_key())
             .arg(id.meta_key())
@@ -275,7 +275,7 @@ async fn version_1_workers_append_beside_version_2_gateways() {
         .unwrap();
     let listed = format!("{libraries:?}");
     assert!(
-        listed.contains("sse_bridge_v2") && listed.contains("\"sse_bridge\""),
+        listed.contains("sse_bridge_v3") && listed.contains("\"sse_bridge\""),
         "{listed}"
     );
     let reply: (i64, String, i64) = redis::cmd("FCALL")

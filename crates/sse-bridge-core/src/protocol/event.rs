@@ -284,11 +284,11 @@ impl Event {
         wire
     }
 
-    /// `FinalAnswerStreamEnd` or `error`: the session's last event.
+    /// `FinalAnswerStreamEnd`, `error` or `interrupt`: the session's last event.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.event_type(),
-            event_type::ANSWER_END | event_type::ERROR
+            event_type::ANSWER_END | event_type::ERROR | event_type::INTERRUPT
         )
     }
 }

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::thread::{InvalidThreadId, ResumeEntry, ThreadId};
+
 mod event;
 
 pub use event::{Event, MalformedEvent, reserved};
@@ -35,6 +37,8 @@ pub mod event_type {
     pub const ANSWER: &str = "FinalAnswerStream";
     pub const ANSWER_END: &str = "FinalAnswerStreamEnd";
     pub const ERROR: &str = "error";
+    /// Terminal, not an error: the run waits for outside input (PROTOCOL §8).
+    pub const INTERRUPT: &str = "interrupt";
     /// Control message, gateway → worker.
     pub const CANCEL: &str = "cancel";
 }
@@ -197,6 +201,16 @@ pub struct Job {
     pub request: SessionRequest,
     /// Unix milliseconds.
     pub created_at: u64,
+    /// A resume (PROTOCOL §8): the interrupted run this one continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<SessionId>,
+    /// The interrupted run's request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_request: Option<Map<String, Value>>,
+    /// The interrupts `request.resume` answers, as the worker sent them (an
+    /// extension: a stateless worker learns what it asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupts: Option<Vec<Value>>,
 }
 
 impl Job {
@@ -205,6 +219,9 @@ impl Job {
             session_id,
             request,
             created_at: unix_ms(),
+            parent_session_id: None,
+            parent_request: None,
+            interrupts: None,
         }
     }
 
@@ -271,6 +288,12 @@ pub enum InvalidRequest {
     ModelAliasNotString,
     #[error("on_disconnect must be \"cancel\" or \"continue\"")]
     BadOnDisconnect,
+    #[error("thread_id: {0}")]
+    BadThreadId(crate::thread::InvalidThreadId),
+    #[error("{0}")]
+    BadResume(String),
+    #[error("resume needs the thread_id of the interrupted run")]
+    ResumeWithoutThread,
     /// An AG-UI or AI SDK body that is not what its client sends.
     #[error("{0}")]
     Input(String),
@@ -292,7 +315,10 @@ impl SessionRequest {
         let Value::Object(body) = value else {
             return Err(InvalidRequest::NotObject);
         };
+        let resuming = body.get("resume").is_some_and(|v| !v.is_null());
         match body.get("user_query") {
+            // A resume continues its parent's query (the gateway fills it in).
+            None | Some(Value::Null) if resuming => {}
             None | Some(Value::Null) => return Err(InvalidRequest::MissingQuery),
             Some(Value::String(q)) if q.trim().is_empty() => {
                 return Err(InvalidRequest::EmptyQuery);
@@ -305,7 +331,36 @@ impl SessionRequest {
         }
         let request = SessionRequest { body };
         request.on_disconnect_checked()?;
+        let thread = request.thread_id()?;
+        if request.resume()?.is_some() && thread.is_none() {
+            return Err(InvalidRequest::ResumeWithoutThread);
+        }
         Ok(request)
+    }
+
+    /// `thread_id`, when the run belongs to a thread (PROTOCOL §8).
+    pub fn thread_id(&self) -> Result<Option<ThreadId>, InvalidRequest> {
+        match self.body.get("thread_id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(id)) => id.parse().map(Some).map_err(InvalidRequest::BadThreadId),
+            Some(_) => Err(InvalidRequest::BadThreadId(InvalidThreadId)),
+        }
+    }
+
+    /// `resume`: the entries answering the thread's open interrupts.
+    pub fn resume(&self) -> Result<Option<Vec<ResumeEntry>>, InvalidRequest> {
+        match self.body.get("resume") {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => ResumeEntry::parse_all(value)
+                .map(Some)
+                .map_err(InvalidRequest::BadResume),
+        }
+    }
+
+    /// Sets a field the gateway decides (`thread_id`, `resume`, `user_query`
+    /// of a resume), keeping the request valid.
+    pub fn set(&mut self, field: &str, value: Value) {
+        self.body.insert(field.to_owned(), value);
     }
 
     pub fn user_query(&self) -> &str {

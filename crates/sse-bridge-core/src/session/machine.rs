@@ -95,6 +95,8 @@ pub enum Outcome {
     Failed(ErrorCode),
     /// An `error` event with a code the gateway does not know (a worker's).
     WorkerError,
+    /// An `interrupt` was forwarded: the run waits for outside input.
+    Interrupted,
 }
 
 impl Outcome {
@@ -103,6 +105,7 @@ impl Outcome {
         match self {
             Outcome::Completed => "completed",
             Outcome::WorkerError => "worker_error",
+            Outcome::Interrupted => "interrupted",
             Outcome::Failed(code) => code.as_str(),
         }
     }
@@ -562,6 +565,7 @@ impl SessionMachine {
         match event.event_type() {
             event_type::ANSWER_END => self.finish(Outcome::Completed),
             event_type::ERROR => self.finish(error_outcome(event)),
+            event_type::INTERRUPT => self.finish(Outcome::Interrupted),
             _ => Progress::Continue,
         }
     }
