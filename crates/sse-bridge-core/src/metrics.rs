@@ -38,12 +38,30 @@ pub const REDIS_RECONNECTS: &str = "sse_bridge_redis_reconnects_total";
 /// Channels this process is subscribed to (set when `/metrics` is scraped).
 pub const BUS_CHANNELS: &str = "sse_bridge_event_bus_channels";
 
+/// Runs that ended with an `interrupt` (PROTOCOL §8), recorded on their thread.
+pub const INTERRUPTS_RAISED: &str = "sse_bridge_interrupts_raised_total";
+/// Resumes, by status: `accepted`, or why refused (`conflict`, `unknown`,
+/// `expired`, `not_found`).
+pub const RESUMES: &str = "sse_bridge_resumes_total";
+/// Thread record writes that lost a race with another gateway's and were
+/// re-decided (two resumes of one interrupt show here).
+pub const THREAD_WRITE_CONFLICTS: &str = "sse_bridge_thread_write_conflicts_total";
+
 /// Registers help texts, so `/metrics` explains itself.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(SESSIONS_STARTED, "Sessions whose job was dispatched");
     describe_gauge!(SESSIONS_ACTIVE, "Sessions currently streaming");
     describe_counter!(SESSIONS_ENDED, "Sessions ended, by outcome and format");
+    describe_counter!(
+        INTERRUPTS_RAISED,
+        "Runs that ended waiting for outside input (interrupt), recorded on their thread"
+    );
+    describe_counter!(RESUMES, "Resumes of interrupted threads, by status");
+    describe_counter!(
+        THREAD_WRITE_CONFLICTS,
+        "Thread record writes re-decided after another gateway wrote first"
+    );
     describe_histogram!(
         ACK_SECONDS,
         Unit::Seconds,

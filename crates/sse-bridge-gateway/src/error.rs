@@ -4,7 +4,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sse_bridge_core::protocol::InvalidRequest;
+use sse_bridge_core::session::threads::ThreadError;
 use sse_bridge_core::session::{CancelError, FollowError, NameTaken, StartError};
+use sse_bridge_core::thread::ThreadRefusal;
 
 /// Every way a request can fail before its stream starts.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,11 @@ pub enum ApiError {
     LogUnavailable(sse_bridge_core::BrokerError),
     #[error("not found")]
     NotFound,
+    /// A run refused by its thread (PROTOCOL §8): 404, 409, 410 or 422.
+    #[error(transparent)]
+    Thread(ThreadRefusal),
+    #[error(transparent)]
+    ThreadUnavailable(ThreadError),
     #[error("method not allowed")]
     MethodNotAllowed,
 }
@@ -53,6 +60,13 @@ impl ApiError {
             ApiError::NameTaken(_) => StatusCode::CONFLICT,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Thread(refusal) => match refusal {
+                ThreadRefusal::NotFound => StatusCode::NOT_FOUND,
+                ThreadRefusal::Taken | ThreadRefusal::AlreadyAnswered(_) => StatusCode::CONFLICT,
+                ThreadRefusal::Unknown(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                ThreadRefusal::Expired(_) => StatusCode::GONE,
+            },
+            ApiError::ThreadUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -63,7 +77,17 @@ impl From<StartError> for ApiError {
         match error {
             StartError::PrincipalAtCapacity => ApiError::TooManySessions,
             StartError::NameTaken(taken) => ApiError::NameTaken(taken),
+            StartError::Thread(error) => error.into(),
             error => ApiError::Unavailable(error),
+        }
+    }
+}
+
+impl From<ThreadError> for ApiError {
+    fn from(error: ThreadError) -> Self {
+        match error {
+            ThreadError::Refused(refusal) => ApiError::Thread(refusal),
+            error => ApiError::ThreadUnavailable(error),
         }
     }
 }

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use sse_bridge_core::format::{AgUiRun, AiSdkChat, Format};
 use sse_bridge_core::log::LogId;
 use sse_bridge_core::protocol::InvalidRequest;
+use sse_bridge_core::thread::{InvalidThreadId, ThreadId};
 use sse_bridge_core::{SessionId, SessionRequest};
 
 use crate::error::ApiError;
@@ -124,6 +125,23 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
         raw.parse()
             .map(SessionPath)
             .map_err(|_| ApiError::UnknownSession)
+    }
+}
+
+/// The thread named by the path's `{thread_id}` (422 when it is not a
+/// thread id at all).
+pub struct ThreadPath(pub ThreadId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ThreadPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        raw.parse()
+            .map(ThreadPath)
+            .map_err(|e: InvalidThreadId| ApiError::InvalidRequest(InvalidRequest::BadThreadId(e)))
     }
 }
 

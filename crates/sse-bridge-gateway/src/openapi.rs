@@ -28,6 +28,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::replay_ag_ui_run))
         .routes(routes!(routes::chat_ai_sdk))
         .routes(routes!(routes::resume_ai_sdk_chat))
+        .routes(routes!(routes::get_thread))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
         .routes(routes!(routes::metrics))
@@ -46,6 +47,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
     tags(
         (name = "sessions", description = "Create, follow, resume and cancel sessions (native format)"),
         (name = "agent-ui", description = "AG-UI (CopilotKit) and Vercel AI SDK (`useChat`) endpoints"),
+        (name = "threads", description = "Conversations of several runs, and what an interrupted one waits for (human in the loop)"),
         (name = "operations", description = "Probes, metrics and this document")
     ),
     // Schemas only parameters use (bodies are collected by themselves).
@@ -96,7 +98,14 @@ pub(crate) enum StartErrors {
     /// The content type is not application/json.
     #[response(status = 415)]
     NotJson(ErrorDetail),
-    /// The body is not what this endpoint takes.
+    /// A resume names a thread that does not exist (or is not the caller's).
+    #[response(status = 404)]
+    NoSuchThread(ErrorDetail),
+    /// A resume resolves an interrupt past its `expires_at` (cancel it instead).
+    #[response(status = 410)]
+    Expired(ErrorDetail),
+    /// The body is not what this endpoint takes, or a resume does not answer
+    /// exactly the thread's open interrupts.
     #[response(status = 422)]
     Invalid(ErrorDetail),
     /// Too many live streams for this principal.
@@ -139,13 +148,72 @@ pub(crate) enum OnDisconnect {
 #[schema(example = json!({"user_query": "What is 2+3?", "model_alias": "demo"}))]
 pub(crate) struct SessionRequestBody {
     /// The question: a string with at least one non-whitespace character.
+    /// Required unless the run resumes (then the interrupted run's is used).
     #[schema(min_length = 1, pattern = r"\S")]
-    pub user_query: String,
+    pub user_query: Option<String>,
     pub model_alias: Option<String>,
     pub on_disconnect: Option<OnDisconnect>,
+    /// The conversation the run belongs to (its first user owns it).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    pub thread_id: Option<String>,
+    /// Answers to every open interrupt of `thread_id`: the run resumes it.
+    #[schema(min_items = 1, max_items = 64)]
+    pub resume: Option<Vec<ResumeEntryBody>>,
     #[serde(flatten)]
     #[schema(additional_properties)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// How a resume entry answers its interrupt.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(dead_code, reason = "describes the wire for the document; never built")]
+pub(crate) enum ResumeStatus {
+    Resolved,
+    Cancelled,
+}
+
+/// One answer of a resume (PROTOCOL §8).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResumeEntryBody {
+    #[schema(min_length = 1)]
+    pub interrupt_id: String,
+    pub status: ResumeStatus,
+    /// The answer: an approval's `{"approved": bool, "reason"?}`, a client
+    /// tool's output, a value.
+    pub payload: Option<Value>,
+}
+
+/// AG-UI's `ResumeEntry`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AgUiResumeEntry {
+    #[schema(min_length = 1)]
+    pub interrupt_id: String,
+    pub status: ResumeStatus,
+    pub payload: Option<Value>,
+}
+
+/// A run of a thread.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThreadRun {
+    pub session_id: String,
+    /// `live`, `completed`, `failed`, `interrupted` or `cancelled`.
+    pub status: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+}
+
+/// The answer of `GET /v1/threads/{thread_id}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ThreadView {
+    pub thread_id: String,
+    /// Oldest first (the newest 100).
+    pub runs: Vec<ThreadRun>,
+    /// The interrupts the newest run ended with, as its worker sent them
+    /// (`id`, `reason`, `message`?, `tool_call_id`?, `response_schema`?,
+    /// `expires_at`?), until a resume answers them.
+    pub interrupts: Vec<Value>,
 }
 
 /// An AG-UI message (`RunAgentInput.messages`); the last `user` message
@@ -177,6 +245,9 @@ pub(crate) struct RunAgentInput {
     pub context: Option<Vec<Value>>,
     pub state: Option<Value>,
     pub forwarded_props: Option<Value>,
+    /// Answers to the thread's open interrupts (a frontend tool's result may
+    /// come as a `role: "tool"` message instead).
+    pub resume: Option<Vec<AgUiResumeEntry>>,
 }
 
 /// A UI message of the AI SDK (`parts` hold its text).

@@ -17,13 +17,15 @@ use sse_bridge_core::session::{self, Followed, LiveSession, Presentation};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{Cursor, FormatParam, SessionPath, Validated};
+use crate::extract::{Cursor, FormatParam, SessionPath, ThreadPath, Validated};
 use crate::openapi::{
     Cancelled, ChatRequest, ErrorDetail, FollowErrors, FormatName, Health, Readiness,
-    RunAgentInput, ServerSentEvent, SessionRequestBody, StartErrors,
+    RunAgentInput, ServerSentEvent, SessionRequestBody, StartErrors, ThreadView,
 };
 use sse_bridge_core::SessionRequest;
 use sse_bridge_core::format::{AgUiRun, AiSdkChat};
+use sse_bridge_core::session::threads::ThreadRun;
+use sse_bridge_core::thread::answers::Answers;
 
 /// `POST /v1/react/sessions`: start a session and stream it (PROTOCOL §3).
 #[utoipa::path(
@@ -33,7 +35,8 @@ use sse_bridge_core::format::{AgUiRun, AiSdkChat};
     request_body(content = SessionRequestBody, content_type = "application/json"),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "The session's events as `data: <json>` frames until `FinalAnswerStreamEnd` or `error`", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 200, description = "The session's events as `data: <json>` frames until `FinalAnswerStreamEnd`, `error` or `interrupt`", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
+        (status = 409, description = "The thread_id belongs to another principal, or an interrupt the resume answers was already answered (e.g. by a concurrent resume); nothing was started", body = ErrorDetail),
         StartErrors,
     )
 )]
@@ -42,7 +45,18 @@ pub async fn create_session(
     Caller(principal): Caller,
     Validated(request): Validated<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    let presentation = Presentation::native();
+    let mut presentation = Presentation::native();
+    // Validated already: both parse.
+    if let Ok(Some(thread)) = request.thread_id() {
+        let entries = request.resume().ok().flatten().unwrap_or_default();
+        presentation.thread = Some(ThreadRun {
+            thread,
+            answers: Answers {
+                entries,
+                tool_results: Vec::new(),
+            },
+        });
+    }
     let session = session::start(&state.sessions, &principal, request, presentation).await?;
     Ok(event_stream(session, Format::Native))
 }
@@ -57,7 +71,7 @@ pub async fn create_session(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "AG-UI events: RUN_STARTED … RUN_FINISHED or RUN_ERROR", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String, description = "The session id (UUID v4)"), ("cache-control" = String), ("x-accel-buffering" = String))),
-        (status = 409, description = "The runId belongs to another principal (a run id is its first user's; that run keeps it); nothing was started", body = ErrorDetail),
+        (status = 409, description = "The runId or threadId belongs to another principal (an id is its first user's), or an interrupt the resume answers was already answered; nothing was started", body = ErrorDetail),
         StartErrors,
     )
 )]
@@ -68,9 +82,14 @@ pub async fn run_ag_ui(
 ) -> Result<Response, ApiError> {
     let presentation = Presentation {
         format: Format::AgUi,
-        thread_id: Some(run.thread_id),
+        thread_id: Some(run.thread_id.to_string()),
         run_id: Some(run.run_id),
         chat_id: None,
+        message_id: None,
+        thread: Some(ThreadRun {
+            thread: run.thread_id,
+            answers: run.answers,
+        }),
     };
     let session = session::start(&state.sessions, &principal, run.request, presentation).await?;
     Ok(event_stream(session, Format::AgUi))
@@ -109,7 +128,7 @@ pub async fn replay_ag_ui_run(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The UI message stream (`start` … `finish`, `data: [DONE]`)", content_type = "text/event-stream", body = ServerSentEvent, headers(("x-session-id" = String), ("x-vercel-ai-ui-message-stream" = String, description = "v1"))),
-        (status = 409, description = "The chat id belongs to another principal (a chat id is its first user's; that chat keeps it); nothing was started", body = ErrorDetail),
+        (status = 409, description = "The chat id belongs to another principal (a chat id is its first user's; that chat keeps it), or an approval the message answers was already answered; nothing was started", body = ErrorDetail),
         StartErrors,
     )
 )]
@@ -122,7 +141,12 @@ pub async fn chat_ai_sdk(
         format: Format::AiSdk,
         thread_id: None,
         run_id: None,
-        chat_id: Some(chat.chat_id),
+        chat_id: Some(chat.chat_id.to_string()),
+        message_id: chat.continues,
+        thread: Some(ThreadRun {
+            thread: chat.chat_id,
+            answers: chat.answers,
+        }),
     };
     let session = session::start(&state.sessions, &principal, chat.request, presentation).await?;
     Ok(event_stream(session, Format::AiSdk))
@@ -219,6 +243,35 @@ pub async fn cancel_session(
     Ok(Json(
         json!({ "session_id": id.to_string(), "status": status }),
     ))
+}
+
+/// `GET /v1/threads/{thread_id}`: the thread's runs and what it waits for
+/// (PROTOCOL §8), so a page that reloads can show a pending approval again.
+#[utoipa::path(
+    get,
+    path = "/v1/threads/{thread_id}",
+    tag = "threads",
+    params(("thread_id" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,128}$", description = "The thread id (native `thread_id`, AG-UI `threadId`, AI SDK chat `id`)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The thread's runs, oldest first, and its open interrupts", body = ThreadView),
+        (status = 401, description = "Authentication is on and the bearer token is missing or invalid", body = ErrorDetail, headers(("www-authenticate" = String))),
+        (status = 404, description = "Unknown or expired thread (or not the caller's)", body = ErrorDetail),
+        (status = 422, description = "The id is not a thread id", body = ErrorDetail),
+        (status = 503, description = "The thread's record is unreachable", body = ErrorDetail),
+    )
+)]
+pub async fn get_thread(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ThreadPath(thread): ThreadPath,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let record = session::threads::view(&state.sessions, &thread, &principal).await?;
+    Ok(Json(json!({
+        "thread_id": thread.as_str(),
+        "runs": record.runs,
+        "interrupts": record.open,
+    })))
 }
 
 /// A session's stream as an SSE response (PROTOCOL §3.3 headers; the AI

@@ -19,6 +19,8 @@
 //! * `presence` — follower counts per gateway process, expiring with a
 //!   lease, so a crashed gateway's streams stop counting and another gateway
 //!   takes its sessions over.
+//! * `threads` — the thread records of PROTOCOL §8 (one hash per thread,
+//!   written by compare-and-set).
 //! * `queue` — [`RedisJobQueue`].
 //! * `cluster` — Redis Cluster mode: slot routing, one subscriber connection
 //!   per master, sharded Pub/Sub; `keyspace` — a session's Redis names in
@@ -39,6 +41,7 @@ mod log;
 mod presence;
 mod queue;
 mod subscriber;
+mod threads;
 
 pub use bus::RedisBus;
 pub use config::{RedisConfig, RedisQueueConfig};

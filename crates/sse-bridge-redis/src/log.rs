@@ -67,12 +67,13 @@ fn aliased_session(value: &str) -> Option<SessionId> {
 
 /// The library's functions.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Function {
+pub(crate) enum Function {
     Append,
     End,
     Read,
     Follow,
     Claim,
+    ThreadPut,
 }
 
 impl Function {
@@ -83,11 +84,12 @@ impl Function {
             Function::Read => versioned!("read"),
             Function::Follow => versioned!("follow"),
             Function::Claim => versioned!("claim"),
+            Function::ThreadPut => versioned!("thread_put"),
         }
     }
 
     /// `FCALL <function>`, or `FCALL_RO` for the read-only one.
-    fn call(self) -> redis::Cmd {
+    pub(crate) fn call(self) -> redis::Cmd {
         let command = if self == Function::Read {
             "FCALL_RO"
         } else {
@@ -197,6 +199,7 @@ impl EventLog for RedisBus {
             ("thread_id", &meta.thread_id),
             ("run_id", &meta.run_id),
             ("chat_id", &meta.chat_id),
+            ("message_id", &meta.message_id),
         ];
         for (name, value) in labels {
             if let Some(value) = value {
@@ -242,6 +245,7 @@ impl EventLog for RedisBus {
             thread_id: fields.get("thread_id").cloned(),
             run_id: fields.get("run_id").cloned(),
             chat_id: fields.get("chat_id").cloned(),
+            message_id: fields.get("message_id").cloned(),
             on_disconnect: OnDisconnect::from_label(&field("on_disconnect")).unwrap_or_default(),
             ended: fields.get("ended").and_then(|id| id.parse().ok()),
             followers,

@@ -435,6 +435,11 @@ pub struct SessionArgs {
     /// A session log and its metadata expire this long after their last write.
     #[arg(long, env = "SSE_BRIDGE_LOG_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub log_ttl: Duration,
+
+    /// A thread's record (its runs, its open interrupts) expires this long
+    /// after its last run: an interrupt can be answered until then.
+    #[arg(long, env = "SSE_BRIDGE_THREAD_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub thread_ttl: Duration,
 }
 
 impl SessionArgs {
@@ -450,6 +455,7 @@ impl SessionArgs {
             max_events: self.max_events,
             buffer_bytes: self.session_buffer_bytes,
             write_timeout: self.write_timeout,
+            thread_ttl: self.thread_ttl,
         }
     }
 

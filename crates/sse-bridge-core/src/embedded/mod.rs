@@ -8,8 +8,10 @@
 //! logs are bounded and expire (`log`), a full job queue refuses the job.
 
 mod log;
+mod threads;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,12 +23,14 @@ use crate::log::{
 };
 use crate::protocol::{Event, Job, SessionId};
 use crate::queue::{JobDispatcher, JobSource, NoAck, ReceivedJob};
+use crate::thread::{Stored, ThreadId, ThreadRecord, ThreadStore};
 
 /// In-process Pub/Sub with a log per session.
 #[derive(Clone)]
 pub struct EmbeddedBus {
     router: Arc<Router>,
     logs: Arc<log::Logs>,
+    threads: Arc<threads::Threads>,
 }
 
 impl EmbeddedBus {
@@ -40,6 +44,7 @@ impl EmbeddedBus {
         let router = Router::new(bound, |_| {});
         EmbeddedBus {
             logs: Arc::new(log::Logs::new(router.clone(), limits)),
+            threads: Arc::default(),
             router,
         }
     }
@@ -61,6 +66,23 @@ impl EventBus for EmbeddedBus {
 
     fn routed_channels(&self) -> usize {
         self.router.channel_count()
+    }
+}
+
+#[async_trait]
+impl ThreadStore for EmbeddedBus {
+    async fn load_thread(&self, id: &ThreadId) -> Result<Stored, BrokerError> {
+        Ok(self.threads.load(id))
+    }
+
+    async fn store_thread(
+        &self,
+        id: &ThreadId,
+        revision: u64,
+        record: &ThreadRecord,
+        ttl: Duration,
+    ) -> Result<bool, BrokerError> {
+        Ok(self.threads.store(id, revision, record, ttl))
     }
 }
 

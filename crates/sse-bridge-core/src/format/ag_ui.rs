@@ -6,11 +6,16 @@
 //! | `worker_ack` | `CUSTOM {name: "worker_ack", value}` |
 //! | `AgentThoughtStream` | `REASONING_START` + `REASONING_MESSAGE_START` (role `reasoning`) once, then `REASONING_MESSAGE_CONTENT` |
 //! | `AgentToolCallStart` | `TOOL_CALL_START` + `TOOL_CALL_ARGS` (input as JSON text) + `TOOL_CALL_END` |
-//! | `AgentToolCallEnd` | `TOOL_CALL_RESULT` for the oldest open call of that tool |
+//! | `AgentToolCallEnd` | `TOOL_CALL_RESULT` (`content`: the output, or the error, as text) for the call of its `tool_call_id`, else the oldest open call of that tool |
 //! | `FinalAnswerStream` | `TEXT_MESSAGE_START` (role `assistant`) once, then `TEXT_MESSAGE_CONTENT` |
 //! | `FinalAnswerStreamEnd` | close what is open, `RUN_FINISHED` |
 //! | `error` | `RUN_ERROR {message, code}` |
+//! | `interrupt` | close what is open, `RUN_FINISHED {outcome: {type: "interrupt", interrupts}}` (camelCase fields); an unreadable one `RUN_ERROR {code: "invalid_interrupt"}` |
 //! | anything else | `CUSTOM {name: event_type, value: payload}` |
+//!
+//! Tool call ids are the worker's `tool_call_id` when it sends one (a
+//! resumed run's result then reaches the call an earlier run started);
+//! otherwise the encoder makes them and pairs results by tool name.
 //!
 //! A reasoning or text message is closed before anything else opens, so
 //! the client's verifier (no content before its start, no duplicate start,
@@ -19,8 +24,9 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{Encoder, Ids, open_part, payload_of, text_of, write_data};
+use super::{Encoder, Ids, open_part, text_of, write_data};
 use crate::protocol::{Event, event_type};
+use crate::thread::Interrupt;
 
 /// The AG-UI encoder of one stream.
 #[derive(Debug)]
@@ -87,7 +93,7 @@ impl Encoder for AgUi {
     }
 
     fn event(&mut self, event: &Event, out: &mut BytesMut) {
-        let payload = payload_of(event);
+        let payload = event.payload();
         match event.event_type() {
             event_type::WORKER_ACK => Self::custom(out, event_type::WORKER_ACK, payload),
             event_type::THOUGHT => {
@@ -115,7 +121,7 @@ impl Encoder for AgUi {
             }
             event_type::TOOL_CALL_START => {
                 self.close_all(out);
-                let id = self.ids.next("call");
+                let id = tool_call_id(&payload).unwrap_or_else(|| self.ids.next("call"));
                 let name = text_of(&payload["tool_name"]);
                 write_data(
                     out,
@@ -132,10 +138,17 @@ impl Encoder for AgUi {
             event_type::TOOL_CALL_END => {
                 self.close_all(out);
                 let name = text_of(&payload["tool_name"]);
-                match take_call(&mut self.calls, &name) {
+                let call = match tool_call_id(&payload) {
+                    Some(id) => {
+                        self.calls.retain(|(open, _)| *open != id);
+                        Some(id)
+                    }
+                    None => take_call(&mut self.calls, &name),
+                };
+                match call {
                     Some(call) => {
                         let message = self.ids.next("result");
-                        let content = text_of(payload.get("output").unwrap_or(&Value::Null));
+                        let content = text_of(tool_result(&payload));
                         write_data(
                             out,
                             &json!({"type": "TOOL_CALL_RESULT", "messageId": message, "toolCallId": call,
@@ -180,8 +193,62 @@ impl Encoder for AgUi {
                 }
                 write_data(out, &error);
             }
+            event_type::INTERRUPT => {
+                self.close_all(out);
+                match Interrupt::parse_all(&payload) {
+                    Ok(interrupts) => {
+                        let interrupts: Vec<Value> =
+                            interrupts.iter().map(ag_ui_interrupt).collect();
+                        write_data(
+                            out,
+                            &json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id,
+                                    "outcome": {"type": "interrupt", "interrupts": interrupts}}),
+                        );
+                    }
+                    Err(error) => write_data(
+                        out,
+                        &json!({"type": "RUN_ERROR", "message": error.to_string(), "code": "invalid_interrupt"}),
+                    ),
+                }
+            }
             other => Self::custom(out, other, payload),
         }
+    }
+}
+
+/// An interrupt as AG-UI's `Interrupt` (camelCase; absent fields left out).
+fn ag_ui_interrupt(interrupt: &Interrupt) -> Value {
+    let mut fields = serde_json::Map::new();
+    for (native, ag_ui) in [
+        ("id", "id"),
+        ("reason", "reason"),
+        ("message", "message"),
+        ("tool_call_id", "toolCallId"),
+        ("response_schema", "responseSchema"),
+        ("expires_at", "expiresAt"),
+        ("metadata", "metadata"),
+    ] {
+        if let Some(value) = interrupt.as_object().get(native).filter(|v| !v.is_null()) {
+            fields.insert(ag_ui.to_owned(), value.clone());
+        }
+    }
+    Value::Object(fields)
+}
+
+/// The worker's `tool_call_id`, when it sent one (PROTOCOL §8).
+pub(super) fn tool_call_id(payload: &Value) -> Option<String> {
+    payload
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// What a tool call ended with: its `output`, or its `error` instead.
+fn tool_result(payload: &Value) -> &Value {
+    match payload.get("output") {
+        Some(output) if !output.is_null() => output,
+        _ => payload.get("error").unwrap_or(&Value::Null),
     }
 }
 

@@ -81,7 +81,9 @@ impl Format {
                 meta.run_id.as_deref().unwrap_or(&id),
                 &id,
             )),
-            Format::AiSdk => Box::new(AiSdk::new(&format!("msg-{id}"))),
+            Format::AiSdk => Box::new(AiSdk::new(
+                meta.message_id.as_deref().unwrap_or(&format!("msg-{id}")),
+            )),
         }
     }
 }
@@ -134,14 +136,6 @@ fn write_data(out: &mut BytesMut, value: &Value) {
     out.put_slice(b"data: ");
     out.put_slice(&serde_json::to_vec(value).expect("serialising a Value cannot fail"));
     out.put_slice(b"\n\n");
-}
-
-/// An event's `event_type` and `payload` as JSON (`Null` when absent).
-fn payload_of(event: &Event) -> Value {
-    serde_json::from_slice::<Value>(event.json())
-        .ok()
-        .and_then(|mut v| v.get_mut("payload").map(Value::take))
-        .unwrap_or(Value::Null)
 }
 
 /// A payload field as text: strings as they are, anything else as JSON.

@@ -21,6 +21,16 @@ impl LogId {
     pub fn new(ms: u64, seq: u64) -> Self {
         LogId { ms, seq }
     }
+
+    /// The greatest id before this one (`None` for [`LogId::ZERO`]): a
+    /// read after it starts at this entry.
+    pub fn previous(self) -> Option<LogId> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(LogId::new(ms - 1, u64::MAX)),
+            (ms, seq) => Some(LogId::new(ms, seq - 1)),
+        }
+    }
 }
 
 impl fmt::Display for LogId {

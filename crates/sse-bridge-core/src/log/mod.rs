@@ -32,6 +32,7 @@ use bytes::Bytes;
 use crate::bus::EventBus;
 use crate::error::BrokerError;
 use crate::protocol::{Event, OnDisconnect, SessionId};
+use crate::thread::ThreadStore;
 
 pub use attempts::{Admission, AttemptGate};
 pub use fold::{FoldedEntry, HistoryLost};
@@ -105,6 +106,8 @@ pub struct SessionMeta {
     pub thread_id: Option<String>,
     pub run_id: Option<String>,
     pub chat_id: Option<String>,
+    /// The AI SDK assistant message a resumed chat run continues.
+    pub message_id: Option<String>,
     pub on_disconnect: OnDisconnect,
     /// The id of the log's terminal event, once the session ended.
     pub ended: Option<LogId>,
@@ -122,6 +125,7 @@ impl SessionMeta {
             thread_id: None,
             run_id: None,
             chat_id: None,
+            message_id: None,
             on_disconnect,
             ended: None,
             followers: 1,
@@ -227,9 +231,10 @@ pub enum Ending {
     Unknown,
 }
 
-/// The event bus plus a durable log per session (see the module doc).
+/// The event bus plus a durable log per session (see the module doc), and
+/// the thread records the sessions' runs belong to (same storage).
 #[async_trait]
-pub trait EventLog: EventBus {
+pub trait EventLog: EventBus + ThreadStore {
     /// Records a new session's metadata (before its job is dispatched).
     async fn create(&self, id: SessionId, meta: &SessionMeta) -> Result<(), BrokerError>;
 

@@ -284,6 +284,31 @@ impl Event {
         wire
     }
 
+    /// The event's `payload` as JSON (`Null` when absent).
+    pub fn payload(&self) -> Value {
+        serde_json::from_slice::<Value>(&self.json)
+            .ok()
+            .and_then(|mut v| v.get_mut("payload").map(Value::take))
+            .unwrap_or(Value::Null)
+    }
+
+    /// The code of an `error` event's payload, when it is one the gateway knows.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        #[derive(serde::Deserialize)]
+        struct ErrorEvent<'a> {
+            #[serde(borrow)]
+            payload: Option<ErrorPayload<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ErrorPayload<'a> {
+            code: Option<&'a str>,
+        }
+        let code = serde_json::from_slice::<ErrorEvent>(&self.json)
+            .ok()
+            .and_then(|e| e.payload?.code);
+        code.and_then(ErrorCode::from_label)
+    }
+
     /// `FinalAnswerStreamEnd`, `error` or `interrupt`: the session's last event.
     pub fn is_terminal(&self) -> bool {
         matches!(

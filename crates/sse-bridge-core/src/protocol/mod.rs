@@ -315,10 +315,20 @@ impl SessionRequest {
         let Value::Object(body) = value else {
             return Err(InvalidRequest::NotObject);
         };
+        // A resume continues its parent's query (the gateway fills it in).
         let resuming = body.get("resume").is_some_and(|v| !v.is_null());
+        Self::validated(body, !resuming)
+    }
+
+    /// An agent-UI run that answers interrupts and asks nothing new: valid
+    /// without `user_query`, which the gateway takes from the parent run.
+    pub fn answering(body: Map<String, Value>) -> Result<Self, InvalidRequest> {
+        Self::validated(body, false)
+    }
+
+    fn validated(body: Map<String, Value>, query_required: bool) -> Result<Self, InvalidRequest> {
         match body.get("user_query") {
-            // A resume continues its parent's query (the gateway fills it in).
-            None | Some(Value::Null) if resuming => {}
+            None | Some(Value::Null) if !query_required => {}
             None | Some(Value::Null) => return Err(InvalidRequest::MissingQuery),
             Some(Value::String(q)) if q.trim().is_empty() => {
                 return Err(InvalidRequest::EmptyQuery);

@@ -66,6 +66,8 @@ pub struct SessionConfig {
     /// A stream that ended gives its client this long to take each of its
     /// last frames.
     pub write_timeout: Duration,
+    /// A thread's record expires this long after its last run (PROTOCOL §8).
+    pub thread_ttl: Duration,
 }
 
 impl Default for SessionConfig {
@@ -81,6 +83,7 @@ impl Default for SessionConfig {
             cancel_grace: Duration::from_secs(30),
             buffer_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(30),
+            thread_ttl: crate::thread::DEFAULT_THREAD_TTL,
         }
     }
 }
@@ -635,19 +638,7 @@ impl SessionMachine {
 /// name (they may come from another gateway through the log), anything else
 /// as the worker's error.
 fn error_outcome(event: &Event) -> Outcome {
-    #[derive(serde::Deserialize)]
-    struct ErrorEvent<'a> {
-        #[serde(borrow)]
-        payload: Option<ErrorPayload<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorPayload<'a> {
-        code: Option<&'a str>,
-    }
-    let code = serde_json::from_slice::<ErrorEvent>(event.json())
-        .ok()
-        .and_then(|e| e.payload?.code);
-    match code.and_then(ErrorCode::from_label) {
+    match event.error_code() {
         Some(ErrorCode::WorkerError) | None => Outcome::WorkerError,
         Some(code) => Outcome::Failed(code),
     }

@@ -12,6 +12,8 @@
 //! * [`cancel`] (`cancel.rs`): `DELETE`, gateway-decided ends, what happens
 //!   when a client leaves (`cancel_grace`) and when its gateway crashed.
 //! * `patience.rs`: starts and follows wait out a broker blip.
+//! * [`threads`] (`threads.rs`): a run's place on its thread — opened (a
+//!   resume answered) before dispatch, settled after its end (PROTOCOL §8).
 
 mod cancel;
 mod coalesce;
@@ -21,6 +23,7 @@ pub mod machine;
 mod outbox;
 mod patience;
 mod stream;
+pub mod threads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,7 @@ use crate::log::{Claim, EventLog, SessionMeta};
 use crate::protocol::{ErrorCode, Event, Job, SessionId, SessionRequest};
 use crate::queue::JobDispatcher;
 use patience::Patience;
+use threads::{Joined, ThreadError, ThreadRun};
 
 pub use cancel::{CancelError, cancel, sweep_orphans};
 pub use follow::{FollowError, Followed, follow, follow_chat, follow_run};
@@ -67,6 +71,11 @@ pub struct Presentation {
     pub run_id: Option<String>,
     /// AI SDK chat id: `GET /v1/ai-sdk/chat/{id}/stream` finds the session by it.
     pub chat_id: Option<String>,
+    /// The AI SDK assistant message the stream continues (a resume answers
+    /// inside the last assistant message, and its output goes on there).
+    pub message_id: Option<String>,
+    /// The thread the run belongs to, and what its request answers.
+    pub thread: Option<ThreadRun>,
 }
 
 impl Presentation {
@@ -77,6 +86,8 @@ impl Presentation {
             thread_id: None,
             run_id: None,
             chat_id: None,
+            message_id: None,
+            thread: None,
         }
     }
 }
@@ -109,6 +120,8 @@ pub enum StartError {
     PrincipalAtCapacity,
     #[error(transparent)]
     NameTaken(NameTaken),
+    #[error(transparent)]
+    Thread(ThreadError),
     #[error("could not record the session: {0}")]
     Record(BrokerError),
     #[error("could not subscribe to the session's event channel: {0}")]
@@ -124,6 +137,8 @@ impl StartError {
             StartError::PrincipalAtCapacity => "principal_at_capacity",
             StartError::NameTaken(NameTaken::ChatId) => "chat_id_taken",
             StartError::NameTaken(NameTaken::RunId) => "run_id_taken",
+            StartError::Thread(ThreadError::Refused(refusal)) => refusal.label(),
+            StartError::Thread(_) => "thread_unavailable",
             StartError::Record(_) => "record",
             StartError::Subscribe(_) => "subscribe",
             StartError::Dispatch(_) => "dispatch",
@@ -155,7 +170,7 @@ async fn start_with_id(
     ctx: &SessionContext,
     id: SessionId,
     principal: &str,
-    request: SessionRequest,
+    mut request: SessionRequest,
     presentation: Presentation,
 ) -> Result<LiveSession, StartError> {
     let slot = ctx.limit.try_take(principal)?;
@@ -166,34 +181,116 @@ async fn start_with_id(
         presentation.format.as_str(),
         request.on_disconnect(),
     );
-    meta.thread_id = presentation.thread_id;
+    let thread = presentation.thread;
+    meta.thread_id = presentation
+        .thread_id
+        .or_else(|| thread.as_ref().map(|run| run.thread.to_string()));
     meta.run_id = presentation.run_id;
     meta.chat_id = presentation.chat_id;
+    meta.message_id = presentation.message_id;
     record(ctx, id, &meta, patience).await?;
+    let joined = match &thread {
+        Some(run) => match threads::open(ctx, run, principal, id, request.as_object()).await {
+            Ok(joined) => Some((run, joined)),
+            Err(error) => {
+                let refused = Event::error(
+                    ErrorCode::Cancelled,
+                    format!("the run was refused: {error}"),
+                );
+                let _ = tokio::time::timeout(timeout, ctx.bus.end(id, &refused)).await;
+                return Err(StartError::Thread(error));
+            }
+        },
+        None => None,
+    };
+    let job = job_of(
+        id,
+        &mut request,
+        joined.as_ref().map(|(run, joined)| (*run, joined)),
+    );
+    let started = subscribe_and_dispatch(ctx, id, &job, patience).await;
+    let subscription = match started {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            if let Some((run, joined)) = &joined {
+                threads::undo(ctx, &run.thread, id, joined).await;
+            }
+            return Err(error);
+        }
+    };
+    Ok(LiveSession::creator(
+        ctx,
+        id,
+        &meta,
+        request.model_alias(),
+        thread.map(|run| run.thread),
+        subscription,
+        slot,
+    ))
+}
+
+/// The job of run `id`: on a thread, its request names the thread and, for
+/// a resume, the entries it answered with (whatever format the client sent
+/// them in) and its parent's query when it asked none of its own.
+fn job_of(
+    id: SessionId,
+    request: &mut SessionRequest,
+    thread: Option<(&ThreadRun, &Joined)>,
+) -> Job {
+    let Some((run, joined)) = thread else {
+        return Job::new(id, request.clone());
+    };
+    request.set("thread_id", run.thread.to_string().into());
+    if let Some(entries) = &joined.entries {
+        let entries = serde_json::to_value(entries).expect("resume entries serialise");
+        request.set("resume", entries);
+    }
+    let parent = joined.parent.as_ref();
+    if request.user_query().is_empty()
+        && let Some(query) = parent
+            .and_then(|p| p.request.as_ref())
+            .and_then(|r| r.get("user_query"))
+    {
+        request.set("user_query", query.clone());
+    }
+    let mut job = Job::new(id, request.clone());
+    if let Some(parent) = parent {
+        job.parent_session_id = Some(parent.session_id);
+        job.parent_request = parent.request.clone();
+        job.interrupts = Some(
+            parent
+                .interrupts
+                .iter()
+                .map(|i| serde_json::Value::Object(i.as_object().clone()))
+                .collect(),
+        );
+    }
+    job
+}
+
+/// Subscribes to the session's events, then dispatches its job; a job that
+/// could not be dispatched ends the session in its log.
+async fn subscribe_and_dispatch(
+    ctx: &SessionContext,
+    id: SessionId,
+    job: &Job,
+    patience: Patience,
+) -> Result<crate::bus::Subscription, StartError> {
     let channel = id.event_channel();
     let subscription = patience
         .run(|| ctx.bus.subscribe(&channel))
         .await
         .map_err(StartError::Subscribe)?;
-    let model_alias = request.model_alias().map(str::to_owned);
-    let job = Job::new(id, request);
-    let dispatched = patience.run(|| ctx.dispatcher.dispatch(&job)).await;
+    let dispatched = patience.run(|| ctx.dispatcher.dispatch(job)).await;
     if let Err(error) = dispatched {
         let never_ran = Event::error(
             ErrorCode::BrokerUnavailable,
             "the job could not be dispatched",
         );
-        let _ = tokio::time::timeout(timeout, ctx.bus.end(id, &never_ran)).await;
+        let _ = tokio::time::timeout(ctx.start_timeout, ctx.bus.end(id, &never_ran)).await;
         return Err(StartError::Dispatch(error));
     }
-    Ok(LiveSession::creator(
-        ctx,
-        id,
-        &meta,
-        model_alias.as_deref(),
-        subscription,
-        slot,
-    ))
+    Ok(subscription)
 }
 
 /// Claims the aliases a new session's client knows it by, then writes its

@@ -166,7 +166,10 @@ mod tests {
         let entries = Answers::from_ai_sdk(&messages).resolve(&open()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].interrupt_id, "approve-1");
-        assert_eq!(entries[0].payload, json!({"approved": false, "reason": "not now"}));
+        assert_eq!(
+            entries[0].payload,
+            json!({"approved": false, "reason": "not now"})
+        );
         assert_eq!(entries[1].interrupt_id, "client-2");
         assert_eq!(entries[1].payload, json!({"time": "10:00"}));
     }

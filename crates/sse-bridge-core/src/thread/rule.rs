@@ -59,6 +59,9 @@ pub struct ThreadRecord {
     /// The interrupts the newest run ended with, until answered.
     #[serde(default)]
     pub open: Vec<Interrupt>,
+    /// The run that raised the open interrupts.
+    #[serde(default)]
+    pub waiting: Option<SessionId>,
     /// Interrupt ids answered or abandoned, newest last.
     #[serde(default)]
     pub answered: Vec<String>,
@@ -77,7 +80,9 @@ pub enum ThreadRefusal {
     #[error("this thread id belongs to another user; start the conversation under a new id")]
     Taken,
     /// 409: an entry answers an interrupt that was already answered.
-    #[error("interrupt {0:?} was already answered (by another resume, or abandoned by a newer run)")]
+    #[error(
+        "interrupt {0:?} was already answered (by another resume, or abandoned by a newer run)"
+    )]
     AlreadyAnswered(String),
     /// 422: an entry names no open interrupt, or an open one is left out.
     #[error("{0}")]
@@ -142,6 +147,7 @@ impl ThreadRecord {
                 owner: owner.to_owned(),
                 runs: Vec::new(),
                 open: Vec::new(),
+                waiting: None,
                 answered: Vec::new(),
                 request: None,
             },
@@ -150,10 +156,8 @@ impl ThreadRecord {
             Some(entries) => {
                 record.check_answers(entries, now_ms)?;
                 let parent = record
-                    .runs
-                    .last()
-                    .map(|run| run.session_id)
-                    .expect("open interrupts belong to the newest run");
+                    .waiting
+                    .expect("open interrupts name the run that raised them");
                 Some(Parent {
                     session_id: parent,
                     request: record.request.take(),
@@ -164,6 +168,7 @@ impl ThreadRecord {
         };
         // Answered or abandoned: either way no longer open.
         let closed: Vec<String> = record.open.drain(..).map(|i| i.id().to_owned()).collect();
+        record.waiting = None;
         record.answered.extend(closed);
         let excess = record.answered.len().saturating_sub(MAX_ANSWERED);
         record.answered.drain(..excess);
@@ -230,8 +235,19 @@ impl ThreadRecord {
         run.status = status;
         if status == RunStatus::Interrupted && newest {
             self.open = interrupts;
+            self.waiting = Some(session_id);
         }
         true
+    }
+
+    /// Opens `parent`'s interrupts again (the run that answered them never
+    /// ran): they are no longer answered.
+    pub fn reopen(&mut self, parent: &Parent) {
+        self.answered
+            .retain(|id| !parent.interrupts.iter().any(|i| i.id() == id));
+        self.open = parent.interrupts.clone();
+        self.waiting = Some(parent.session_id);
+        self.request = parent.request.clone();
     }
 
     /// The run `session_id`, if the record still holds it.
@@ -338,8 +354,12 @@ mod tests {
                 NOW,
             )
         };
-        assert!(matches!(open(&resolve(&["i1"])), Err(ThreadRefusal::Unknown(m)) if m.contains("\"i2\" is not answered")));
-        assert!(matches!(open(&resolve(&["i1", "i2", "i3"])), Err(ThreadRefusal::Unknown(m)) if m.contains("\"i3\" is not open")));
+        assert!(
+            matches!(open(&resolve(&["i1"])), Err(ThreadRefusal::Unknown(m)) if m.contains("\"i2\" is not answered"))
+        );
+        assert!(
+            matches!(open(&resolve(&["i1", "i2", "i3"])), Err(ThreadRefusal::Unknown(m)) if m.contains("\"i3\" is not open"))
+        );
     }
 
     #[test]
@@ -406,6 +426,36 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_that_never_ran_opens_its_interrupts_again() {
+        let (record, first) = interrupted("key:a", &["i1"]);
+        let failed = SessionId::new();
+        let opened = ThreadRecord::open_run(
+            Some(&record),
+            "key:a",
+            failed,
+            &request("q2"),
+            Some(&resolve(&["i1"])),
+            NOW,
+        )
+        .unwrap();
+        let mut record = opened.record;
+        assert!(record.finish_run(failed, RunStatus::Failed, Vec::new()));
+        record.reopen(&opened.parent.unwrap());
+        let again = ThreadRecord::open_run(
+            Some(&record),
+            "key:a",
+            SessionId::new(),
+            &request("q3"),
+            Some(&resolve(&["i1"])),
+            NOW,
+        )
+        .unwrap();
+        let parent = again.parent.unwrap();
+        assert_eq!(parent.session_id, first);
+        assert_eq!(parent.request, Some(request("q")));
+    }
+
+    #[test]
     fn a_plain_run_abandons_open_interrupts() {
         let (record, _) = interrupted("key:a", &["i1"]);
         let next = ThreadRecord::open_run(
@@ -451,9 +501,10 @@ mod tests {
 
     #[test]
     fn a_record_keeps_its_newest_runs_and_answers() {
-        let mut record = ThreadRecord::open_run(None, "key:a", SessionId::new(), &request("q"), None, NOW)
-            .unwrap()
-            .record;
+        let mut record =
+            ThreadRecord::open_run(None, "key:a", SessionId::new(), &request("q"), None, NOW)
+                .unwrap()
+                .record;
         for n in 0..(MAX_RUNS + 10) {
             let id = SessionId::new();
             record = ThreadRecord::open_run(Some(&record), "key:a", id, &request("q"), None, NOW)

@@ -39,6 +39,7 @@ use crate::log::{EventLog, LogId, PageLimit, SessionMeta};
 use crate::metrics as m;
 use crate::protocol::{ErrorCode, OnDisconnect, SessionId, unix_ms};
 use crate::sse::{self, Framing};
+use crate::thread::ThreadId;
 
 /// A chunk grows no larger than this before it is handed to the socket.
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -95,6 +96,8 @@ pub struct LiveSession {
     outbox: Outbox,
     /// The client went away (the body was dropped).
     client_gone: bool,
+    /// The creator's thread: the run's end is recorded there (PROTOCOL §8).
+    thread: Option<ThreadId>,
     /// This stream's share of the gateway's [`super::SessionLimit`].
     _slot: Slot,
 }
@@ -107,6 +110,7 @@ impl LiveSession {
         id: SessionId,
         meta: &SessionMeta,
         model_alias: Option<&str>,
+        thread: Option<ThreadId>,
         subscription: Subscription,
         slot: Slot,
     ) -> Self {
@@ -134,6 +138,7 @@ impl LiveSession {
             slot,
             span,
         );
+        session.thread = thread;
         session.machine.start(&mut session.preamble);
         session
     }
@@ -220,6 +225,7 @@ impl LiveSession {
             counted: 0,
             outbox: Outbox::new(ctx.config.buffer_bytes),
             client_gone: false,
+            thread: None,
             _slot: slot,
         }
     }
@@ -493,5 +499,10 @@ impl Drop for LiveSession {
             return;
         };
         runtime.spawn(departure.run().instrument(self.span.clone()));
+        if let (Some(thread), true) = (self.thread.take(), self.outcome.is_some()) {
+            let (log, id, ttl) = (self.log.clone(), self.id, self.machine.config().thread_ttl);
+            let settle = async move { super::threads::settle(&*log, &thread, id, ttl).await };
+            runtime.spawn(settle.instrument(self.span.clone()));
+        }
     }
 }
