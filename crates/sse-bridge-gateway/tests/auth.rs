@@ -216,25 +216,6 @@ async fn redis() -> Arc<dyn EventLog> {
     Arc::new(RedisBus::connect(config).await.expect("Redis"))
 }
 
-/// `method path` with `token`, and `body` as JSON when given.
-async fn send_as(
-    gw: &TestGateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client()
-        .request(method.parse().unwrap(), format!("{}{path}", gw.url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    request.send().await.unwrap()
-}
-
 fn chat_body(chat_id: &str) -> Value {
     json!({
         "id": chat_id, "trigger": "submit-message",

@@ -6,6 +6,7 @@
 //! The tests play the worker with the Rust SDK's `publish_event`, so each
 //! event goes through the session log exactly as a real worker's does.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -61,22 +62,6 @@ impl Backend {
         };
         TestGateway::start_on(bus, config, |_| {}).await
     }
-}
-
-/// Runs each scenario on both backends: `<scenario>::embedded`, `<scenario>::redis`.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$scenario(super::Backend::Embedded).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$scenario(super::Backend::Redis).await
-            }
-        }
-    )*};
 }
 
 on_both_backends!(

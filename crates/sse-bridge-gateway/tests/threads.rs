@@ -6,6 +6,7 @@
 //! The tests play the worker with the Rust SDK's `publish_event`, so each
 //! event goes through the session log exactly as a real worker's does.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -52,21 +53,6 @@ impl Backend {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$scenario(super::Backend::Embedded).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$scenario(super::Backend::Redis).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     an_interrupted_run_is_resumed_on_its_thread,
     resumes_must_answer_exactly_the_open_interrupts_once,
@@ -75,36 +61,6 @@ on_both_backends!(
     ag_ui_runs_end_with_the_interrupt_outcome_live_and_replayed,
     ai_sdk_approvals_resume_the_same_message,
 );
-
-async fn send(
-    gw: &TestGateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = client()
-        .request(method.parse().unwrap(), format!("{}{path}", gw.url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    request.send().await.unwrap()
-}
-
-async fn emit(gw: &TestGateway, job: &Job, event_type: &str, payload: Value) {
-    publish_event(
-        gw.bus.as_ref(),
-        job.session_id,
-        Some("a"),
-        event_type,
-        payload,
-    )
-    .await
-    .expect("the log takes the event");
-}
 
 /// Asserts that no job was dispatched.
 async fn no_job(gw: &TestGateway) {
@@ -115,25 +71,24 @@ async fn no_job(gw: &TestGateway) {
 /// Alice's run on `thread` that ends with `interrupts`; its job.
 async fn interrupted_run(gw: &TestGateway, thread: &str, interrupts: Value) -> Job {
     let body = json!({"user_query": "send the report", "thread_id": thread});
-    let response = send(gw, "key-a", "POST", "/v1/react/sessions", Some(body)).await;
+    let response = send_as(gw, "key-a", "POST", "/v1/react/sessions", Some(body)).await;
     assert_eq!(response.status(), 200);
     let job = gw.take_job().await;
-    emit(gw, &job, "worker_ack", json!({})).await;
-    emit(
-        gw,
-        &job,
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(&job,
         "AgentToolCallStart",
         json!({"tool_call_id": "call-1", "tool_name": "send_report", "tool_input": {"to": "finance"}}),
     )
     .await;
-    emit(gw, &job, "interrupt", json!({ "interrupts": interrupts })).await;
+    gw.emit(&job, "interrupt", json!({ "interrupts": interrupts }))
+        .await;
     let read = read_all_within(response, LIMIT).await;
     assert_eq!(read.last_type(), "interrupt", "{:?}", read.events);
     job
 }
 
 async fn thread_view(gw: &TestGateway, token: &str, thread: &str) -> (u16, Value) {
-    let response = send(gw, token, "GET", &format!("/v1/threads/{thread}"), None).await;
+    let response = send_as(gw, token, "GET", &format!("/v1/threads/{thread}"), None).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -166,7 +121,7 @@ async fn an_interrupted_run_is_resumed_on_its_thread(backend: Backend) {
     assert_eq!(thread_view(&gw, "key-b", &thread).await.0, 404);
 
     let resume = json!({"thread_id": thread, "resume": [approve("i1")]});
-    let response = send(&gw, "key-a", "POST", "/v1/react/sessions", Some(resume)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/react/sessions", Some(resume)).await;
     assert_eq!(response.status(), 200);
     let second = gw.take_job().await;
     assert_eq!(second.parent_session_id, Some(first.session_id));
@@ -184,15 +139,14 @@ async fn an_interrupted_run_is_resumed_on_its_thread(backend: Backend) {
         "the parent's query"
     );
     assert_eq!(request["resume"], json!([approve("i1")]));
-    emit(&gw, &second, "worker_ack", json!({})).await;
-    emit(
-        &gw,
+    gw.emit(&second, "worker_ack", json!({})).await;
+    gw.emit(
         &second,
         "AgentToolCallEnd",
         json!({"tool_call_id": "call-1", "tool_name": "send_report", "output": {"sent": true}}),
     )
     .await;
-    emit(&gw, &second, "FinalAnswerStreamEnd", json!({})).await;
+    gw.emit(&second, "FinalAnswerStreamEnd", json!({})).await;
     let read = read_all_within(response, LIMIT).await;
     assert_eq!(read.last_type(), "FinalAnswerStreamEnd");
 
@@ -220,7 +174,7 @@ async fn resumes_must_answer_exactly_the_open_interrupts_once(backend: Backend) 
     let post = |token: &'static str, resume: Value| {
         let body = json!({"thread_id": thread, "resume": resume});
         let gw = &gw;
-        async move { send(gw, token, "POST", "/v1/react/sessions", Some(body)).await }
+        async move { send_as(gw, token, "POST", "/v1/react/sessions", Some(body)).await }
     };
     let only_one = post("key-a", json!([approve("i1")])).await;
     assert_eq!(only_one.status(), 422);
@@ -245,7 +199,7 @@ async fn resumes_must_answer_exactly_the_open_interrupts_once(backend: Backend) 
         404
     );
     let unknown_thread = json!({"thread_id": unique("nothing"), "resume": [approve("i1")]});
-    let response = send(
+    let response = send_as(
         &gw,
         "key-a",
         "POST",
@@ -280,12 +234,12 @@ async fn an_expired_interrupt_can_only_be_cancelled(backend: Backend) {
     )
     .await;
     let resolve = json!({"thread_id": thread, "resume": [approve("late")]});
-    let response = send(&gw, "key-a", "POST", "/v1/react/sessions", Some(resolve)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/react/sessions", Some(resolve)).await;
     assert_eq!(response.status(), 410);
     no_job(&gw).await;
     let cancel =
         json!({"thread_id": thread, "resume": [{"interrupt_id": "late", "status": "cancelled"}]});
-    let response = send(&gw, "key-a", "POST", "/v1/react/sessions", Some(cancel)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/react/sessions", Some(cancel)).await;
     assert_eq!(response.status(), 200);
     let job = gw.take_job().await;
     assert_eq!(job.request.as_object()["resume"][0]["status"], "cancelled");
@@ -296,9 +250,9 @@ async fn an_interrupt_from_a_stale_attempt_is_dropped(backend: Backend) {
     let gw = backend.gateway(SessionConfig::default()).await;
     let thread = unique("thread");
     let body = json!({"user_query": "q", "thread_id": thread});
-    let response = send(&gw, "key-a", "POST", "/v1/react/sessions", Some(body)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/react/sessions", Some(body)).await;
     let job = gw.take_job().await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
+    gw.emit(&job, "worker_ack", json!({})).await;
     let stale = publish_event(
         gw.bus.as_ref(),
         job.session_id,
@@ -311,8 +265,9 @@ async fn an_interrupt_from_a_stale_attempt_is_dropped(backend: Backend) {
         stale.is_err(),
         "a foreign attempt's interrupt was taken: {stale:?}"
     );
-    emit(&gw, &job, "FinalAnswerStream", json!({"char": "ok"})).await;
-    emit(&gw, &job, "FinalAnswerStreamEnd", json!({})).await;
+    gw.emit(&job, "FinalAnswerStream", json!({"char": "ok"}))
+        .await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
     let read = read_all_within(response, LIMIT).await;
     assert_eq!(
         kinds(&read.events),
@@ -353,20 +308,17 @@ async fn ag_ui_runs_end_with_the_interrupt_outcome_live_and_replayed(backend: Ba
     let gw = backend.gateway(SessionConfig::default()).await;
     let (thread, run) = (unique("agui-thread"), unique("agui-run"));
     let input = json!({"threadId": thread, "runId": run, "messages": [{"id": "u1", "role": "user", "content": "send it"}]});
-    let response = send(&gw, "key-a", "POST", "/v1/ag-ui", Some(input)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/ag-ui", Some(input)).await;
     assert_eq!(response.status(), 200);
     let job = gw.take_job().await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    emit(
-        &gw,
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(
         &job,
         "AgentToolCallStart",
         json!({"tool_call_id": "call-1", "tool_name": "send_report", "tool_input": {}}),
     )
     .await;
-    emit(
-        &gw,
-        &job,
+    gw.emit(&job,
         "interrupt",
         json!({"interrupts": [{"id": "i1", "reason": "tool_call", "tool_call_id": "call-1", "message": "Send?", "response_schema": {"type": "object"}}]}),
     )
@@ -383,7 +335,7 @@ async fn ag_ui_runs_end_with_the_interrupt_outcome_live_and_replayed(backend: Ba
         .find(|c| c["type"] == "TOOL_CALL_START")
         .unwrap();
     assert_eq!(start["toolCallId"], "call-1", "the worker's id");
-    let replay = send(
+    let replay = send_as(
         &gw,
         "key-a",
         "GET",
@@ -402,15 +354,15 @@ async fn ag_ui_runs_end_with_the_interrupt_outcome_live_and_replayed(backend: Ba
         {"id": "u1", "role": "user", "content": "send it"},
         {"id": "r1", "role": "tool", "toolCallId": "call-1", "content": "done in the browser"}
     ]});
-    let response = send(&gw, "key-a", "POST", "/v1/ag-ui", Some(resume)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/ag-ui", Some(resume)).await;
     assert_eq!(response.status(), 200);
     let job = gw.take_job().await;
     assert_eq!(
         job.request.as_object()["resume"],
         json!([{"interrupt_id": "i1", "status": "resolved", "payload": "done in the browser"}])
     );
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    emit(&gw, &job, "FinalAnswerStreamEnd", json!({})).await;
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
     assert_eq!(
         chunks(response).await.last().unwrap()["type"],
         "RUN_FINISHED"
@@ -424,12 +376,11 @@ async fn ai_sdk_approvals_resume_the_same_message(backend: Backend) {
     let user =
         json!({"id": "u1", "role": "user", "parts": [{"type": "text", "text": "send the report"}]});
     let body = json!({"id": chat, "messages": [user]});
-    let response = send(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body)).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body)).await;
     let job = gw.take_job().await;
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    emit(&gw, &job, "AgentToolCallStart", json!({"tool_call_id": "call-1", "tool_name": "send_report", "tool_input": {"to": "finance"}})).await;
-    emit(
-        &gw,
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(&job, "AgentToolCallStart", json!({"tool_call_id": "call-1", "tool_name": "send_report", "tool_input": {"to": "finance"}})).await;
+    gw.emit(
         &job,
         "interrupt",
         json!({"interrupts": [{"id": "ap-1", "reason": "tool_call", "tool_call_id": "call-1"}]}),
@@ -462,7 +413,7 @@ async fn ai_sdk_approvals_resume_the_same_message(backend: Backend) {
          "input": {"to": "finance"}, "approval": {"id": "ap-1", "approved": true}}
     ]});
     let body = json!({"id": chat, "messages": [user, assistant]});
-    let response = send(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body.clone())).await;
+    let response = send_as(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body.clone())).await;
     assert_eq!(response.status(), 200);
     let job = gw.take_job().await;
     assert_eq!(
@@ -470,15 +421,14 @@ async fn ai_sdk_approvals_resume_the_same_message(backend: Backend) {
         json!([{"interrupt_id": "ap-1", "status": "resolved", "payload": {"approved": true}}])
     );
     assert_eq!(job.request.user_query(), "send the report");
-    emit(&gw, &job, "worker_ack", json!({})).await;
-    emit(
-        &gw,
+    gw.emit(&job, "worker_ack", json!({})).await;
+    gw.emit(
         &job,
         "AgentToolCallEnd",
         json!({"tool_call_id": "call-1", "tool_name": "send_report", "output": {"sent": true}}),
     )
     .await;
-    emit(&gw, &job, "FinalAnswerStreamEnd", json!({})).await;
+    gw.emit(&job, "FinalAnswerStreamEnd", json!({})).await;
     let resumed = chunks(response).await;
     assert_eq!(
         resumed[0],
@@ -495,7 +445,7 @@ async fn ai_sdk_approvals_resume_the_same_message(backend: Backend) {
         "no duplicated tool call"
     );
     // The same approval again: already answered.
-    let again = send(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body)).await;
+    let again = send_as(&gw, "key-a", "POST", "/v1/ai-sdk/chat", Some(body)).await;
     assert_eq!(again.status(), 409);
     gw.stop().await;
 }
@@ -509,7 +459,7 @@ async fn a_thread_survives_a_gateway_restart_and_expires_after_its_ttl() {
         ..SessionConfig::default()
     };
     let thread = unique("thread");
-    let gw = Backend::Redis.gateway(config.clone()).await;
+    let gw = Backend::Redis.gateway(config).await;
     interrupted_run(
         &gw,
         &thread,

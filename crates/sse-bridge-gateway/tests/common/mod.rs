@@ -7,6 +7,24 @@
 
 pub use sse_bridge_testkit::sse::*;
 
+/// Runs each scenario (an `async fn(Backend)` of the test file, whose
+/// `Backend` names the two) on both backends: `<scenario>::embedded`, `<scenario>::redis`.
+#[allow(unused_macros)] // each test binary uses its own subset
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$scenario(super::Backend::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$scenario(super::Backend::Redis).await
+            }
+        }
+    )*};
+}
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -192,6 +210,25 @@ impl TestGateway {
             .unwrap()
             .unwrap();
     }
+}
+
+/// `method path` with `token`, and `body` as JSON when given.
+pub async fn send_as(
+    gw: &TestGateway,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = client()
+        .request(method.parse().unwrap(), format!("{}{path}", gw.url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    request.send().await.unwrap()
 }
 
 /// The value of one Prometheus sample line, 0 when absent.
