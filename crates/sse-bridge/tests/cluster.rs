@@ -579,3 +579,53 @@ async fn a_stalled_master_delays_no_other_shard() {
     deployment.cluster.resume_node(stalled);
     live_only_session_lost_its_history(&worker, &mut on_stalled[0]).await;
 }
+
+/// Thread records (PROTOCOL §8) on a cluster: each is one hash-tagged key,
+/// written by compare-and-set on whichever master owns its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_records_are_compared_and_set_on_every_master() {
+    use sse_bridge_core::thread::{ThreadRecord, ThreadStore};
+    let cluster = RedisCluster::start(3, 0).await;
+    let worker = TestWorker::connect(&cluster).await;
+    let ttl = Duration::from_secs(60);
+    let request = json!({"user_query": "q"}).as_object().cloned().unwrap();
+    for n in 0..30 {
+        let thread = format!("{}-{n}", unique("thread")).parse().unwrap();
+        let first = SessionId::new();
+        let record = ThreadRecord::open_run(None, "key:a", first, &request, None, 1)
+            .unwrap()
+            .record;
+        assert!(
+            worker
+                .bus
+                .store_thread(&thread, 0, &record, ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !worker
+                .bus
+                .store_thread(&thread, 0, &record, ttl)
+                .await
+                .unwrap(),
+            "a stale revision must not write"
+        );
+        let stored = worker.bus.load_thread(&thread).await.unwrap();
+        assert_eq!(
+            (stored.revision, stored.record.as_ref()),
+            (1, Some(&record))
+        );
+        let next =
+            ThreadRecord::open_run(Some(&record), "key:a", SessionId::new(), &request, None, 2)
+                .unwrap()
+                .record;
+        assert!(
+            worker
+                .bus
+                .store_thread(&thread, 1, &next, ttl)
+                .await
+                .unwrap()
+        );
+        assert_eq!(worker.bus.load_thread(&thread).await.unwrap().revision, 2);
+    }
+}
