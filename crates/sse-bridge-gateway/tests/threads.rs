@@ -476,3 +476,65 @@ async fn a_thread_survives_a_gateway_restart_and_expires_after_its_ttl() {
     assert_eq!(thread_view(&gw, "key-a", &thread).await.0, 404);
     gw.stop().await;
 }
+
+/// The demo agent through the gateway: "send the report" asks for approval,
+/// the resume continues the same tool call; "what time is it" hands a tool
+/// to the client and answers with its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_agent_asks_and_continues_when_resumed() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    gw.spawn_demo_worker();
+    for (query, answer, expected) in [
+        (
+            "please send the report",
+            json!({"approved": true}),
+            "Sent the report to finance.",
+        ),
+        (
+            "send the report",
+            json!({"approved": false, "reason": "not today"}),
+            "Okay, I did not send the report (not today).",
+        ),
+        (
+            "what time is it?",
+            json!("10:42"),
+            "Your browser says it is 10:42.",
+        ),
+    ] {
+        let thread = unique("demo");
+        let body = json!({"user_query": query, "thread_id": thread});
+        let asked = read_all_within(post_session(&client(), &gw.url, body).await, LIMIT).await;
+        assert_eq!(asked.last_type(), "interrupt", "{:?}", asked.events);
+        let start = asked
+            .events
+            .iter()
+            .find(|e| e["event_type"] == "AgentToolCallStart")
+            .unwrap();
+        let interrupt = &asked.events.last().unwrap()["payload"]["interrupts"][0];
+        assert_eq!(interrupt["tool_call_id"], start["payload"]["tool_call_id"]);
+        let resume = json!({"thread_id": thread, "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": answer}]});
+        let done = read_all_within(post_session(&client(), &gw.url, resume).await, LIMIT).await;
+        assert_eq!(
+            done.text("FinalAnswerStream"),
+            expected,
+            "{:?}",
+            done.events
+        );
+        assert!(
+            !kinds(&done.events).contains(&"AgentToolCallStart"),
+            "the resumed run must not start the call again"
+        );
+        if start["payload"]["executor"] != "client" {
+            let end = done
+                .events
+                .iter()
+                .find(|e| e["event_type"] == "AgentToolCallEnd")
+                .unwrap();
+            assert_eq!(
+                end["payload"]["tool_call_id"],
+                start["payload"]["tool_call_id"]
+            );
+        }
+    }
+    gw.stop().await;
+}

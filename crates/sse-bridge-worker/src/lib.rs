@@ -10,12 +10,17 @@
 //!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
 //!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle
 //!   timer fed with `worker_heartbeat`, acks the job when the session ended.
+//! * [`hitl`] — human in the loop: [`hitl::ToolCall`]s with ids, the
+//!   `interrupt` that ends a run ([`SessionHandle::interrupt`],
+//!   [`SessionHandle::ask_approval`], [`SessionHandle::call_client_tool`])
+//!   and the answers of the run that resumes it ([`SessionHandle::resumed`]).
 //! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
 //!   (a calculator and a UTC clock), used by `sse-bridge serve` and
 //!   `sse-bridge worker`.
 //!   [`demo::calculator`] is its arithmetic tool.
 
 pub mod demo;
+pub mod hitl;
 pub mod publish;
 pub mod runner;
 

@@ -6,8 +6,13 @@
 //! (`FinalAnswerStream`, then `FinalAnswerStreamEnd`). Text goes out one
 //! character per event, `piece_delay` apart, so it looks live in a browser.
 //! The runner publishes `worker_ack` and handles `cancel`.
+//!
+//! Two queries show the human in the loop (`hitl`): "send the report" asks
+//! for approval before a tool runs, "what time is it" hands a tool to the
+//! client; each run ends with an `interrupt` and continues when resumed.
 
 pub mod calculator;
+mod hitl;
 
 use std::time::{Duration, SystemTime};
 
@@ -92,6 +97,9 @@ impl ToolRun {
 impl JobHandler for DemoAgent {
     async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
         let query = session.job().request.user_query();
+        if let Some(scenario) = hitl::scenario(query) {
+            return self.run_scenario(session, scenario).await;
+        }
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
