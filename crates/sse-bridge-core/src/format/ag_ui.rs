@@ -11,7 +11,12 @@
 //! | `FinalAnswerStreamEnd` | close what is open, `RUN_FINISHED` |
 //! | `error` | `RUN_ERROR {message, code}` |
 //! | `interrupt` | close what is open, `RUN_FINISHED {outcome: {type: "interrupt", interrupts}}` (camelCase fields); an unreadable one `RUN_ERROR {code: "invalid_interrupt"}` |
-//! | anything else | `CUSTOM {name: event_type, value: payload}` |
+//! | `AgentStepStart` / `AgentStepEnd` | `STEP_STARTED` / `STEP_FINISHED {stepName}` (steps still open are finished before `RUN_FINISHED`) |
+//! | `AgentToolCallInputStream` | `TOOL_CALL_START` once, then `TOOL_CALL_ARGS` per delta; its `AgentToolCallStart` then sends only `TOOL_CALL_END` |
+//! | `StateSnapshot` / `StateDelta` | `STATE_SNAPSHOT {snapshot}` / `STATE_DELTA {delta}` |
+//! | `Data` | `CUSTOM {name, value: data}` |
+//! | `Usage` | summed into `RUN_FINISHED`'s (or `RUN_ERROR`'s) `usage: [TokenUsage]` |
+//! | anything else (`Source`, `File` too) | `CUSTOM {name: event_type, value: payload}` |
 //!
 //! Tool call ids are the worker's `tool_call_id` when it sends one (a
 //! resumed run's result then reaches the call an earlier run started);
@@ -24,7 +29,7 @@
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::{Encoder, Ids, open_part, text_of, write_data};
+use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
 
@@ -39,6 +44,12 @@ pub struct AgUi {
     text: Option<String>,
     /// Tool calls waiting for their result: (toolCallId, tool name).
     calls: Vec<(String, String)>,
+    /// Tool calls whose input is streaming (started, not ended).
+    streaming: Vec<String>,
+    /// Steps started and not finished, oldest first.
+    steps: Vec<String>,
+    /// Token usage reported so far (`TokenUsage` objects).
+    usage: Vec<Value>,
 }
 
 impl AgUi {
@@ -52,6 +63,57 @@ impl AgUi {
             reasoning: None,
             text: None,
             calls: Vec::new(),
+            streaming: Vec::new(),
+            steps: Vec::new(),
+            usage: Vec::new(),
+        }
+    }
+
+    /// Closes everything `RUN_FINISHED` may not find open: messages, tool
+    /// calls whose input was streaming, steps.
+    fn close_run(&mut self, out: &mut BytesMut) {
+        self.close_all(out);
+        for id in std::mem::take(&mut self.streaming) {
+            write_data(out, &json!({"type": "TOOL_CALL_END", "toolCallId": id}));
+        }
+        while let Some(name) = self.steps.pop() {
+            write_data(out, &json!({"type": "STEP_FINISHED", "stepName": name}));
+        }
+    }
+
+    /// `RUN_FINISHED` (with `extra` fields, and the usage reported).
+    fn run_finished(&mut self, extra: Value, out: &mut BytesMut) {
+        self.close_run(out);
+        let mut finished =
+            json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id});
+        if let Value::Object(extra) = extra {
+            finished.as_object_mut().expect("an object").extend(extra);
+        }
+        if !self.usage.is_empty() {
+            finished["usage"] = Value::Array(self.usage.clone());
+        }
+        write_data(out, &finished);
+    }
+
+    fn tool_input(&mut self, payload: &Value, out: &mut BytesMut) {
+        let Some(id) = tool_call_id(payload) else {
+            return Self::custom(out, event_type::TOOL_INPUT, payload.clone());
+        };
+        if !self.streaming.contains(&id) {
+            self.close_all(out);
+            let name = text_of(&payload["tool_name"]);
+            write_data(
+                out,
+                &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
+            );
+            self.streaming.push(id.clone());
+        }
+        let delta = text_of(&payload["delta"]);
+        if !delta.is_empty() {
+            write_data(
+                out,
+                &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": delta}),
+            );
         }
     }
 
@@ -121,17 +183,27 @@ impl Encoder for AgUi {
             }
             event_type::TOOL_CALL_START => {
                 self.close_all(out);
-                let id = tool_call_id(&payload).unwrap_or_else(|| self.ids.next("call"));
                 let name = text_of(&payload["tool_name"]);
-                write_data(
-                    out,
-                    &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
-                );
-                let args = payload.get("tool_input").cloned().unwrap_or(Value::Null);
-                write_data(
-                    out,
-                    &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": args.to_string()}),
-                );
+                let streamed = tool_call_id(&payload)
+                    .and_then(|id| self.streaming.iter().position(|s| *s == id))
+                    .map(|at| self.streaming.remove(at));
+                let id = match streamed {
+                    // Its input went out as it streamed: only the end now.
+                    Some(id) => id,
+                    None => {
+                        let id = tool_call_id(&payload).unwrap_or_else(|| self.ids.next("call"));
+                        write_data(
+                            out,
+                            &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
+                        );
+                        let args = payload.get("tool_input").cloned().unwrap_or(Value::Null);
+                        write_data(
+                            out,
+                            &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": args.to_string()}),
+                        );
+                        id
+                    }
+                };
                 write_data(out, &json!({"type": "TOOL_CALL_END", "toolCallId": id}));
                 self.calls.push((id, name));
             }
@@ -175,13 +247,7 @@ impl Encoder for AgUi {
                     );
                 }
             }
-            event_type::ANSWER_END => {
-                self.close_all(out);
-                write_data(
-                    out,
-                    &json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id}),
-                );
-            }
+            event_type::ANSWER_END => self.run_finished(Value::Null, out),
             event_type::ERROR => {
                 let message = match payload.get("error") {
                     Some(Value::String(message)) => message.clone(),
@@ -191,29 +257,71 @@ impl Encoder for AgUi {
                 if let Some(Value::String(code)) = payload.get("code") {
                     error["code"] = Value::String(code.clone());
                 }
+                if !self.usage.is_empty() {
+                    error["usage"] = Value::Array(self.usage.clone());
+                }
                 write_data(out, &error);
             }
-            event_type::INTERRUPT => {
-                self.close_all(out);
-                match Interrupt::parse_all(&payload) {
-                    Ok(interrupts) => {
-                        let interrupts: Vec<Value> =
-                            interrupts.iter().map(ag_ui_interrupt).collect();
-                        write_data(
-                            out,
-                            &json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id,
-                                    "outcome": {"type": "interrupt", "interrupts": interrupts}}),
-                        );
+            event_type::INTERRUPT => match Interrupt::parse_all(&payload) {
+                Ok(interrupts) => {
+                    let interrupts: Vec<Value> = interrupts.iter().map(ag_ui_interrupt).collect();
+                    let outcome =
+                        json!({"outcome": {"type": "interrupt", "interrupts": interrupts}});
+                    self.run_finished(outcome, out);
+                }
+                Err(error) => write_data(
+                    out,
+                    &json!({"type": "RUN_ERROR", "message": error.to_string(), "code": "invalid_interrupt"}),
+                ),
+            },
+            event_type::STEP_START => {
+                let name = text_of(&payload["name"]);
+                write_data(out, &json!({"type": "STEP_STARTED", "stepName": name}));
+                self.steps.push(name);
+            }
+            event_type::STEP_END => {
+                let name = text_of(&payload["name"]);
+                match self.steps.iter().rposition(|open| *open == name) {
+                    Some(at) => {
+                        self.steps.remove(at);
+                        write_data(out, &json!({"type": "STEP_FINISHED", "stepName": name}));
                     }
-                    Err(error) => write_data(
-                        out,
-                        &json!({"type": "RUN_ERROR", "message": error.to_string(), "code": "invalid_interrupt"}),
-                    ),
+                    // The verifier refuses a step that never started.
+                    None => Self::custom(out, event_type::STEP_END, payload),
                 }
             }
+            event_type::TOOL_INPUT => self.tool_input(&payload, out),
+            event_type::STATE_SNAPSHOT => write_data(
+                out,
+                &json!({"type": "STATE_SNAPSHOT", "snapshot": payload.get("state").cloned().unwrap_or(Value::Null)}),
+            ),
+            event_type::STATE_DELTA => match payload.get("patch") {
+                Some(Value::Array(patch)) => {
+                    write_data(out, &json!({"type": "STATE_DELTA", "delta": patch}))
+                }
+                _ => Self::custom(out, event_type::STATE_DELTA, payload),
+            },
+            event_type::DATA => {
+                let name = match payload.get("name") {
+                    Some(Value::String(name)) if !name.is_empty() => name.clone(),
+                    _ => event_type::DATA.to_owned(),
+                };
+                let value = payload.get("data").cloned().unwrap_or(Value::Null);
+                Self::custom(out, &name, value);
+            }
+            event_type::USAGE => self.usage.push(token_usage(&payload)),
             other => Self::custom(out, other, payload),
         }
     }
+}
+
+/// A `Usage` payload as AG-UI's `TokenUsage`.
+fn token_usage(payload: &Value) -> Value {
+    let mut usage = token_counts(payload);
+    if let Some(model) = payload.get("model").filter(|m| m.is_string()) {
+        usage.insert("model".to_owned(), model.clone());
+    }
+    Value::Object(usage)
 }
 
 /// An interrupt as AG-UI's `Interrupt` (camelCase; absent fields left out).

@@ -11,6 +11,13 @@
 //! | `FinalAnswerStreamEnd` | close what is open, `finish-step`, `finish`, `[DONE]` |
 //! | `error` | `error {errorText}`, `[DONE]` |
 //! | `interrupt` | per interrupt: naming a tool call the worker runs, `tool-approval-request {approvalId: <interrupt id>, toolCallId}`; naming a client tool's call, nothing (the call stays `input-available` for `onToolCall`); otherwise `data-interrupt {id, data}`; then `finish-step`, `finish`, `[DONE]` |
+//! | `AgentStepStart` / `AgentStepEnd` | `finish-step` of the step open, `start-step` / `finish-step` |
+//! | `AgentToolCallInputStream` | `tool-input-start {toolCallId, toolName}` once, then `tool-input-delta`; its `AgentToolCallStart` is the `tool-input-available` |
+//! | `StateSnapshot` / `StateDelta` | `data-state {id: "state", data}`: one part, replaced (a delta is applied here, the client gets the state) |
+//! | `Source` | `source-url {sourceId, url, title}` |
+//! | `File` | `file {url, mediaType}` |
+//! | `Data` | `data-<name> {id?, data, transient?}` (replaced by `id`) |
+//! | `Usage` | `message-metadata {messageMetadata: {usage: {inputTokens, outputTokens, totalTokens, reasoningTokens}, model}}` |
 //! | anything else | `data-<event_type> {data: payload}` |
 //!
 //! The SDK is strict (an unknown chunk type errors the stream, a delta needs
@@ -21,7 +28,7 @@ use bytes::{BufMut, BytesMut};
 use serde_json::{Value, json};
 
 use super::ag_ui::{take_call, tool_call_id};
-use super::{Encoder, Ids, open_part, text_of, write_data};
+use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
 
@@ -36,6 +43,12 @@ pub struct AiSdk {
     calls: Vec<(String, String)>,
     /// Calls of tools the client runs (`"executor": "client"`).
     client_calls: Vec<String>,
+    /// Calls whose input is streaming (`tool-input-start` sent).
+    streaming: Vec<String>,
+    /// A step is open (`start-step` sent, no `finish-step` yet).
+    step_open: bool,
+    /// The state `StateDelta`s patch (the client gets it whole).
+    state: Value,
 }
 
 impl AiSdk {
@@ -49,7 +62,60 @@ impl AiSdk {
             text: None,
             calls: Vec::new(),
             client_calls: Vec::new(),
+            streaming: Vec::new(),
+            step_open: false,
+            state: Value::Null,
         }
+    }
+
+    fn finish_step(&mut self, out: &mut BytesMut) {
+        self.close_parts(out);
+        if std::mem::take(&mut self.step_open) {
+            write_data(out, &json!({"type": "finish-step"}));
+        }
+    }
+
+    fn tool_input(&mut self, payload: &Value, out: &mut BytesMut) {
+        let Some(id) = tool_call_id(payload) else {
+            let kind = format!("data-{}", event_type::TOOL_INPUT);
+            return write_data(out, &json!({"type": kind, "data": payload}));
+        };
+        if !self.streaming.contains(&id) {
+            self.close_parts(out);
+            let name = text_of(&payload["tool_name"]);
+            write_data(
+                out,
+                &json!({"type": "tool-input-start", "toolCallId": id, "toolName": name, "dynamic": true}),
+            );
+            self.streaming.push(id.clone());
+        }
+        let delta = text_of(&payload["delta"]);
+        write_data(
+            out,
+            &json!({"type": "tool-input-delta", "toolCallId": id, "inputTextDelta": delta}),
+        );
+    }
+
+    fn state(&mut self, kind: &str, payload: &Value, out: &mut BytesMut) {
+        if kind == event_type::STATE_SNAPSHOT {
+            self.state = payload.get("state").cloned().unwrap_or(Value::Null);
+        } else {
+            let patch = payload
+                .get("patch")
+                .cloned()
+                .and_then(|patch| serde_json::from_value::<json_patch::Patch>(patch).ok());
+            // A patch that does not apply leaves the state as it was.
+            let Some(patch) = patch else { return };
+            let mut next = self.state.clone();
+            if json_patch::patch(&mut next, &patch).is_err() {
+                return;
+            }
+            self.state = next;
+        }
+        write_data(
+            out,
+            &json!({"type": "data-state", "id": "state", "data": self.state}),
+        );
     }
 
     fn close_parts(&mut self, out: &mut BytesMut) {
@@ -66,8 +132,7 @@ impl AiSdk {
     }
 
     fn finish(&mut self, reason: &str, out: &mut BytesMut) {
-        self.close_parts(out);
-        write_data(out, &json!({"type": "finish-step"}));
+        self.finish_step(out);
         write_data(out, &json!({"type": "finish", "finishReason": reason}));
         Self::done(out);
     }
@@ -117,6 +182,7 @@ impl Encoder for AiSdk {
     fn start(&mut self, out: &mut BytesMut) {
         write_data(out, &json!({"type": "start", "messageId": self.message_id}));
         write_data(out, &json!({"type": "start-step"}));
+        self.step_open = true;
     }
 
     fn event(&mut self, event: &Event, out: &mut BytesMut) {
@@ -152,6 +218,7 @@ impl Encoder for AiSdk {
                 if payload.get("executor").and_then(Value::as_str) == Some("client") {
                     self.client_calls.push(id.clone());
                 }
+                self.streaming.retain(|streaming| *streaming != id);
                 let input = payload.get("tool_input").cloned().unwrap_or(Value::Null);
                 write_data(
                     out,
@@ -202,6 +269,41 @@ impl Encoder for AiSdk {
             }
             event_type::ANSWER_END => self.finish("stop", out),
             event_type::INTERRUPT => self.interrupt(&payload, out),
+            event_type::STEP_START => {
+                self.finish_step(out);
+                write_data(out, &json!({"type": "start-step"}));
+                self.step_open = true;
+            }
+            event_type::STEP_END => self.finish_step(out),
+            event_type::TOOL_INPUT => self.tool_input(&payload, out),
+            kind @ (event_type::STATE_SNAPSHOT | event_type::STATE_DELTA) => {
+                self.state(kind, &payload, out)
+            }
+            event_type::SOURCE if payload["url"].is_string() => {
+                let mut source = json!({"type": "source-url", "sourceId": text_of(&payload["id"]), "url": payload["url"]});
+                if let Some(title) = payload.get("title").filter(|t| t.is_string()) {
+                    source["title"] = title.clone();
+                }
+                write_data(out, &source);
+            }
+            event_type::FILE if payload["url"].is_string() => write_data(
+                out,
+                &json!({"type": "file", "url": payload["url"], "mediaType": text_of(&payload["media_type"])}),
+            ),
+            event_type::DATA if payload["name"].as_str().is_some_and(|n| !n.is_empty()) => {
+                let mut part = json!({"type": format!("data-{}", text_of(&payload["name"])),
+                                      "data": payload.get("data").cloned().unwrap_or(Value::Null)});
+                for field in ["id", "transient"] {
+                    if let Some(value) = payload.get(field).filter(|v| !v.is_null()) {
+                        part[field] = value.clone();
+                    }
+                }
+                write_data(out, &part);
+            }
+            event_type::USAGE => write_data(
+                out,
+                &json!({"type": "message-metadata", "messageMetadata": message_usage(&payload)}),
+            ),
             event_type::ERROR => {
                 let message = text_of(payload.get("error").unwrap_or(&Value::Null));
                 let error_text = match payload.get("code") {
@@ -217,4 +319,13 @@ impl Encoder for AiSdk {
             ),
         }
     }
+}
+
+/// A `Usage` payload as message metadata: `{usage: {...}, model?}`.
+fn message_usage(payload: &Value) -> Value {
+    let mut metadata = json!({ "usage": token_counts(payload) });
+    if let Some(model) = payload.get("model").filter(|m| m.is_string()) {
+        metadata["model"] = model.clone();
+    }
+    metadata
 }

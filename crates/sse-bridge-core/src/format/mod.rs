@@ -146,3 +146,19 @@ fn text_of(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// A `Usage` payload's counts in the agent-UI clients' spelling
+/// (`inputTokens`, `outputTokens`, `totalTokens`, `reasoningTokens`).
+fn token_counts(payload: &Value) -> serde_json::Map<String, Value> {
+    let count = |name: &str| payload.get(name).and_then(Value::as_u64);
+    let (input, output) = (count("input_tokens"), count("output_tokens"));
+    [
+        ("inputTokens", input),
+        ("outputTokens", output),
+        ("totalTokens", input.zip(output).map(|(i, o)| i + o)),
+        ("reasoningTokens", count("reasoning_tokens")),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field.to_owned(), value?.into())))
+    .collect()
+}

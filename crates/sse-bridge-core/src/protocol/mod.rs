@@ -39,6 +39,18 @@ pub mod event_type {
     pub const ERROR: &str = "error";
     /// Terminal, not an error: the run waits for outside input (PROTOCOL §8).
     pub const INTERRUPT: &str = "interrupt";
+    // Richer events (PROTOCOL §9), optional for workers.
+    pub const STEP_START: &str = "AgentStepStart";
+    pub const STEP_END: &str = "AgentStepEnd";
+    /// A tool call's input streamed as JSON text, before its `AgentToolCallStart`.
+    pub const TOOL_INPUT: &str = "AgentToolCallInputStream";
+    pub const STATE_SNAPSHOT: &str = "StateSnapshot";
+    /// An RFC 6902 patch of the state.
+    pub const STATE_DELTA: &str = "StateDelta";
+    pub const SOURCE: &str = "Source";
+    pub const FILE: &str = "File";
+    pub const DATA: &str = "Data";
+    pub const USAGE: &str = "Usage";
     /// Control message, gateway → worker.
     pub const CANCEL: &str = "cancel";
 }
