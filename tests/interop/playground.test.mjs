@@ -447,6 +447,14 @@ test('a reload while the approval waits asks the thread and shows the card again
   await byTestId(page, 'new-conversation').click();
   assert.equal(await byTestId(page, 'thread-id').textContent(), 'new');
   assert.equal(new URL(page.url()).searchParams.get('thread'), null);
+
+  // A shared link to the paused run shows its card, not answerable there.
+  const [paused] = (await threadOf(origin, threadId)).runs;
+  await page.goto(`${origin}/?session=${paused.session_id}`);
+  await approvalCard(page);
+  assert.ok(await byTestId(page, 'approve-button').isDisabled());
+  assert.ok(await byTestId(page, 'deny-button').isDisabled());
+  assert.equal(await byTestId(page, 'thread-id').textContent(), 'new');
   await close();
   assert.deepEqual(problems, []);
 });

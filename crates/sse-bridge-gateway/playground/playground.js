@@ -79,10 +79,14 @@ const ui = {
 /** The conversation's thread id (PROTOCOL §8), kept in the address and in sessionStorage. */
 const conversation = {
   id: null,
-  /** The thread of the address, else of this tab's storage; null for a new conversation. */
+  /**
+   * The thread of the address, else (unless the address is a shared
+   * `?session=` link) of this tab's storage; none: a new conversation.
+   */
   restore() {
-    const fromAddress = new URLSearchParams(location.search).get('thread');
-    this.set(fromAddress ?? sessionStorage.getItem(THREAD_STORAGE_KEY));
+    const address = new URLSearchParams(location.search);
+    const id = address.get('thread') ?? (address.has('session') ? null : sessionStorage.getItem(THREAD_STORAGE_KEY));
+    if (id) this.set(id);
   },
   /** The thread id, made (and remembered) on first use. */
   ensure() {
@@ -360,6 +364,8 @@ function endStep(step, state, shown) {
  */
 function showApprovals(view, interrupts) {
   hideApprovals();
+  // A shared link to another conversation's run: shown, not answerable here.
+  const answerable = conversation.id !== null;
   const answers = new Map();
   const answer = (interrupt, status, payload) => {
     answers.set(interrupt.id, { interrupt_id: interrupt.id, status, payload });
@@ -374,7 +380,7 @@ function showApprovals(view, interrupts) {
     // A client tool: the replayed or live call says so; with no call to
     // look at (a reload whose replay is gone), a tool this page knows.
     const runsHere = step ? step.dataset.executor === 'client' : Object.hasOwn(CLIENT_TOOLS, toolName ?? '');
-    if (runsHere) {
+    if (runsHere && answerable) {
       const run = CLIENT_TOOLS[toolName];
       if (step) endStep(step, 'waiting', run ? undefined : `this page has no tool ${toolName}`);
       if (run) answer(interrupt, 'resolved', run());
@@ -386,6 +392,10 @@ function showApprovals(view, interrupts) {
     card.dataset.interruptId = interrupt.id;
     card.querySelector('.approval-tool').textContent = toolName ?? interrupt.reason;
     card.querySelector('.approval-message').textContent = interrupt.message ?? `The agent asks to continue (${interrupt.reason}).`;
+    if (!answerable) {
+      for (const control of card.querySelectorAll('button, input')) control.disabled = true;
+      card.querySelector('.approval-message').append(' (Answer it in the conversation that asked.)');
+    }
     card.addEventListener('submit', (event) => {
       event.preventDefault();
       const approved = event.submitter?.value !== 'deny';
