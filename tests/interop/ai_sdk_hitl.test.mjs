@@ -67,18 +67,21 @@ class Chat extends AbstractChat {
 /**
  * A chat whose n-th request goes to `urls[n]` (the last one for every later
  * request): one URL is one gateway, two are the interrupt through A and the
- * answer through B. `log` holds each request's body and the UI message
- * chunks of its response, as the gateway sent them.
+ * answer through B. `log` holds each POST's body and the UI message
+ * chunks of its response, as the gateway sent them; other requests
+ * (`reconnectToStream`) go to the last gateway, unlogged.
  */
 function chatThrough(urls, options = {}) {
   const log = [];
   const transport = new DefaultChatTransport({
     api: `${urls[0]}/v1/ai-sdk/chat`,
-    fetch: async (input, init) => {
+    fetch: async (input, init = {}) => {
+      const { pathname, search } = new URL(input);
+      if ((init.method ?? 'GET') !== 'POST') return fetch(`${urls.at(-1)}${pathname}${search}`, init);
       const base = urls[Math.min(log.length, urls.length - 1)];
       const entry = { gateway: base, body: JSON.parse(init.body), chunks: [] };
       log.push(entry);
-      const response = await fetch(`${base}/v1/ai-sdk/chat`, init);
+      const response = await fetch(`${base}${pathname}`, init);
       const [mine, theirs] = response.body.tee();
       (async () => {
         const text = await new Response(mine).text();
@@ -100,7 +103,7 @@ function chatThrough(urls, options = {}) {
     onError: (error) => errors.push(error),
     ...options,
   });
-  return { chat, log, errors };
+  return { chat, log, errors, transport };
 }
 
 /** Waits until `condition()` holds (polled), or fails with `what` and the chat. */
@@ -122,6 +125,8 @@ const textOf = (message) =>
     .filter((p) => p.type === 'text')
     .map((p) => p.text)
     .join('');
+/** The answer: the message's last text part (the continuation's). */
+const answerOf = (message) => message.parts.filter((p) => p.type === 'text').at(-1)?.text ?? '';
 
 /** A line per request: where it went, the last message it sent, and the chunk types it got. */
 function describe(log) {
@@ -177,11 +182,13 @@ for (const [label, envs] of GATEWAYS) {
   const urls = () => envs.map(gateway);
 
   test(`AI SDK chat: an approved tool call continues to its output and the answer (${label})`, async (t) => {
-    const { chat, log, errors } = chatThrough(urls(), {
+    const { chat, log, errors, transport } = chatThrough(urls(), {
       sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
     });
     const { assistant, tool } = await askToSendTheReport(chat, log);
     t.diagnostic(`after the first response: ${describeMessage(assistant)}`);
+    // A paused message is over: nothing to reconnect to (204).
+    assert.equal(await transport.reconnectToStream({ chatId: chat.id }), null);
 
     await chat.addToolApprovalResponse({ id: tool.approval.id, approved: true });
     await until(chat, idleAfter(chat, log, 2), 'the continuation');
@@ -199,7 +206,7 @@ for (const [label, envs] of GATEWAYS) {
     assert.equal(tools[0].state, 'output-available', describeMessage(final));
     assert.deepEqual(tools[0].output, { sent: true });
     assert.equal(tools[0].approval?.approved, true);
-    assert.match(textOf(final), /^Sent the report to finance\.$/);
+    assert.equal(answerOf(final), 'Sent the report to finance.');
     // What the continuation sent: the approval in the assistant message.
     const answered = toolParts(log[1].body.messages.at(-1));
     assert.deepEqual(answered.map((p) => [p.state, p.approval]), [['approval-responded', { id: tool.approval.id, approved: true }]]);
@@ -226,7 +233,7 @@ for (const [label, envs] of GATEWAYS) {
     assert.equal(tools[0].state, 'output-denied', describeMessage(final));
     assert.equal(tools[0].output, undefined);
     assert.equal(tools[0].approval?.approved, false);
-    assert.match(textOf(final), /^Okay, I did not send the report\./);
+    assert.match(answerOf(final), /^Okay, I did not send the report\./);
     assert.ok(!log.flatMap((e) => e.chunks).some((c) => c.type === 'error'), 'no error chunk');
   });
 
@@ -261,7 +268,7 @@ for (const [label, envs] of GATEWAYS) {
     assert.equal(tools[0].toolCallId, calls[0].toolCallId);
     assert.equal(tools[0].state, 'output-available');
     assert.equal(tools[0].output, '10:42:07');
-    assert.equal(textOf(final), 'Your browser says it is 10:42:07.');
+    assert.equal(answerOf(final), 'Your browser says it is 10:42:07.');
     // The first response left the call for the client: no output, no approval request.
     const first = log[0].chunks.map((c) => c.type ?? c);
     assert.ok(!first.includes('tool-approval-request') && !first.includes('tool-output-available'), `${first}`);
