@@ -210,6 +210,14 @@ for (const [label, envs] of GATEWAYS) {
     // What the continuation sent: the approval in the assistant message.
     const answered = toolParts(log[1].body.messages.at(-1));
     assert.deepEqual(answered.map((p) => [p.state, p.approval]), [['approval-responded', { id: tool.approval.id, approved: true }]]);
+
+    // The chat goes on: a new question on the same thread is a plain run.
+    await chat.sendMessage({ text: 'What is 2+3?' });
+    await until(chat, idleAfter(chat, log, 3), 'the next answer');
+    assert.deepEqual(errors, []);
+    assert.equal(chat.messages.length, 4);
+    assert.equal(answerOf(chat.messages.at(-1)), '2+3 = 5');
+    assert.deepEqual(toolParts(chat.messages[1]).map((p) => p.state), ['output-available'], 'the earlier message is untouched');
   });
 
   test(`AI SDK chat: a denied tool call ends with the answer, no output and no error (${label})`, async (t) => {
