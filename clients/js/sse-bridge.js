@@ -13,6 +13,8 @@
  * - {@link followSession}: `GET /v1/react/sessions/{id}/events` in any output
  *   format, resuming after network failures.
  * - {@link cancelSession}: `DELETE /v1/react/sessions/{id}`.
+ * - {@link getThread}: `GET /v1/threads/{id}` (PROTOCOL §8: a thread's runs
+ *   and the interrupts it waits on).
  *
  * How a resume avoids gaps and duplicates: a native follow stream carries an
  * `id:` on every frame, and a resume sends the last one as `Last-Event-ID`.
@@ -203,15 +205,23 @@ export class SessionError extends Error {
  * terminal event, the session continues through {@link followSession}
  * (from the start, skipping the events already delivered: see the module doc).
  *
+ * `body` may carry `thread_id` and, to continue an interrupted run,
+ * `resume` (`[{interrupt_id, status, payload}]`; `user_query` is optional
+ * then).
+ *
  * Handlers (all optional): `onAck(payload)`, `onThought(char)`,
- * `onToolStart({tool_name, tool_input})`, `onToolEnd({tool_name, output})`,
- * `onAnswer(char)`, `onEnd()`, `onError({error, code})`, `onEvent(event)`
+ * `onToolStart({tool_name, tool_input, tool_call_id?, executor?})`,
+ * `onToolEnd({tool_name, output, tool_call_id?, error?, denied?})`,
+ * `onAnswer(char)`, `onEnd()`, `onError({error, code})`,
+ * `onInterrupt(interrupts)` (the run paused: PROTOCOL §8), `onEvent(event)`
  * for every event (unknown types too), `onFrame(rawText)` for every frame as
  * received, `onComment(text)` and `onStatus(status)` with `connecting`,
- * `acknowledged`, `streaming`, `reconnecting`, `done`, `error` or `aborted`.
+ * `acknowledged`, `streaming`, `reconnecting`, `done`, `interrupted`,
+ * `error` or `aborted`.
  *
- * `done` resolves to the outcome, `{status: 'done'}`, `{status: 'error',
- * error, code}` or `{status: 'aborted'}`, and rejects with a
+ * `done` resolves to the outcome, `{status: 'done'}`, `{status:
+ * 'interrupted', interrupts}`, `{status: 'error', error, code}` or
+ * `{status: 'aborted'}`, and rejects with a
  * {@link SessionError} when the session cannot be reached any more.
  * `abort()` closes the connection (the gateway cancels the worker only if
  * nobody follows the session within its grace period); `cancel()` stops the
@@ -291,6 +301,29 @@ export async function cancelSession(baseUrl, sessionId, { headers = {}, signal }
     headers,
     signal,
   });
+  if (!response.ok) throw await refusal(response);
+  return response.json();
+}
+
+/**
+ * A thread (PROTOCOL §8): `GET {baseUrl}/v1/threads/{threadId}` resolves to
+ * `{thread_id, runs: [{session_id, status, created_at}], interrupts}` (the
+ * open interrupts: what a reloaded page must ask again), or `null` when the
+ * gateway does not know the thread (`404`: unknown, expired or another
+ * caller's); rejects with a {@link SessionError} for other refusals.
+ */
+export async function getThread(baseUrl, threadId, { headers = {}, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(endpoint(baseUrl, `/v1/threads/${encodeURIComponent(threadId)}`), {
+      headers,
+      signal,
+      cache: 'no-store',
+    });
+  } catch (error) {
+    throw new SessionError(`the gateway did not answer: ${error.message}`, 0, { cause: error });
+  }
+  if (response.status === 404) return null;
   if (!response.ok) throw await refusal(response);
   return response.json();
 }
@@ -463,11 +496,15 @@ class Delivery {
         break;
       case 'AgentToolCallStart':
         this.status('streaming');
-        h.onToolStart?.({ tool_name: payload.tool_name, tool_input: payload.tool_input });
+        h.onToolStart?.(
+          withPresent({ tool_name: payload.tool_name, tool_input: payload.tool_input }, payload, ['tool_call_id', 'executor']),
+        );
         break;
       case 'AgentToolCallEnd':
         this.status('streaming');
-        h.onToolEnd?.({ tool_name: payload.tool_name, output: payload.output });
+        h.onToolEnd?.(
+          withPresent({ tool_name: payload.tool_name, output: payload.output }, payload, ['tool_call_id', 'error', 'denied']),
+        );
         break;
       case 'FinalAnswerStream':
         this.status('streaming');
@@ -478,6 +515,9 @@ class Delivery {
         break;
       case 'error':
         this.#failed(payload.error, payload.code);
+        break;
+      case 'interrupt':
+        this.#interrupted(payload.interrupts ?? []);
         break;
       default: // unknown types reach onEvent only
     }
@@ -491,7 +531,8 @@ class Delivery {
       case 'RUN_STARTED':
         break;
       case 'RUN_FINISHED':
-        this.#finished();
+        if (event.outcome?.type === 'interrupt') this.#interrupted(event.outcome.interrupts ?? []);
+        else this.#finished();
         break;
       case 'RUN_ERROR':
         this.#failed(event.message, event.code);
@@ -536,11 +577,25 @@ class Delivery {
     this.#handlers.onEnd?.();
   }
 
+  #interrupted(interrupts) {
+    this.outcome = { status: 'interrupted', interrupts };
+    this.status('interrupted');
+    this.#handlers.onInterrupt?.(interrupts);
+  }
+
   #failed(error, code) {
     this.outcome = { status: 'error', error, code };
     this.status('error');
     this.#handlers.onError?.({ error, code });
   }
+}
+
+/** `fields` plus those of `names` that `payload` has (not null). */
+function withPresent(fields, payload, names) {
+  for (const name of names) {
+    if (payload[name] !== undefined && payload[name] !== null) fields[name] = payload[name];
+  }
+  return fields;
 }
 
 /** `baseUrl` + `path`, tolerating a trailing slash (and an empty base: same origin). */

@@ -6,9 +6,14 @@
  * link, stops a session (`error`/`cancelled` on the status line), shows an
  * error event with its code (`ack_timeout` on a gateway no worker serves),
  * and resumes a connection cut mid-stream — through a TCP proxy inside this
- * test — with the answer complete and nothing repeated. In every case: no
+ * test — with the answer complete and nothing repeated. Human in the loop
+ * (the demo agent's "send the report" approval and its `browser_time`
+ * client tool): the approval card, Approve and Deny (with a reason) resuming
+ * the conversation's thread, the client tool answered by the page itself,
+ * and a reload while the approval waits (`GET /v1/threads/{id}`, the card
+ * again). In every case: no
  * console error, no uncaught exception, no request leaving the page's
- * origin. Saves a screenshot to `target/playground.png`.
+ * origin. Saves screenshots to `target/playground*.png`.
  *
  * Run by crates/sse-bridge/tests/playground.rs, which starts the gateways and
  * passes SSE_BRIDGE_URL (embedded, `--demo-delay 20ms`) and
@@ -298,4 +303,158 @@ test('a connection cut mid-stream is resumed and the answer is complete, nothing
   // prevent that); nothing else may appear.
   const cutReport = 'console error: Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING';
   assert.deepEqual(problems.filter((problem) => problem !== cutReport), []);
+});
+
+/*
+ * Human in the loop (PROTOCOL §8): a run that ends with an interrupt shows
+ * an approval card (or runs the client tool here), and the answer continues
+ * the conversation's thread with a resume, in the same transcript.
+ */
+
+/** Records the bodies of the page's `POST /v1/react/sessions` and its thread lookups. */
+function watchRequests(page) {
+  const seen = { starts: [], threadLookups: [] };
+  page.on('request', (request) => {
+    const { pathname } = new URL(request.url());
+    if (request.method() === 'POST' && pathname === '/v1/react/sessions') seen.starts.push(JSON.parse(request.postData()));
+    if (request.method() === 'GET' && pathname.startsWith('/v1/threads/')) seen.threadLookups.push(decodeURIComponent(pathname.slice('/v1/threads/'.length)));
+  });
+  return seen;
+}
+
+/** The approval card, once shown: its tool name and message. */
+async function approvalCard(page) {
+  const card = byTestId(page, 'approval');
+  await card.waitFor({ timeout: SESSION_LIMIT_MS });
+  return {
+    card,
+    tool: await card.locator('[data-testid="approval-tool"]').textContent(),
+    message: await card.locator('[data-testid="approval-message"]').textContent(),
+  };
+}
+
+/** The conversation's thread as the gateway keeps it. */
+async function threadOf(origin, threadId) {
+  const response = await fetch(`${origin}/v1/threads/${encodeURIComponent(threadId)}`, { signal: AbortSignal.timeout(SESSION_LIMIT_MS) });
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
+const REPORT = 'Please send the report to finance';
+
+/** Asks for the report and waits for the card; the page's thread id. */
+async function askForTheReport(page) {
+  await ask(page, REPORT);
+  const { tool, message } = await approvalCard(page);
+  assert.equal(tool, 'send_report');
+  assert.equal(message, 'Send the report to finance?');
+  assert.match(await statusReaches(page, 'interrupted'), /waiting for you/);
+  const steps = (await shown(page)).steps;
+  assert.deepEqual(steps.map(({ name, state }) => [name, state]), [['send_report', 'waiting']]);
+  const threadId = await byTestId(page, 'thread-id').textContent();
+  assert.match(threadId, /^pg-/);
+  assert.equal(new URL(page.url()).searchParams.get('thread'), threadId, 'the address holds the conversation');
+  return threadId;
+}
+
+test('an approval card: Approve continues the conversation to the answer', { timeout: 90_000 }, async () => {
+  const origin = gateway('SSE_BRIDGE_URL');
+  const { page, problems, close } = await openPage(origin);
+  const requests = watchRequests(page);
+  const threadId = await askForTheReport(page);
+  const [interrupt] = (await threadOf(origin, threadId)).interrupts;
+
+  await byTestId(page, 'approve-button').click();
+  assert.equal(await statusReaches(page, 'done'), 'Done');
+  assert.equal(await byTestId(page, 'answer').textContent(), 'Sent the report to finance.');
+  const { steps } = await shown(page);
+  assert.deepEqual(steps, [
+    { name: 'send_report', state: 'done', input: JSON.stringify({ to: 'finance' }, null, 2), output: JSON.stringify({ sent: true }, null, 2) },
+  ]);
+  assert.equal(await byTestId(page, 'approval').count(), 0, 'the card is gone');
+  assert.deepEqual(requests.starts, [
+    { user_query: REPORT, thread_id: threadId },
+    { thread_id: threadId, resume: [{ interrupt_id: interrupt.id, status: 'resolved', payload: { approved: true } }] },
+  ]);
+  const thread = await threadOf(origin, threadId);
+  assert.deepEqual(thread.runs.map((r) => r.status), ['interrupted', 'completed']);
+  assert.deepEqual(thread.interrupts, []);
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-approved.png'), fullPage: true });
+  await close();
+  assert.deepEqual(problems, []);
+});
+
+test('an approval card: Deny with a reason ends with the answer, the report not sent', { timeout: 90_000 }, async () => {
+  const origin = gateway('SSE_BRIDGE_URL');
+  const { page, problems, close } = await openPage(origin);
+  const requests = watchRequests(page);
+  const threadId = await askForTheReport(page);
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-approval.png'), fullPage: true });
+
+  await byTestId(page, 'approval-reason').fill('not today');
+  await byTestId(page, 'deny-button').click();
+  assert.equal(await statusReaches(page, 'done'), 'Done');
+  assert.match(await byTestId(page, 'answer').textContent(), /^Okay, I did not send the report\./);
+  const { steps } = await shown(page);
+  assert.deepEqual(steps.map(({ name, state }) => [name, state]), [['send_report', 'denied']]);
+  assert.deepEqual(requests.starts.at(-1).resume.map((e) => [e.status, e.payload]), [['resolved', { approved: false, reason: 'not today' }]]);
+  assert.deepEqual((await threadOf(origin, threadId)).runs.map((r) => r.status), ['interrupted', 'completed']);
+  await close();
+  assert.deepEqual(problems, []);
+});
+
+test('a client tool (browser_time) runs in the page and the conversation continues by itself', { timeout: 90_000 }, async () => {
+  const origin = gateway('SSE_BRIDGE_URL');
+  const { page, problems, close } = await openPage(origin);
+  const requests = watchRequests(page);
+  await ask(page, 'what time is it?');
+  assert.equal(await statusReaches(page, 'done'), 'Done');
+
+  assert.equal(requests.starts.length, 2, JSON.stringify(requests.starts));
+  const [entry] = requests.starts[1].resume;
+  assert.equal(entry.status, 'resolved');
+  assert.match(entry.payload, /\d{1,2}:\d{2}:\d{2}/, 'the browser\'s local time');
+  assert.equal(await byTestId(page, 'answer').textContent(), `Your browser says it is ${entry.payload}.`);
+  assert.deepEqual((await shown(page)).steps.map(({ name }) => name), ['browser_time']);
+  assert.equal(await byTestId(page, 'approval').count(), 0, 'no card for a client tool');
+  const threadId = requests.starts[0].thread_id;
+  assert.equal(requests.starts[1].thread_id, threadId);
+  assert.deepEqual((await threadOf(origin, threadId)).runs.map((r) => r.status), ['interrupted', 'completed']);
+  await close();
+  assert.deepEqual(problems, []);
+});
+
+test('a reload while the approval waits asks the thread and shows the card again', { timeout: 90_000 }, async () => {
+  const origin = gateway('SSE_BRIDGE_URL');
+  const { page, problems, close } = await openPage(origin);
+  const threadId = await askForTheReport(page);
+
+  const requests = watchRequests(page);
+  await page.reload();
+  const { tool, message } = await approvalCard(page);
+  assert.deepEqual([tool, message], ['send_report', 'Send the report to finance?']);
+  assert.deepEqual(requests.threadLookups, [threadId], 'the reloaded page asked GET /v1/threads/{id}');
+  assert.equal(await byTestId(page, 'thread-id').textContent(), threadId);
+  assert.deepEqual((await shown(page)).steps.map(({ name, state }) => [name, state]), [['send_report', 'waiting']]);
+
+  await byTestId(page, 'approve-button').click();
+  assert.equal(await statusReaches(page, 'done'), 'Done');
+  assert.equal(await byTestId(page, 'answer').textContent(), 'Sent the report to finance.');
+  assert.equal(requests.starts.length, 1);
+  assert.equal(requests.starts[0].thread_id, threadId);
+
+  // A new conversation forgets the thread: the next question starts another.
+  await byTestId(page, 'new-conversation').click();
+  assert.equal(await byTestId(page, 'thread-id').textContent(), 'new');
+  assert.equal(new URL(page.url()).searchParams.get('thread'), null);
+
+  // A shared link to the paused run shows its card, not answerable there.
+  const [paused] = (await threadOf(origin, threadId)).runs;
+  await page.goto(`${origin}/?session=${paused.session_id}`);
+  await approvalCard(page);
+  assert.ok(await byTestId(page, 'approve-button').isDisabled());
+  assert.ok(await byTestId(page, 'deny-button').isDisabled());
+  assert.equal(await byTestId(page, 'thread-id').textContent(), 'new');
+  await close();
+  assert.deepEqual(problems, []);
 });

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, beforeEach, test } from 'node:test';
-import { SessionError, cancelSession, followSession, startSession } from '../sse-bridge.js';
+import { SessionError, cancelSession, followSession, getThread, startSession } from '../sse-bridge.js';
 
 const SESSION_ID = '6f1c2a3b-0000-4000-8000-000000000001';
 
@@ -23,6 +23,23 @@ const nativeLog = [
   { event_type: 'FinalAnswerStreamEnd', payload: {} },
 ];
 const logIds = nativeLog.map((_, index) => `1764460800000-${index}`);
+
+/** A run that pauses on an approval (PROTOCOL §8). */
+const interruptedLog = [
+  { event_type: 'worker_ack', payload: {} },
+  { event_type: 'AgentToolCallStart', payload: { tool_call_id: 'call-1', tool_name: 'send_report', tool_input: { to: 'finance' } } },
+  { event_type: 'AgentToolCallStart', payload: { tool_call_id: 'call-2', tool_name: 'browser_time', tool_input: {}, executor: 'client' } },
+  { event_type: 'AgentToolCallEnd', payload: { tool_call_id: 'call-0', tool_name: 'lookup', error: 'no such file', denied: null } },
+  {
+    event_type: 'interrupt',
+    payload: { interrupts: [{ id: 'int-1', reason: 'tool_call', tool_call_id: 'call-1', message: 'Send the report to finance?' }] },
+  },
+];
+const threadView = {
+  thread_id: 'thread-1',
+  runs: [{ session_id: SESSION_ID, status: 'interrupted', created_at: 1764460800000 }],
+  interrupts: interruptedLog.at(-1).payload.interrupts,
+};
 
 /** The same session in the other formats (what the gateway's encoders would send). */
 const otherFormats = {
@@ -114,6 +131,10 @@ function handle(req, res) {
       const frames = gateway.plan.log.slice(start).map((event, i) => frame(JSON.stringify(event), logIds[start + i]));
       // A short retry hint keeps the tests quick.
       return stream(res, frames, 'retry: 10\n\n');
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/threads/thread-1') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(threadView));
     }
     if (req.method === 'DELETE' && url.pathname === `/v1/react/sessions/${SESSION_ID}`) {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -385,4 +406,32 @@ test('an exception in a handler rejects done; it is not taken for a dropped conn
   });
   await assert.rejects(session.done, bug);
   assert.equal(gateway.requests.length, 1, 'no reconnection');
+});
+
+test('an interrupt ends the session as interrupted, even across a cut POST stream', async () => {
+  gateway.plan.log = interruptedLog;
+  gateway.plan.cuts = [2];
+  const { of, handlers } = recorder();
+  let paused;
+  handlers.onInterrupt = (interrupts) => (paused = interrupts);
+  const session = await startSession(gateway.url, { thread_id: 'thread-1', user_query: 'Please send the report' }, handlers);
+  const { interrupts } = interruptedLog.at(-1).payload;
+  assert.deepEqual(await session.done, { status: 'interrupted', interrupts });
+  assert.deepEqual(paused, interrupts);
+  assert.equal(of('onStatus').at(-1), 'interrupted');
+  assert.equal(of('onEnd').length, 0);
+  assert.equal(of('onEvent').length, interruptedLog.length, 'each event once');
+  // Tool calls carry their id, who runs them, and how they ended.
+  assert.deepEqual(of('onToolStart'), [
+    { tool_name: 'send_report', tool_input: { to: 'finance' }, tool_call_id: 'call-1' },
+    { tool_name: 'browser_time', tool_input: {}, tool_call_id: 'call-2', executor: 'client' },
+  ]);
+  assert.deepEqual(of('onToolEnd'), [{ tool_name: 'lookup', output: undefined, tool_call_id: 'call-0', error: 'no such file' }]);
+  assert.deepEqual(JSON.parse(gateway.requests[0].body), { thread_id: 'thread-1', user_query: 'Please send the report' });
+});
+
+test('getThread answers the thread view, null for an unknown thread', async () => {
+  assert.deepEqual(await getThread(gateway.url, 'thread-1', { headers: { authorization: 'Bearer t' } }), threadView);
+  assert.equal(gateway.requests[0].headers.authorization, 'Bearer t');
+  assert.equal(await getThread(gateway.url, 'thread-2'), null);
 });

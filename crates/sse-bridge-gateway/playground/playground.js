@@ -6,10 +6,24 @@
  * so the page's address after a start is a shareable link. Everything goes
  * through `/assets/sse-bridge.js` (resume, cancel, parsing); this module is
  * only the view.
+ *
+ * Human in the loop (PROTOCOL §8): every question belongs to a conversation
+ * (a thread: its id in `?thread=` and in sessionStorage). A run that ends
+ * with an interrupt shows an approval card (the tool, the message, Approve /
+ * Deny with an optional reason), or runs a client tool here (`browser_time`:
+ * this browser's local time); the answers continue the thread with a resume
+ * (`POST /v1/react/sessions {thread_id, resume}`), in the same transcript. A
+ * reload asks `GET /v1/threads/{id}` and replays the thread's last run, so a
+ * pending approval is shown again.
  */
-import { SessionError, cancelSession, followSession, startSession } from '/assets/sse-bridge.js';
+import { SessionError, cancelSession, followSession, getThread, startSession } from '/assets/sse-bridge.js';
 
 const TOKEN_STORAGE_KEY = 'sse-bridge-playground.token';
+const THREAD_STORAGE_KEY = 'sse-bridge-playground.thread';
+/** Tools the agent may ask this page to run (`"executor": "client"`): name → output. */
+const CLIENT_TOOLS = {
+  browser_time: () => new Date().toLocaleTimeString(),
+};
 const KNOWN_EVENT_TYPES = new Set([
   'worker_ack',
   'AgentThoughtStream',
@@ -18,6 +32,7 @@ const KNOWN_EVENT_TYPES = new Set([
   'FinalAnswerStream',
   'FinalAnswerStreamEnd',
   'error',
+  'interrupt',
 ]);
 const STATUS_TEXT = {
   idle: 'Ready',
@@ -26,6 +41,8 @@ const STATUS_TEXT = {
   streaming: 'Streaming…',
   reconnecting: 'Connection lost — resuming…',
   done: 'Done',
+  interrupted: 'Paused — the agent is waiting for you',
+  resuming: 'Continuing the conversation…',
   aborted: 'Stopped following this session',
 };
 
@@ -53,6 +70,39 @@ const ui = {
   tokenInput: element('token-input'),
   tokenClear: element('token-clear'),
   toolStepTemplate: element('tool-step-template'),
+  approvals: element('approvals'),
+  approvalTemplate: element('approval-template'),
+  threadId: element('thread-id'),
+  newConversation: element('new-conversation'),
+};
+
+/** The conversation's thread id (PROTOCOL §8), kept in the address and in sessionStorage. */
+const conversation = {
+  id: null,
+  /**
+   * The thread of the address, else (unless the address is a shared
+   * `?session=` link) of this tab's storage; none: a new conversation.
+   */
+  restore() {
+    const address = new URLSearchParams(location.search);
+    const id = address.get('thread') ?? (address.has('session') ? null : sessionStorage.getItem(THREAD_STORAGE_KEY));
+    if (id) this.set(id);
+  },
+  /** The thread id, made (and remembered) on first use. */
+  ensure() {
+    if (!this.id) this.set(`pg-${crypto.randomUUID()}`);
+    return this.id;
+  },
+  set(id) {
+    this.id = id || null;
+    if (this.id) sessionStorage.setItem(THREAD_STORAGE_KEY, this.id);
+    else sessionStorage.removeItem(THREAD_STORAGE_KEY);
+    ui.threadId.textContent = this.id ?? 'new';
+    const url = new URL(location.href);
+    if (this.id) url.searchParams.set('thread', this.id);
+    else url.searchParams.delete('thread');
+    history.replaceState(null, '', url);
+  },
 };
 
 /** The session on screen: its view and its connection. */
@@ -128,9 +178,18 @@ class SessionView {
   /** Tool steps waiting for their result, oldest first. */
   #openSteps = [];
 
-  constructor() {
-    ui.transcript.replaceChildren(ui.transcriptPlaceholder);
-    ui.transcriptPlaceholder.hidden = false;
+  /**
+   * A view of a new session; `continues` (the view of the interrupted run
+   * it resumes) keeps the transcript and its open tool steps.
+   */
+  constructor({ continues = null } = {}) {
+    hideApprovals();
+    if (continues) {
+      this.#openSteps = continues.#openSteps;
+    } else {
+      ui.transcript.replaceChildren(ui.transcriptPlaceholder);
+      ui.transcriptPlaceholder.hidden = false;
+    }
     ui.answer.textContent = '';
     ui.answer.classList.remove('live');
     ui.timingAck.textContent = '–';
@@ -158,6 +217,7 @@ class SessionView {
       onToolStart: (call) => this.#onToolStart(call),
       onToolEnd: (result) => this.#onToolEnd(result),
       onAnswer: (char) => this.#onAnswer(char),
+      onInterrupt: (interrupts) => this.#onInterrupt(interrupts),
       onError: ({ error, code }) => setStatus('error', `Error · ${code ?? 'unknown'} — ${error ?? ''}`, code ?? ''),
       onFrame: (frame) => {
         if (framesFollower === null) framesPanel.append(frame);
@@ -222,10 +282,12 @@ class SessionView {
     this.#thought.append(char);
   }
 
-  #onToolStart({ tool_name, tool_input }) {
+  #onToolStart({ tool_name, tool_input, tool_call_id, executor }) {
     this.#endThought();
     const step = ui.toolStepTemplate.content.firstElementChild.cloneNode(true);
     step.dataset.toolName = tool_name;
+    if (tool_call_id) step.dataset.toolCallId = tool_call_id;
+    if (executor) step.dataset.executor = executor;
     step.dataset.state = 'running';
     step.querySelector('.tool-name').textContent = tool_name;
     step.querySelector('.tool-input').textContent = displayValue(tool_input ?? {});
@@ -233,13 +295,27 @@ class SessionView {
     this.#appendToTranscript(step);
   }
 
-  #onToolEnd({ tool_name, output }) {
-    const index = this.#openSteps.findIndex((step) => step.dataset.toolName === tool_name);
+  #onToolEnd({ tool_name, output, tool_call_id, error, denied }) {
+    // By its call id when the worker sent one (the call may have started in
+    // the run this one resumed), else the oldest open call of that tool.
+    const index = this.#openSteps.findIndex((step) =>
+      tool_call_id ? step.dataset.toolCallId === tool_call_id : step.dataset.toolName === tool_name,
+    );
     if (index === -1) return; // a result without its call: nothing to attach it to
     const [step] = this.#openSteps.splice(index, 1);
-    step.dataset.state = 'done';
-    step.querySelector('.tool-state').textContent = 'done';
-    step.querySelector('.tool-output').textContent = displayValue(output);
+    const state = denied ? 'denied' : error !== undefined && output === undefined ? 'error' : 'done';
+    endStep(step, state, state === 'done' ? output : error);
+  }
+
+  /** The run paused: each interrupt is answered here (a client tool) or by the user (a card). */
+  #onInterrupt(interrupts) {
+    this.#endThought();
+    showApprovals(this, interrupts);
+  }
+
+  /** The open step of tool call `id`, if this view has one. */
+  stepOf(id) {
+    return id ? this.#openSteps.find((step) => step.dataset.toolCallId === id) ?? null : null;
   }
 
   #onAnswer(char) {
@@ -274,10 +350,74 @@ class SessionView {
   }
 }
 
+/** Marks a tool step ended: `state` (done, denied, error, waiting) and what it showed. */
+function endStep(step, state, shown) {
+  step.dataset.state = state;
+  step.querySelector('.tool-state').textContent = state;
+  if (shown !== undefined) step.querySelector('.tool-output').textContent = displayValue(shown);
+}
+
+/**
+ * The interrupts the conversation waits on: client tools are run at once,
+ * the others get a card; once every one is answered, the thread continues
+ * with a resume in the same view.
+ */
+function showApprovals(view, interrupts) {
+  hideApprovals();
+  // A shared link to another conversation's run: shown, not answerable here.
+  const answerable = conversation.id !== null;
+  const answers = new Map();
+  const answer = (interrupt, status, payload) => {
+    answers.set(interrupt.id, { interrupt_id: interrupt.id, status, payload });
+    if (answers.size === interrupts.length) {
+      hideApprovals();
+      continueConversation(view, [...answers.values()]);
+    }
+  };
+  for (const interrupt of interrupts) {
+    const step = view.stepOf(interrupt.tool_call_id);
+    const toolName = step?.dataset.toolName ?? interrupt.metadata?.tool_name;
+    // A client tool: the replayed or live call says so; with no call to
+    // look at (a reload whose replay is gone), a tool this page knows.
+    const runsHere = step ? step.dataset.executor === 'client' : Object.hasOwn(CLIENT_TOOLS, toolName ?? '');
+    if (runsHere && answerable) {
+      const run = CLIENT_TOOLS[toolName];
+      if (step) endStep(step, 'waiting', run ? undefined : `this page has no tool ${toolName}`);
+      if (run) answer(interrupt, 'resolved', run());
+      else answer(interrupt, 'cancelled', null);
+      continue;
+    }
+    if (step) endStep(step, 'waiting');
+    const card = ui.approvalTemplate.content.firstElementChild.cloneNode(true);
+    card.dataset.interruptId = interrupt.id;
+    card.querySelector('.approval-tool').textContent = toolName ?? interrupt.reason;
+    card.querySelector('.approval-message').textContent = interrupt.message ?? `The agent asks to continue (${interrupt.reason}).`;
+    if (!answerable) {
+      for (const control of card.querySelectorAll('button, input')) control.disabled = true;
+      card.querySelector('.approval-message').append(' (Answer it in the conversation that asked.)');
+    }
+    card.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const approved = event.submitter?.value !== 'deny';
+      const reason = card.querySelector('.approval-reason').value.trim();
+      for (const button of card.querySelectorAll('button')) button.disabled = true;
+      card.dataset.answered = approved ? 'approved' : 'denied';
+      answer(interrupt, 'resolved', reason ? { approved, reason } : { approved });
+    });
+    ui.approvals.append(card);
+    ui.approvals.hidden = false;
+  }
+}
+
+function hideApprovals() {
+  ui.approvals.replaceChildren();
+  ui.approvals.hidden = true;
+}
+
 /** Shows the session's shareable address and puts it in the address bar. */
 function showShareLink(sessionId) {
   const url = new URL(location.href);
-  url.search = new URLSearchParams({ session: sessionId }).toString();
+  url.search = new URLSearchParams(conversation.id ? { thread: conversation.id, session: sessionId } : { session: sessionId }).toString();
   history.replaceState(null, '', url);
   ui.sessionLink.href = url.href;
   ui.sessionLink.textContent = url.href;
@@ -298,11 +438,11 @@ function showFailure(error) {
  * Puts a new session on screen in place of the current one (which is left,
  * not cancelled); `connection` names the page's request for the frames panel.
  */
-function openSession(connection) {
+function openSession(connection, continues = null) {
   current?.connection?.abort();
   framesFollower?.abort();
   framesFollower = null;
-  const session = { view: new SessionView(), connection: null };
+  const session = { view: new SessionView({ continues }), connection: null };
   current = session;
   ui.share.hidden = true;
   framesPanel.clear(`The frames of this page's connection (${connection}).`);
@@ -337,10 +477,21 @@ function followFramesOf(sessionId) {
 }
 
 async function startNewSession(query) {
-  const session = openSession('POST /v1/react/sessions');
+  await runSession({ user_query: query, thread_id: conversation.ensure() });
+}
+
+/** Continues the conversation: the answers to the interrupts `view` showed, in the same transcript. */
+async function continueConversation(view, resume) {
+  setStatus('resuming');
+  await runSession({ thread_id: conversation.ensure(), resume }, view);
+}
+
+/** Starts a session with `body` (continuing `continues`' view for a resume) and shows it to its end. */
+async function runSession(body, continues = null) {
+  const session = openSession('POST /v1/react/sessions', continues);
   const { view } = session;
   try {
-    session.connection = await startSession(location.origin, { user_query: query }, view.handlers(), {
+    session.connection = await startSession(location.origin, body, view.handlers(), {
       headers: authHeaders(),
     });
   } catch (error) {
@@ -361,6 +512,35 @@ async function followExistingSession(sessionId) {
   session.connection = followSession(location.origin, sessionId, session.view.handlers(), { headers: authHeaders() });
   session.view.identified(sessionId);
   await watch(session);
+  return session.view;
+}
+
+/**
+ * A reload: what the conversation's thread stands at (`GET /v1/threads/{id}`).
+ * Its last run is replayed (a run that paused ends with its interrupt, which
+ * shows the card again); the thread's open interrupts are shown even when
+ * that replay is gone. An unknown thread starts a new conversation.
+ */
+async function restoreConversation(sharedSession) {
+  let thread;
+  try {
+    thread = await getThread(location.origin, conversation.id, { headers: authHeaders() });
+  } catch (error) {
+    showFailure(error);
+    return;
+  }
+  if (!thread) {
+    conversation.set(null);
+    if (sharedSession) await followExistingSession(sharedSession);
+    return;
+  }
+  const last = thread.runs.at(-1);
+  if (!last) return;
+  const view = await followExistingSession(last.session_id);
+  if (thread.interrupts.length > 0 && view.onScreen && ui.approvals.hidden) {
+    setStatus('interrupted');
+    showApprovals(view, thread.interrupts);
+  }
 }
 
 async function stopCurrentSession() {
@@ -383,6 +563,18 @@ function wireControls() {
     if (query) startNewSession(query);
   });
   ui.stopButton.addEventListener('click', () => stopCurrentSession());
+  ui.newConversation.addEventListener('click', () => {
+    current?.connection?.abort();
+    current = null;
+    conversation.set(null);
+    hideApprovals();
+    new SessionView().finish();
+    ui.share.hidden = true;
+    setStatus('idle');
+    const url = new URL(location.href);
+    url.searchParams.delete('session');
+    history.replaceState(null, '', url);
+  });
   for (const chip of document.querySelectorAll('[data-query]')) {
     chip.addEventListener('click', () => {
       ui.queryInput.value = chip.dataset.query;
@@ -418,4 +610,6 @@ function wireControls() {
 
 wireControls();
 const sharedSession = new URLSearchParams(location.search).get('session');
-if (sharedSession) followExistingSession(sharedSession);
+conversation.restore();
+if (conversation.id) restoreConversation(sharedSession);
+else if (sharedSession) followExistingSession(sharedSession);

@@ -102,3 +102,60 @@ async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
     }
     println!("{report}");
 }
+
+/// Human in the loop through the official clients (`ai_sdk_hitl.test.mjs`,
+/// `ag_ui_hitl.test.mjs`): approvals, denials and client tools on the
+/// embedded gateway, on a Redis gateway with a separate worker, and across
+/// two Redis gateways sharing the worker and the threads (the interrupt
+/// raised through A, answered through B).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_clients_answer_interrupts_through_the_gateway() {
+    let dir = interop_dir();
+    for package in ["@ag-ui/client", "ai"] {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
+        );
+    }
+    let (embedded, embedded_url) = gateway(&["--demo-delay", "1ms"], "hitl-embedded").await;
+
+    let stream = TempKey::new("sse_jobs_agent_ui_hitl");
+    let group = unique("sse_workers_agent_ui_hitl");
+    let redis = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &stream,
+        "--group",
+        &group,
+    ];
+    let (gateway_a, url_a) = gateway(&redis, "hitl-redis-gateway-a").await;
+    let (gateway_b, url_b) = gateway(&redis, "hitl-redis-gateway-b").await;
+    let mut worker_args = vec!["worker"];
+    worker_args.extend(redis);
+    worker_args.extend(["--demo-delay", "1ms"]);
+    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "hitl-worker");
+
+    let mut node = tokio::process::Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
+        .arg(dir.join("ai_sdk_hitl.test.mjs"))
+        .arg(dir.join("ag_ui_hitl.test.mjs"))
+        .current_dir(&dir)
+        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
+        .env("SSE_BRIDGE_REDIS_GATEWAY", &url_a)
+        .env("SSE_BRIDGE_REDIS_GATEWAY_B", &url_b);
+    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
+    let report = out.report;
+    if !out.status.success() {
+        let logs = [
+            ("embedded gateway", &embedded),
+            ("redis gateway A", &gateway_a),
+            ("redis gateway B", &gateway_b),
+            ("worker", &worker),
+        ]
+        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
+        .join("\n");
+        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
+    }
+    println!("{report}");
+}

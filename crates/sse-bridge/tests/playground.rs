@@ -1,7 +1,9 @@
 //! The browser side, run by Node: the playground page (`GET /`) driven in
 //! Chromium through playwright-core against the `sse-bridge` binary — a
-//! whole session, the frames switch, a shared link, Stop, an error event and
-//! a connection cut mid-stream — and the JavaScript client's own unit tests.
+//! whole session, the frames switch, a shared link, Stop, an error event, a
+//! connection cut mid-stream, and human in the loop (an approval card
+//! approved and denied, a client tool run in the page, a reload while an
+//! approval waits) — and the JavaScript client's own unit tests.
 //!
 //! The Node sides are `tests/interop/playground.test.mjs` (needs
 //! `npm ci --prefix tests/interop` and Debian's `chromium`, or
