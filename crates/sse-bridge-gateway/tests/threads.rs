@@ -493,7 +493,7 @@ async fn the_demo_agent_asks_and_continues_when_resumed() {
         (
             "send the report",
             json!({"approved": false, "reason": "not today"}),
-            "Okay, I did not send the report (not today).",
+            "Okay, I did not send the report. Reason: not today.",
         ),
         (
             "what time is it?",

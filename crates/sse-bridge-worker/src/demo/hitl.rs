@@ -52,7 +52,7 @@ impl DemoAgent {
                 Some((call, Decision::Denied { reason })) => {
                     session.deny_tool_call(&call, reason.as_deref()).await?;
                     match reason {
-                        Some(reason) => format!("Okay, I did not send the report ({reason})."),
+                        Some(reason) => format!("Okay, I did not send the report. Reason: {reason}."),
                         None => "Okay, I did not send the report.".to_owned(),
                     }
                 }
