@@ -45,7 +45,7 @@ impl DemoAgent {
             Scenario::SendReport => match resumed.as_ref().and_then(|r| r.decision()) {
                 Some((call, Decision::Approved)) => {
                     session
-                        .end_tool_call(&call, json!({"sent": true, "to": "finance"}))
+                        .end_tool_call(&call, json!({"sent": true}))
                         .await?;
                     "Sent the report to finance.".to_owned()
                 }
