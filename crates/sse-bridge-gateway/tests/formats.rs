@@ -259,3 +259,91 @@ async fn one_log_is_followed_in_any_format() {
     assert_eq!(bad.status(), 422);
     gw.stop().await;
 }
+
+/// The demo agent's tour of the richer events (PROTOCOL §9), one run read
+/// in each format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_richer_events_arrive_as_each_format_s_own_parts() {
+    let gw = TestGateway::start(SessionConfig::default()).await;
+    gw.spawn_demo_worker();
+    let ag_ui = data_of(
+        post(
+            &gw,
+            "/v1/ag-ui",
+            json!({
+                "threadId": "t-research", "runId": "r-research",
+                "messages": [{"id": "u1", "role": "user", "content": "research durable streams"}]
+            }),
+        )
+        .await,
+    )
+    .await;
+    let kinds = types(&ag_ui);
+    for expected in [
+        "STEP_STARTED",
+        "STEP_FINISHED",
+        "STATE_SNAPSHOT",
+        "STATE_DELTA",
+        "TOOL_CALL_ARGS",
+    ] {
+        assert!(
+            kinds.contains(&expected.to_owned()),
+            "{expected} in {kinds:?}"
+        );
+    }
+    let args: String = ag_ui
+        .iter()
+        .filter(|e| e["type"] == "TOOL_CALL_ARGS")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args, r#"{"query":"sse-bridge durable streams"}"#,
+        "streamed, never repeated"
+    );
+    let finished = ag_ui.last().unwrap();
+    assert_eq!(finished["type"], "RUN_FINISHED");
+    assert_eq!(finished["usage"][0]["inputTokens"], 42);
+    assert_eq!(finished["usage"][0]["model"], "demo");
+
+    let ai_sdk = data_of(post(&gw, "/v1/ai-sdk/chat", json!({
+        "id": "c-research",
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "research durable streams"}]}]
+    })).await).await;
+    let kinds = types(&ai_sdk);
+    for expected in [
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-available",
+        "source-url",
+        "file",
+        "data-progress",
+        "data-notice",
+        "data-state",
+        "message-metadata",
+    ] {
+        assert!(
+            kinds.contains(&expected.to_owned()),
+            "{expected} in {kinds:?}"
+        );
+    }
+    let states: Vec<&Value> = ai_sdk
+        .iter()
+        .filter(|c| c["type"] == "data-state")
+        .map(|c| &c["data"])
+        .collect();
+    assert_eq!(
+        states,
+        [
+            &json!({"status": "searching", "sources": 0}),
+            &json!({"status": "writing", "sources": 1})
+        ]
+    );
+    let transient = ai_sdk.iter().find(|c| c["type"] == "data-notice").unwrap();
+    assert_eq!(transient["transient"], true);
+    let usage = ai_sdk
+        .iter()
+        .find(|c| c["type"] == "message-metadata")
+        .unwrap();
+    assert_eq!(usage["messageMetadata"]["usage"]["inputTokens"], 42);
+    gw.stop().await;
+}

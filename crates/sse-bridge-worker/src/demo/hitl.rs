@@ -44,15 +44,15 @@ impl DemoAgent {
         let answer = match scenario {
             Scenario::SendReport => match resumed.as_ref().and_then(|r| r.decision()) {
                 Some((call, Decision::Approved)) => {
-                    session
-                        .end_tool_call(&call, json!({"sent": true}))
-                        .await?;
+                    session.end_tool_call(&call, json!({"sent": true})).await?;
                     "Sent the report to finance.".to_owned()
                 }
                 Some((call, Decision::Denied { reason })) => {
                     session.deny_tool_call(&call, reason.as_deref()).await?;
                     match reason {
-                        Some(reason) => format!("Okay, I did not send the report. Reason: {reason}."),
+                        Some(reason) => {
+                            format!("Okay, I did not send the report. Reason: {reason}.")
+                        }
                         None => "Okay, I did not send the report.".to_owned(),
                     }
                 }

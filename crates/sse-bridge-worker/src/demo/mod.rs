@@ -10,9 +10,12 @@
 //! Two queries show the human in the loop (`hitl`): "send the report" asks
 //! for approval before a tool runs, "what time is it" hands a tool to the
 //! client; each run ends with an `interrupt` and continues when resumed.
+//! "research" tours the richer events (`research`: steps, streamed tool
+//! input, state, a source, data parts, a file, token usage).
 
 pub mod calculator;
 mod hitl;
+mod research;
 
 use std::time::{Duration, SystemTime};
 
@@ -100,6 +103,9 @@ impl JobHandler for DemoAgent {
         if let Some(scenario) = hitl::scenario(query) {
             return self.run_scenario(session, scenario).await;
         }
+        if research::asks_for_research(query) {
+            return self.research(session).await;
+        }
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
@@ -123,6 +129,12 @@ impl JobHandler for DemoAgent {
 }
 
 impl DemoAgent {
+    async fn pause(&self) {
+        if !self.piece_delay.is_zero() {
+            tokio::time::sleep(self.piece_delay).await;
+        }
+    }
+
     async fn stream_text(
         &self,
         session: &SessionHandle,
@@ -134,9 +146,7 @@ impl DemoAgent {
             session
                 .publish(kind, json!({ "char": &*c.encode_utf8(&mut piece) }))
                 .await?;
-            if !self.piece_delay.is_zero() {
-                tokio::time::sleep(self.piece_delay).await;
-            }
+            self.pause().await;
         }
         Ok(())
     }
