@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sse_bridge_core::protocol::event_type;
 
+use crate::hitl::ToolCall;
 use crate::runner::{HandlerError, JobHandler, SessionHandle};
 
 /// The demo agent; `piece_delay` is the pause after each streamed character.
@@ -109,18 +110,9 @@ impl JobHandler for DemoAgent {
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
-        session
-            .publish(
-                event_type::TOOL_CALL_START,
-                json!({ "tool_name": run.name, "tool_input": run.input }),
-            )
-            .await?;
-        session
-            .publish(
-                event_type::TOOL_CALL_END,
-                json!({ "tool_name": run.name, "output": run.output }),
-            )
-            .await?;
+        let call = ToolCall::new(run.name, run.input.clone());
+        session.start_tool_call(&call).await?;
+        session.end_tool_call(&call, run.output.clone()).await?;
         self.stream_text(session, event_type::ANSWER, &run.answer)
             .await?;
         session.publish(event_type::ANSWER_END, json!({})).await?;
