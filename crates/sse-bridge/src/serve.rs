@@ -58,7 +58,9 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         ))
     });
 
+    let streams = args.streams.build(bus.clone());
     let state = AppState {
+        streams,
         sessions: SessionContext {
             bus,
             dispatcher: queue.dispatcher,

@@ -237,13 +237,16 @@ impl StreamState {
     }
 
     /// Appends a body as data (a `PUT`'s initial content or a `POST`'s),
-    /// dropping the oldest entries past `limits`. Returns whether it held data.
+    /// dropping the oldest entries past `limits`.
     pub fn add_data(
         &mut self,
         body: &Bytes,
         create: bool,
         limits: &StreamLimits,
-    ) -> Result<bool, JsonBodyError> {
+    ) -> Result<(), JsonBodyError> {
+        if body.is_empty() {
+            return Ok(());
+        }
         if self.json {
             let messages = json::messages(body, create)?;
             let end = self.tail + messages.len() as u64;
@@ -251,7 +254,7 @@ impl StreamState {
                 self.push(self.tail + i as u64, message.clone(), end);
             }
             self.tail = end;
-        } else if !body.is_empty() {
+        } else {
             let end = self.tail + body.len() as u64;
             self.push(self.tail, body.clone(), end);
             self.tail = end;
@@ -261,7 +264,7 @@ impl StreamState {
                 self.bytes -= old.data.len();
             }
         }
-        Ok(self.tail > self.head() || !body.is_empty())
+        Ok(())
     }
 
     /// A `POST` (append, close, or both), applied or refused as a whole.
