@@ -11,8 +11,13 @@ use sse_bridge_core::streams::{
 use super::headers::{self as h, set};
 use super::{Ctx, PREFIX, Refusal};
 
+/// What a refused body may still send us before we answer `413`: read and
+/// dropped, so the client sees the answer rather than a reset connection.
+const DRAIN_BYTES: u64 = 64 << 20;
+
 /// Reads a body of at most `limit` bytes (`413` beyond).
 pub(crate) async fn body(request: Request<Body>, limit: usize) -> Result<Bytes, Refusal> {
+    use http_body_util::BodyExt;
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -24,12 +29,34 @@ pub(crate) async fn body(request: Request<Body>, limit: usize) -> Result<Bytes, 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_BYTES) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| too_large())
+    let mut body = request.into_body();
+    let mut kept = Vec::new();
+    let mut seen = 0u64;
+    let over = |seen: u64| seen > limit as u64 || declared.is_some_and(|n| n > limit as u64);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Refusal::bad("the body could not be read"));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if over(seen) {
+            if seen > DRAIN_BYTES {
+                return Err(too_large());
+            }
+            kept = Vec::new();
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    match over(seen) {
+        true => Err(too_large()),
+        false => Ok(Bytes::from(kept)),
+    }
 }
 
 /// The fork headers of a `PUT`.
