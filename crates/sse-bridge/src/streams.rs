@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 use sse_bridge_core::EventLog;
-use sse_bridge_core::streams::{MemoryStreams, StreamLimits};
+use sse_bridge_core::streams::{MemoryStreams, StreamLimits, StreamStore};
 use sse_bridge_gateway::streams::{StreamOptions, Streams};
+use sse_bridge_redis::{RedisBus, RedisStreams};
 
 /// `/v1/stream/*` (Durable Streams).
 #[derive(Debug, Clone, Args)]
@@ -29,7 +30,8 @@ pub struct StreamArgs {
     #[arg(long, env = "SSE_BRIDGE_STREAM_MAX_BYTES", default_value_t = 64 << 20)]
     pub stream_max_bytes: usize,
 
-    /// Bytes all streams hold together in memory (embedded backend; 507 beyond).
+    /// Bytes all streams hold together in memory (embedded backend; 507
+    /// beyond). With Redis, bound Redis itself (`maxmemory`).
     #[arg(long, env = "SSE_BRIDGE_STREAM_MEMORY_BYTES", default_value_t = 512 << 20)]
     pub stream_memory_bytes: usize,
 }
@@ -43,10 +45,15 @@ impl StreamArgs {
         }
     }
 
-    /// The streams' store (on `bus`'s backend) and settings.
-    pub fn build(&self, bus: Arc<dyn EventLog>) -> Streams {
+    /// The streams' store and settings: in Redis when the bus is Redis,
+    /// else in memory (announcing changes on `bus`).
+    pub fn build(&self, bus: Arc<dyn EventLog>, redis: Option<RedisBus>) -> Streams {
+        let store: Arc<dyn StreamStore> = match redis {
+            Some(redis) => Arc::new(RedisStreams::new(redis, self.limits())),
+            None => Arc::new(MemoryStreams::new(bus, self.limits())),
+        };
         Streams {
-            store: Arc::new(MemoryStreams::new(bus, self.limits())),
+            store,
             options: StreamOptions {
                 long_poll_timeout: self.stream_long_poll_timeout,
                 sse_duration: self.stream_sse_duration,

@@ -1,7 +1,8 @@
 //! Durable Streams conformance: the protocol's own suite
 //! (`@durable-streams/server-conformance-tests`, pinned in
 //! `tests/durable-streams/package.json`) run by vitest against a gateway
-//! process, once per backend. Every test must pass but the suite's opt-in
+//! process, once per backend (in memory, and Redis at 127.0.0.1:6379; the
+//! suite's streams stay there, small, under `sse_ds_*` keys). Every test must pass but the suite's opt-in
 //! subscription tests, which it skips (README, "Durable Streams").
 //!
 //! Needs `npm ci --prefix tests/durable-streams` (`.ci/run` does it). The
@@ -119,4 +120,21 @@ fn check(backend: &str, counts: &Counts, gateway: &ChildProcess) {
 async fn the_conformance_suite_passes_on_the_embedded_store() {
     let (counts, gateway) = conformance(&[], "ds-conformance-embedded").await;
     check("embedded", &counts, &gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_on_redis() {
+    use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+    let jobs = TempKey::new("sse_jobs_ds_conformance");
+    let group = unique("sse_workers_ds_conformance");
+    let args = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &jobs,
+        "--group",
+        &group,
+    ];
+    let (counts, gateway) = conformance(&args, "ds-conformance-redis").await;
+    check("redis", &counts, &gateway);
 }
