@@ -23,6 +23,8 @@
 //! * [`sse`] — `id:`/`data:` framing: events go out to the client here.
 //! * [`thread`] — threads, interrupts and resume (PROTOCOL §8): the thread
 //!   record, the pure rule deciding each change, the [`thread::ThreadStore`].
+//! * [`streams`] — Durable Streams: the store trait, the producer rule,
+//!   offsets and JSON mode, and the in-memory store.
 //! * [`embedded`] — in-process bus and queue, the single-binary default.
 //!   Redis and Kafka backends live in their own crates behind the same traits.
 //! * [`pipe`] — the queue between the bus, a session's driver and its
@@ -40,6 +42,7 @@ pub mod protocol;
 pub mod queue;
 pub mod session;
 pub mod sse;
+pub mod streams;
 pub mod thread;
 
 pub use bus::{Delivery, EventBus, Subscription, SubscriptionBound};

@@ -15,6 +15,8 @@
 //! * [`error`] — [`ApiError`]: status plus `{"detail": ...}`.
 //! * `openapi` — every API route registered with its description, served
 //!   at `/openapi.json`.
+//! * [`streams`] — Durable Streams at `/v1/stream/{path}`: create, append,
+//!   read (catch-up, long-poll, SSE), close, fork, delete.
 //! * `playground` — the browser page at `/` and its embedded assets.
 //!
 //! * `connection` — the connection loop: TLS ([`tls`]: rustls, reloadable
@@ -37,6 +39,7 @@ pub mod observability;
 mod openapi;
 mod playground;
 pub mod routes;
+pub mod streams;
 pub mod tls;
 
 use std::time::Duration;
@@ -70,6 +73,8 @@ pub struct AppState {
     pub cors: Option<CorsLayer>,
     /// Who may call the session endpoints (off when empty).
     pub auth: Auth,
+    /// Durable Streams: their store and settings.
+    pub streams: streams::Streams,
 }
 
 impl FromRef<AppState> for Auth {
@@ -101,16 +106,32 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, InvalidOrigin
     };
     let layer = CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("last-event-id"),
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::PUT,
+            Method::HEAD,
         ])
-        .expose_headers([
-            HeaderName::from_static("x-session-id"),
-            HeaderName::from_static("x-vercel-ai-ui-message-stream"),
-        ])
+        .allow_headers(
+            [
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("last-event-id"),
+            ]
+            .into_iter()
+            .chain(streams::CORS_REQUEST_HEADERS.map(HeaderName::from_static))
+            .collect::<Vec<_>>(),
+        )
+        .expose_headers(
+            [
+                HeaderName::from_static("x-session-id"),
+                HeaderName::from_static("x-vercel-ai-ui-message-stream"),
+            ]
+            .into_iter()
+            .chain(streams::CORS_RESPONSE_HEADERS.map(HeaderName::from_static))
+            .collect::<Vec<_>>(),
+        )
         .max_age(Duration::from_secs(3600));
     Ok(Some(layer))
 }
@@ -127,6 +148,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = openapi::api().split_for_parts();
     let router = api
         .merge(playground::router())
+        .merge(streams::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(TraceLayer::new_for_http())

@@ -40,6 +40,7 @@ mod keyspace;
 mod log;
 mod presence;
 mod queue;
+mod streams;
 mod subscriber;
 mod threads;
 
@@ -47,3 +48,4 @@ pub use bus::RedisBus;
 pub use config::{RedisConfig, RedisQueueConfig};
 pub use log::FUNCTIONS;
 pub use queue::RedisJobQueue;
+pub use streams::{RedisStreams, STREAM_FUNCTIONS};

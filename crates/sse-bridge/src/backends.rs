@@ -18,6 +18,17 @@ pub async fn event_bus(
     subscription: SubscriptionBound,
     log: LogLimits,
 ) -> anyhow::Result<Arc<dyn EventLog>> {
+    Ok(event_bus_and_redis(args, role, subscription, log).await?.0)
+}
+
+/// [`event_bus`], and the Redis bus itself when it is one (Durable
+/// Streams store their data through it).
+pub async fn event_bus_and_redis(
+    args: &BrokerArgs,
+    role: &str,
+    subscription: SubscriptionBound,
+    log: LogLimits,
+) -> anyhow::Result<(Arc<dyn EventLog>, Option<RedisBus>)> {
     Ok(match &args.redis_url {
         Some(url) => {
             let config = RedisConfig {
@@ -29,13 +40,15 @@ pub async fn event_bus(
                 presence_lease: args.presence_lease,
                 ..RedisConfig::new(url.clone())
             };
-            Arc::new(
-                RedisBus::connect(config)
-                    .await
-                    .context("connecting the Redis event bus")?,
-            )
+            let bus = RedisBus::connect(config)
+                .await
+                .context("connecting the Redis event bus")?;
+            (Arc::new(bus.clone()), Some(bus))
         }
-        None => Arc::new(EmbeddedBus::with_log_limits(subscription, log)),
+        None => (
+            Arc::new(EmbeddedBus::with_log_limits(subscription, log)),
+            None,
+        ),
     })
 }
 

@@ -260,6 +260,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 
+    #[command(flatten)]
+    pub streams: crate::streams::StreamArgs,
+
     /// Allow browser pages on this origin to call the API (CORS), repeatable;
     /// `*` allows any origin. Env: comma-separated.
     #[arg(

@@ -7,6 +7,7 @@ mod config;
 mod memory;
 mod publish;
 mod serve;
+mod streams;
 mod worker;
 
 use tokio_util::sync::CancellationToken;

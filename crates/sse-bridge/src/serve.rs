@@ -26,7 +26,7 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
             "an external job queue needs an event bus the workers can reach: set --redis-url"
         );
     }
-    let bus = backends::event_bus(
+    let (bus, redis) = backends::event_bus_and_redis(
         &args.broker,
         "sse-bridge-gateway",
         args.session.subscription_bound(args.subscriber_buffer),
@@ -58,7 +58,9 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         ))
     });
 
+    let streams = args.streams.build(bus.clone(), redis);
     let state = AppState {
+        streams,
         sessions: SessionContext {
             bus,
             dispatcher: queue.dispatcher,

@@ -100,6 +100,7 @@ impl TestGateway {
             metrics: Some(metrics_handle()),
             cors: None,
             auth: sse_bridge_gateway::Auth::default(),
+            streams: sse_bridge_gateway::streams::Streams::in_memory(bus.clone()),
         };
         adjust(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

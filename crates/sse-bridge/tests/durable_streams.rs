@@ -1,0 +1,140 @@
+//! Durable Streams conformance: the protocol's own suite
+//! (`@durable-streams/server-conformance-tests`, pinned in
+//! `tests/durable-streams/package.json`) run by vitest against a gateway
+//! process, once per backend (in memory, and Redis at 127.0.0.1:6379; the
+//! suite's streams stay there, small, under `sse_ds_*` keys). Every test must pass but the suite's opt-in
+//! subscription tests, which it skips (README, "Durable Streams").
+//!
+//! Needs `npm ci --prefix tests/durable-streams` (`.ci/run` does it). The
+//! gateway is `$SSE_BRIDGE_RELEASE_BIN` when set (`.ci/run` builds the
+//! release profile), else this test build's binary.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sse_bridge_testkit::process::{ChildProcess, run_to_end, spawn_gateway};
+
+const SUITE_LIMIT: Duration = Duration::from_secs(600);
+/// The suite's tests of the reserved subscription APIs, skipped unless asked for.
+const SKIPPED: u64 = 6;
+
+fn bin() -> PathBuf {
+    match std::env::var_os("SSE_BRIDGE_RELEASE_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_sse-bridge")),
+    }
+}
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/durable-streams")
+}
+
+/// Counts of one run of the suite.
+#[derive(Debug)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+    failures: Vec<String>,
+}
+
+/// Runs the suite against a gateway started with `args`.
+async fn conformance(args: &[&str], name: &str) -> (Counts, ChildProcess) {
+    let dir = suite_dir();
+    assert!(
+        dir.join("node_modules/@durable-streams/server-conformance-tests")
+            .is_dir(),
+        "the conformance suite is missing: run `npm ci --prefix tests/durable-streams` at the workspace root"
+    );
+    let mut all = vec![
+        "--cors-allow-origin",
+        "*",
+        "--stream-long-poll-timeout",
+        "3s",
+    ];
+    all.extend(args);
+    let (gateway, url) = spawn_gateway(&bin(), &all, name).await;
+    let report = std::env::temp_dir().join(format!("{name}-{}.json", std::process::id()));
+    let mut vitest = tokio::process::Command::new("node");
+    vitest
+        .arg("node_modules/vitest/vitest.mjs")
+        .args(["run", "conformance.test.mjs", "--reporter=json"])
+        .arg(format!("--outputFile={}", report.display()))
+        .current_dir(&dir)
+        .env("DS_URL", &url);
+    let out = run_to_end(vitest, SUITE_LIMIT, "the conformance suite (vitest)").await;
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "no vitest report ({e}): {}\n{}\n--- gateway log:\n{}",
+            out.status,
+            out.report,
+            gateway.output()
+        )
+    });
+    let _ = std::fs::remove_file(&report);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("a vitest JSON report");
+    let count = |field: &str| json[field].as_u64().unwrap_or(0);
+    let failures = json["testResults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|file| {
+            file["assertionResults"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|test| test["status"] == "failed")
+        .map(|test| {
+            let message = test["failureMessages"][0].as_str().unwrap_or_default();
+            format!(
+                "{} :: {}",
+                test["fullName"].as_str().unwrap_or_default(),
+                message.lines().next().unwrap_or_default()
+            )
+        })
+        .collect();
+    let counts = Counts {
+        passed: count("numPassedTests"),
+        failed: count("numFailedTests"),
+        skipped: count("numPendingTests") + count("numTodoTests"),
+        failures,
+    };
+    (counts, gateway)
+}
+
+fn check(backend: &str, counts: &Counts, gateway: &ChildProcess) {
+    println!(
+        "durable streams conformance ({backend}): {} passed, {} failed, {} skipped",
+        counts.passed, counts.failed, counts.skipped
+    );
+    assert!(
+        counts.failed == 0 && counts.skipped == SKIPPED && counts.passed > 300,
+        "{backend}: {counts:?}\n{}\n--- gateway log:\n{}",
+        counts.failures.join("\n"),
+        gateway.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_on_the_embedded_store() {
+    let (counts, gateway) = conformance(&[], "ds-conformance-embedded").await;
+    check("embedded", &counts, &gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_on_redis() {
+    use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+    let jobs = TempKey::new("sse_jobs_ds_conformance");
+    let group = unique("sse_workers_ds_conformance");
+    let args = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &jobs,
+        "--group",
+        &group,
+    ];
+    let (counts, gateway) = conformance(&args, "ds-conformance-redis").await;
+    check("redis", &counts, &gateway);
+}
