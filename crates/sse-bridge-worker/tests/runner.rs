@@ -269,6 +269,30 @@ async fn handler_error_becomes_a_worker_error_event() {
     harness.stop().await;
 }
 
+/// Returns without publishing a terminal event.
+struct Forgetful;
+
+#[async_trait]
+impl JobHandler for Forgetful {
+    async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+        session
+            .publish("FinalAnswerStream", serde_json::json!({"char": "4"}))
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_returns_without_a_terminal_event_ends_with_a_worker_error() {
+    let harness = Harness::start(Forgetful, WorkerOptions::default());
+    let (_, mut events) = harness.session("q").await;
+    let seen = until_terminal(&mut events).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[2]["event_type"], "error");
+    assert_eq!(seen[2]["payload"]["code"], "worker_error");
+    harness.stop().await;
+}
+
 #[tokio::test]
 async fn job_of_an_ended_session_is_skipped_without_running_the_handler() {
     let started = Arc::new(AtomicUsize::new(0));
