@@ -10,6 +10,8 @@
 //!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
 //!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle
 //!   timer fed with `worker_heartbeat`, acks the job when the session ended.
+//! * [`tool_call`] — [`ToolCall`]: tool calls with ids, started and ended
+//!   (output, error, or denied) through the [`SessionHandle`].
 //! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
 //!   (a calculator and a UTC clock), used by `sse-bridge serve` and
 //!   `sse-bridge worker`.
@@ -18,7 +20,9 @@
 pub mod demo;
 pub mod publish;
 pub mod runner;
+pub mod tool_call;
 
 pub use demo::DemoAgent;
 pub use publish::{PublishError, publish_event};
 pub use runner::{JobHandler, SessionHandle, WorkerOptions, run_worker};
+pub use tool_call::ToolCall;

@@ -42,6 +42,9 @@ async fn demo_agent_acks_thinks_calls_the_calculator_and_answers() {
         "(2+3)*4"
     );
     assert_eq!(seen[start + 1]["payload"]["output"], "20");
+    let call_id = seen[start]["payload"]["tool_call_id"].as_str().unwrap();
+    assert!(call_id.starts_with("call-"), "{call_id}");
+    assert_eq!(seen[start + 1]["payload"]["tool_call_id"], call_id);
     assert!(text_of(&seen, "AgentThoughtStream").contains("calculator"));
     assert_eq!(text_of(&seen, "FinalAnswerStream"), "(2+3)*4 = 20");
     harness.stop().await;

@@ -1,7 +1,7 @@
 //! The demo agent: a ReAct-style walk through one tool call, streamed live.
 //!
 //! It thinks out loud (`AgentThoughtStream`), calls one real tool
-//! (`AgentToolCallStart` / `AgentToolCallEnd`) — the [`calculator`] when the
+//! (`AgentToolCallStart` / `AgentToolCallEnd`, paired by a `tool_call_id`) — the [`calculator`] when the
 //! query holds arithmetic, otherwise the UTC clock — and streams its answer
 //! (`FinalAnswerStream`, then `FinalAnswerStreamEnd`). Text goes out one
 //! character per event, `piece_delay` apart, so it looks live in a browser.
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sse_bridge_core::protocol::event_type;
 
 use crate::runner::{HandlerError, JobHandler, SessionHandle};
+use crate::tool_call::ToolCall;
 
 /// The demo agent; `piece_delay` is the pause after each streamed character.
 #[derive(Debug, Clone, Copy)]
@@ -95,18 +96,9 @@ impl JobHandler for DemoAgent {
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
-        session
-            .publish(
-                event_type::TOOL_CALL_START,
-                json!({ "tool_name": run.name, "tool_input": run.input }),
-            )
-            .await?;
-        session
-            .publish(
-                event_type::TOOL_CALL_END,
-                json!({ "tool_name": run.name, "output": run.output }),
-            )
-            .await?;
+        let call = ToolCall::new(run.name, run.input);
+        session.start_tool_call(&call).await?;
+        session.end_tool_call(&call, run.output).await?;
         self.stream_text(session, event_type::ANSWER, &run.answer)
             .await?;
         session.publish(event_type::ANSWER_END, json!({})).await?;
