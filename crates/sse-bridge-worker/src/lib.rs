@@ -12,17 +12,25 @@
 //!   timer fed with `worker_heartbeat`, acks the job when the session ended.
 //! * [`tool_call`] — [`ToolCall`]: tool calls with ids, started and ended
 //!   (output, error, or denied) through the [`SessionHandle`].
+//! * Human in the loop (PROTOCOL §8): [`interrupt`] — [`Interrupt`] and
+//!   [`SessionHandle::interrupt`], the terminal event of a run that waits
+//!   for outside input; [`resume`] — [`Resumed`], what the run that
+//!   continues it was answered.
 //! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
 //!   (a calculator and a UTC clock), used by `sse-bridge serve` and
 //!   `sse-bridge worker`.
 //!   [`demo::calculator`] is its arithmetic tool.
 
 pub mod demo;
+pub mod interrupt;
 pub mod publish;
+pub mod resume;
 pub mod runner;
 pub mod tool_call;
 
 pub use demo::DemoAgent;
+pub use interrupt::{Interrupt, InterruptError};
 pub use publish::{PublishError, publish_event};
+pub use resume::{Answer, ResumeError, Resumed};
 pub use runner::{JobHandler, SessionHandle, WorkerOptions, run_worker};
 pub use tool_call::ToolCall;

@@ -2,6 +2,9 @@
 //! the embedded bus and queue, sessions recorded and subscribed like a
 //! gateway does, and readers of the events.
 
+// Each test file compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +59,13 @@ impl Harness {
 
     /// Records and subscribes like a gateway, then dispatches a job for `query`.
     pub async fn session(&self, query: &str) -> (SessionId, Subscription) {
-        let (job, events) = self.recorded(query).await;
+        self.session_body(serde_json::json!({ "user_query": query }))
+            .await
+    }
+
+    /// Like [`Harness::session`], asked with `body`.
+    pub async fn session_body(&self, body: Value) -> (SessionId, Subscription) {
+        let (job, events) = self.recorded_body(body).await;
         self.queue.dispatch(&job).await.unwrap();
         (job.session_id, events)
     }
