@@ -15,12 +15,16 @@
 //! * Human in the loop (PROTOCOL §8): [`interrupt`] — [`Interrupt`] and
 //!   [`SessionHandle::interrupt`], the terminal event of a run that waits
 //!   for outside input; [`resume`] — [`Resumed`], what the run that
-//!   continues it was answered.
+//!   continues it was answered; [`approval`] — [`SessionHandle::ask_approval`]
+//!   and the [`Approval`] it gets back; [`client_tool`] —
+//!   [`SessionHandle::call_client_tool`] and the client's output.
 //! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
 //!   (a calculator and a UTC clock), used by `sse-bridge serve` and
 //!   `sse-bridge worker`.
 //!   [`demo::calculator`] is its arithmetic tool.
 
+pub mod approval;
+pub mod client_tool;
 pub mod demo;
 pub mod interrupt;
 pub mod publish;
@@ -28,6 +32,8 @@ pub mod resume;
 pub mod runner;
 pub mod tool_call;
 
+pub use approval::{Approval, Decision};
+pub use client_tool::ClientToolResult;
 pub use demo::DemoAgent;
 pub use interrupt::{Interrupt, InterruptError};
 pub use publish::{PublishError, publish_event};
