@@ -58,7 +58,7 @@ async fn demo_agent_without_arithmetic_reads_the_clock() {
         },
         WorkerOptions::default(),
     );
-    let (_, mut events) = harness.session("What time is it?").await;
+    let (_, mut events) = harness.session("What day is it?").await;
     let seen = until_terminal(&mut events).await;
     let end = seen
         .iter()

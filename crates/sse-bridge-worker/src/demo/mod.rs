@@ -6,8 +6,20 @@
 //! (`FinalAnswerStream`, then `FinalAnswerStreamEnd`). Text goes out one
 //! character per event, `piece_delay` apart, so it looks live in a browser.
 //! The runner publishes `worker_ack` and handles `cancel`.
+//!
+//! Two queries show the human in the loop ([`hitl`], PROTOCOL §8); their
+//! run ends with an `interrupt`, and the run that resumes it answers:
+//!
+//! * **"send the report"** (anywhere in the query, any case): the
+//!   `send_report` tool asks for approval ("Send the report to finance?");
+//!   approved → it runs (`{"sent": true}`), "Sent the report to finance.";
+//!   denied → its call ends denied, "Okay, I did not send the report."
+//!   (with the reason, if given).
+//! * **"what time is it"**: `browser_time` is a tool the client runs; the
+//!   answer is "Your browser says it is <output>."
 
 pub mod calculator;
+mod hitl;
 
 use std::time::{Duration, SystemTime};
 
@@ -92,7 +104,13 @@ impl ToolRun {
 #[async_trait]
 impl JobHandler for DemoAgent {
     async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+        if let Some(resumed) = session.resumed()? {
+            return self.continue_after(session, &resumed).await;
+        }
         let query = session.job().request.user_query();
+        if let Some(scenario) = hitl::Scenario::for_query(query) {
+            return self.ask(session, scenario).await;
+        }
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
