@@ -4,6 +4,39 @@
 //! [`Approval`] and ends the *same* call — output, or denied — without
 //! starting it again (a repeated `AgentToolCallStart` would show a second
 //! call in the AI SDK).
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use sse_bridge_worker::runner::HandlerError;
+//! use sse_bridge_worker::{Decision, JobHandler, SessionHandle, ToolCall};
+//!
+//! struct Mailer;
+//!
+//! #[async_trait::async_trait]
+//! impl JobHandler for Mailer {
+//!     async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+//!         let Some(resumed) = session.resumed()? else {
+//!             let call = ToolCall::new("send_report", json!({"to": "finance"}));
+//!             session.ask_approval(&call, "Send the report to finance?").await?;
+//!             return Ok(()); // the run ended with the interrupt
+//!         };
+//!         let approval = resumed.approval("send_report").ok_or("nothing to resume")?;
+//!         let answer = match approval.decision {
+//!             Decision::Approved => {
+//!                 session.end_tool_call(&approval.call, json!({"sent": true})).await?;
+//!                 "Sent the report to finance."
+//!             }
+//!             Decision::Denied { reason } => {
+//!                 session.deny_tool_call(&approval.call, reason.as_deref()).await?;
+//!                 "Okay, I did not send the report."
+//!             }
+//!         };
+//!         session.publish("FinalAnswerStream", json!({"char": answer})).await?;
+//!         session.publish("FinalAnswerStreamEnd", json!({})).await?;
+//!         Ok(())
+//!     }
+//! }
+//! ```
 
 use serde_json::Value;
 

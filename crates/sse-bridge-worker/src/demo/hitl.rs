@@ -5,11 +5,11 @@
 //!   `{"to": "finance"}`) asks for approval — "Send the report to
 //!   finance?". Approved → the call's output `{"sent": true}`, then "Sent
 //!   the report to finance."; denied or cancelled → the call ends denied,
-//!   then "Okay, I did not send the report." (and " Reason: <reason>." when
+//!   then "Okay, I did not send the report." (and " Reason: `<reason>`." when
 //!   one was given).
 //! * A query containing **"what time is it"**: `browser_time` is handed to
 //!   the client (`executor: client`). Resumed with its output → "Your
-//!   browser says it is <output>."
+//!   browser says it is `<output>`."
 //!
 //! Nothing is kept between the runs: the resumed job carries the call.
 

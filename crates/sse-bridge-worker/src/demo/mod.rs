@@ -1,13 +1,14 @@
 //! The demo agent: a ReAct-style walk through one tool call, streamed live.
 //!
 //! It thinks out loud (`AgentThoughtStream`), calls one real tool
-//! (`AgentToolCallStart` / `AgentToolCallEnd`, paired by a `tool_call_id`) — the [`calculator`] when the
-//! query holds arithmetic, otherwise the UTC clock — and streams its answer
-//! (`FinalAnswerStream`, then `FinalAnswerStreamEnd`). Text goes out one
-//! character per event, `piece_delay` apart, so it looks live in a browser.
-//! The runner publishes `worker_ack` and handles `cancel`.
+//! (`AgentToolCallStart` / `AgentToolCallEnd`, paired by a `tool_call_id`)
+//! — the [`calculator`] when the query holds arithmetic, otherwise the UTC
+//! clock — and streams its answer (`FinalAnswerStream`, then
+//! `FinalAnswerStreamEnd`). Text goes out one character per event,
+//! `piece_delay` apart, so it looks live in a browser. The runner publishes
+//! `worker_ack` and handles `cancel`.
 //!
-//! Two queries show the human in the loop ([`hitl`], PROTOCOL §8); their
+//! Two queries show the human in the loop (`hitl`, PROTOCOL §8); their
 //! run ends with an `interrupt`, and the run that resumes it answers:
 //!
 //! * **"send the report"** (anywhere in the query, any case): the
@@ -16,7 +17,7 @@
 //!   denied → its call ends denied, "Okay, I did not send the report."
 //!   (with the reason, if given).
 //! * **"what time is it"**: `browser_time` is a tool the client runs; the
-//!   answer is "Your browser says it is <output>."
+//!   answer is "Your browser says it is `<output>`."
 
 pub mod calculator;
 mod hitl;
