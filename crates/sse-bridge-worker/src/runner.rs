@@ -13,9 +13,10 @@
 //! has been silent for a heartbeat interval, stop it as soon as the log
 //! refuses one of its events, turn a handler error (or a handler that
 //! returned without ending its session) into an `error`/`worker_error`
-//! event, and finally acknowledge the job to its queue. A job whose ack could not be published is abandoned: left for
-//! redelivery by a queue that reclaims jobs (Redis Streams), resolved by one
-//! that would otherwise stay stuck on it (Kafka).
+//! event, and finally acknowledge the job to its queue. A job whose ack
+//! could not be published is abandoned: left for redelivery by a queue that
+//! reclaims jobs (Redis Streams), resolved by one that would otherwise stay
+//! stuck on it (Kafka).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
