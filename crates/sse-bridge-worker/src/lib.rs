@@ -10,20 +10,33 @@
 //!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
 //!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle
 //!   timer fed with `worker_heartbeat`, acks the job when the session ended.
-//! * [`hitl`] — human in the loop: [`hitl::ToolCall`]s with ids, the
-//!   `interrupt` that ends a run ([`SessionHandle::interrupt`],
-//!   [`SessionHandle::ask_approval`], [`SessionHandle::call_client_tool`])
-//!   and the answers of the run that resumes it ([`SessionHandle::resumed`]).
+//! * [`tool_call`] — [`ToolCall`]: tool calls with ids, started and ended
+//!   (output, error, or denied) through the [`SessionHandle`].
+//! * Human in the loop (PROTOCOL §8): [`interrupt`] — [`Interrupt`] and
+//!   [`SessionHandle::interrupt`], the terminal event of a run that waits
+//!   for outside input; [`resume`] — [`Resumed`], what the run that
+//!   continues it was answered; [`approval`] — [`SessionHandle::ask_approval`]
+//!   and the [`Approval`] it gets back; [`client_tool`] —
+//!   [`SessionHandle::call_client_tool`] and the client's output.
 //! * [`demo`] — [`DemoAgent`], a small ReAct-style agent with two real tools
 //!   (a calculator and a UTC clock), used by `sse-bridge serve` and
 //!   `sse-bridge worker`.
 //!   [`demo::calculator`] is its arithmetic tool.
 
+pub mod approval;
+pub mod client_tool;
 pub mod demo;
-pub mod hitl;
+pub mod interrupt;
 pub mod publish;
+pub mod resume;
 pub mod runner;
+pub mod tool_call;
 
+pub use approval::{Approval, Decision};
+pub use client_tool::ClientToolResult;
 pub use demo::DemoAgent;
+pub use interrupt::{Interrupt, InterruptError};
 pub use publish::{PublishError, publish_event};
+pub use resume::{Answer, ResumeError, Resumed};
 pub use runner::{JobHandler, SessionHandle, WorkerOptions, run_worker};
+pub use tool_call::ToolCall;

@@ -11,14 +11,15 @@
 //! or goes silent), run the [`JobHandler`] while
 //! watching for `cancel` and sending `worker_heartbeat` whenever the handler
 //! has been silent for a heartbeat interval, stop it as soon as the log
-//! refuses one of its events, turn a handler error into an
-//! `error`/`worker_error` event, and finally acknowledge the job to its
-//! queue. A job whose ack could not be published is abandoned: left for
-//! redelivery by a queue that reclaims jobs (Redis Streams), resolved by one
-//! that would otherwise stay stuck on it (Kafka).
+//! refuses one of its events, turn a handler error (or a handler that
+//! returned without ending its session) into an `error`/`worker_error`
+//! event, and finally acknowledge the job to its queue. A job whose ack
+//! could not be published is abandoned: left for redelivery by a queue that
+//! reclaims jobs (Redis Streams), resolved by one that would otherwise stay
+//! stuck on it (Kafka).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +42,10 @@ use crate::publish::{PublishError, Published, published};
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs one session's job. Return `Ok` after publishing a terminal event
-/// (`FinalAnswerStreamEnd`); an `Err` is published as `error`/`worker_error`.
+/// (`FinalAnswerStreamEnd`, or an `interrupt` through
+/// [`SessionHandle::interrupt`]); the runner adds none. An `Err` before the
+/// terminal event is published as `error`/`worker_error`, and so is an `Ok`
+/// without one (the client would otherwise wait for its idle timeout).
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError>;
@@ -86,6 +90,9 @@ pub struct SessionHandle {
     last_publish_ms: AtomicU64,
     /// Publishes so far: the idempotency key of the next one.
     published: AtomicU64,
+    /// Set once a terminal event (`FinalAnswerStreamEnd`, `error`,
+    /// `interrupt`) of this attempt was logged: the session has ended.
+    ended: AtomicBool,
 }
 
 impl SessionHandle {
@@ -126,6 +133,7 @@ impl SessionHandle {
             .from_attempt(Some(&self.attempt))
             .with_key(&key);
         let id = self.job.session_id;
+        let terminal = event.is_terminal();
         let give_up = Instant::now() + self.publish_retry;
         let mut pause = Duration::from_millis(50);
         let mut result = self.bus.append(id, &event).await;
@@ -140,6 +148,9 @@ impl SessionHandle {
                 }
                 other => {
                     let outcome = published(other?);
+                    if terminal && outcome.is_ok() {
+                        self.ended.store(true, Ordering::Relaxed);
+                    }
                     // `busy` refuses an ack only: this attempt has not started.
                     if let Err(PublishError::Refused(refusal)) = &outcome
                         && *refusal != Refusal::Busy
@@ -150,6 +161,11 @@ impl SessionHandle {
                 }
             }
         }
+    }
+
+    /// True once this attempt published its session's terminal event.
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// True once the gateway asked to stop (client gone) or the session
@@ -299,6 +315,7 @@ async fn run_job(
         born: Instant::now(),
         last_publish_ms: AtomicU64::new(0),
         published: AtomicU64::new(0),
+        ended: AtomicBool::new(false),
     };
     match send_worker_ack(&session).await {
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
@@ -352,21 +369,34 @@ async fn run_handler(
         () = send_heartbeats(session, heartbeat) => unreachable!("heartbeats never end"),
     };
     match ended {
-        Ended::Returned(Ok(())) => tracing::info!("job done"),
+        Ended::Returned(Ok(())) if session.has_ended() || session.is_cancelled() => {
+            tracing::info!("job done")
+        }
+        Ended::Returned(Ok(())) => {
+            tracing::warn!("the handler returned without a terminal event");
+            publish_worker_error(session, "the agent stopped without an answer").await;
+        }
         Ended::Cancelled => {
             tracing::info!("job cancelled (by the gateway, or refused by the session)")
         }
         Ended::Returned(Err(error)) if session.is_cancelled() => {
             tracing::info!("job stopped: {error}")
         }
+        Ended::Returned(Err(error)) if session.has_ended() => {
+            tracing::warn!("handler failed after its session ended: {error}")
+        }
         Ended::Returned(Err(error)) => {
             tracing::warn!("handler failed: {error}");
-            let payload =
-                json!({ "error": error.to_string(), "code": ErrorCode::WorkerError.as_str() });
-            if let Err(error) = session.publish(event_type::ERROR, payload).await {
-                tracing::warn!("cannot publish the error event: {error}");
-            }
+            publish_worker_error(session, &error.to_string()).await;
         }
+    }
+}
+
+/// Ends the session with `error`/`worker_error` saying `message`.
+async fn publish_worker_error(session: &SessionHandle, message: &str) {
+    let payload = json!({ "error": message, "code": ErrorCode::WorkerError.as_str() });
+    if let Err(error) = session.publish(event_type::ERROR, payload).await {
+        tracing::warn!("cannot publish the error event: {error}");
     }
 }
 

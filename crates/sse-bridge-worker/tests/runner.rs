@@ -8,114 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
-use sse_bridge_core::embedded::{EmbeddedBus, EmbeddedQueue};
-use sse_bridge_core::log::{EventLog, LogLimits, SessionMeta};
-use sse_bridge_core::protocol::{ErrorCode, Event, OnDisconnect, cancel_message};
-use sse_bridge_core::{
-    Delivery, EventBus, Job, JobDispatcher, SessionId, SessionRequest, Subscription,
-    SubscriptionBound,
-};
+use sse_bridge_core::log::EventLog;
+use sse_bridge_core::protocol::{ErrorCode, Event, cancel_message};
+use sse_bridge_core::{Delivery, EventBus, JobDispatcher};
 use sse_bridge_worker::runner::HandlerError;
-use sse_bridge_worker::{DemoAgent, JobHandler, SessionHandle, WorkerOptions, run_worker};
-use tokio_util::sync::CancellationToken;
+use sse_bridge_worker::{DemoAgent, JobHandler, SessionHandle, WorkerOptions};
 
-/// The harness's liveness window: an attempt silent this long is stale.
-const LIVE: Duration = Duration::from_millis(300);
+mod common;
 
-struct Harness {
-    bus: EmbeddedBus,
-    queue: EmbeddedQueue,
-    shutdown: CancellationToken,
-    worker: tokio::task::JoinHandle<()>,
-}
-
-impl Harness {
-    fn start(handler: impl JobHandler, options: WorkerOptions) -> Self {
-        let options = WorkerOptions {
-            shutdown_grace: Duration::from_millis(100),
-            ..options
-        };
-        let limits = LogLimits {
-            live: LIVE,
-            ..LogLimits::default()
-        };
-        let bus = EmbeddedBus::with_log_limits(SubscriptionBound::messages(1024), limits);
-        let queue = EmbeddedQueue::new(16);
-        let shutdown = CancellationToken::new();
-        let worker = tokio::spawn(run_worker(
-            Arc::new(queue.clone()),
-            Arc::new(bus.clone()),
-            Arc::new(handler),
-            options,
-            shutdown.clone(),
-        ));
-        Harness {
-            bus,
-            queue,
-            shutdown,
-            worker,
-        }
-    }
-
-    /// Records and subscribes like a gateway, then dispatches a job for `query`.
-    async fn session(&self, query: &str) -> (SessionId, Subscription) {
-        let (job, events) = self.recorded(query).await;
-        self.queue.dispatch(&job).await.unwrap();
-        (job.session_id, events)
-    }
-
-    /// A recorded, subscribed session whose job is not dispatched yet.
-    async fn recorded(&self, query: &str) -> (Job, Subscription) {
-        let id = SessionId::new();
-        let meta = SessionMeta::new("anonymous", "native", OnDisconnect::Cancel);
-        self.bus.create(id, &meta).await.unwrap();
-        let events = self.bus.subscribe(&id.event_channel()).await.unwrap();
-        let body = serde_json::json!({ "user_query": query });
-        (
-            Job::new(id, SessionRequest::from_value(body).unwrap()),
-            events,
-        )
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.worker)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
-
-async fn next_event(events: &mut Subscription) -> Value {
-    match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
-        Ok(Delivery::Message(raw)) => serde_json::from_slice(&raw).unwrap(),
-        other => panic!("expected an event, got {other:?}"),
-    }
-}
-
-/// Events until (and including) a terminal one.
-async fn until_terminal(events: &mut Subscription) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let event = next_event(events).await;
-        let terminal = matches!(
-            event["event_type"].as_str(),
-            Some("FinalAnswerStreamEnd" | "error")
-        );
-        seen.push(event);
-        if terminal {
-            return seen;
-        }
-    }
-}
-
-fn text_of(events: &[Value], kind: &str) -> String {
-    events
-        .iter()
-        .filter(|e| e["event_type"] == kind)
-        .map(|e| e["payload"]["char"].as_str().unwrap())
-        .collect()
-}
+use common::{Harness, LIVE, kinds, next_event, text_of, until_terminal};
 
 #[tokio::test]
 async fn demo_agent_acks_thinks_calls_the_calculator_and_answers() {
@@ -127,10 +28,7 @@ async fn demo_agent_acks_thinks_calls_the_calculator_and_answers() {
     );
     let (_, mut events) = harness.session("What is (2+3)*4?").await;
     let seen = until_terminal(&mut events).await;
-    let kinds: Vec<&str> = seen
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&seen);
     assert_eq!(kinds[0], "worker_ack");
     let start = kinds
         .iter()
@@ -144,6 +42,9 @@ async fn demo_agent_acks_thinks_calls_the_calculator_and_answers() {
         "(2+3)*4"
     );
     assert_eq!(seen[start + 1]["payload"]["output"], "20");
+    let call_id = seen[start]["payload"]["tool_call_id"].as_str().unwrap();
+    assert!(call_id.starts_with("call-"), "{call_id}");
+    assert_eq!(seen[start + 1]["payload"]["tool_call_id"], call_id);
     assert!(text_of(&seen, "AgentThoughtStream").contains("calculator"));
     assert_eq!(text_of(&seen, "FinalAnswerStream"), "(2+3)*4 = 20");
     harness.stop().await;
@@ -157,7 +58,7 @@ async fn demo_agent_without_arithmetic_reads_the_clock() {
         },
         WorkerOptions::default(),
     );
-    let (_, mut events) = harness.session("Which day is it today?").await;
+    let (_, mut events) = harness.session("What day is it?").await;
     let seen = until_terminal(&mut events).await;
     let end = seen
         .iter()
@@ -266,6 +167,30 @@ async fn handler_error_becomes_a_worker_error_event() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1]["payload"]["code"], "worker_error");
     assert_eq!(seen[1]["payload"]["error"], "the model provider refused");
+    harness.stop().await;
+}
+
+/// Returns without publishing a terminal event.
+struct Forgetful;
+
+#[async_trait]
+impl JobHandler for Forgetful {
+    async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+        session
+            .publish("FinalAnswerStream", serde_json::json!({"char": "4"}))
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_returns_without_a_terminal_event_ends_with_a_worker_error() {
+    let harness = Harness::start(Forgetful, WorkerOptions::default());
+    let (_, mut events) = harness.session("q").await;
+    let seen = until_terminal(&mut events).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[2]["event_type"], "error");
+    assert_eq!(seen[2]["payload"]["code"], "worker_error");
     harness.stop().await;
 }
 

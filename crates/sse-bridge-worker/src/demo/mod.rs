@@ -1,17 +1,27 @@
 //! The demo agent: a ReAct-style walk through one tool call, streamed live.
 //!
 //! It thinks out loud (`AgentThoughtStream`), calls one real tool
-//! (`AgentToolCallStart` / `AgentToolCallEnd`) — the [`calculator`] when the
-//! query holds arithmetic, otherwise the UTC clock — and streams its answer
-//! (`FinalAnswerStream`, then `FinalAnswerStreamEnd`). Text goes out one
-//! character per event, `piece_delay` apart, so it looks live in a browser.
-//! The runner publishes `worker_ack` and handles `cancel`.
+//! (`AgentToolCallStart` / `AgentToolCallEnd`, paired by a `tool_call_id`)
+//! — the [`calculator`] when the query holds arithmetic, otherwise the UTC
+//! clock — and streams its answer (`FinalAnswerStream`, then
+//! `FinalAnswerStreamEnd`). Text goes out one character per event,
+//! `piece_delay` apart, so it looks live in a browser. The runner publishes
+//! `worker_ack` and handles `cancel`.
 //!
-//! Two queries show the human in the loop (`hitl`): "send the report" asks
-//! for approval before a tool runs, "what time is it" hands a tool to the
-//! client; each run ends with an `interrupt` and continues when resumed.
-//! "research" tours the richer events (`research`: steps, streamed tool
-//! input, state, a source, data parts, a file, token usage).
+//! Two queries show the human in the loop (`hitl`, PROTOCOL §8); their
+//! run ends with an `interrupt`, and the run that resumes it answers:
+//!
+//! * **"send the report"** (anywhere in the query, any case): the
+//!   `send_report` tool asks for approval ("Send the report to finance?");
+//!   approved → it runs (`{"sent": true}`), "Sent the report to finance.";
+//!   denied → its call ends denied, "Okay, I did not send the report."
+//!   (with the reason, if given).
+//! * **"what time is it"**: `browser_time` is a tool the client runs; the
+//!   answer is "Your browser says it is `<output>`."
+//!
+//! A query containing **"research"** tours the richer events of PROTOCOL §9
+//! (`research`: steps, streamed tool input, state, a source, data parts, a
+//! file, token usage).
 
 pub mod calculator;
 mod hitl;
@@ -23,8 +33,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sse_bridge_core::protocol::event_type;
 
-use crate::hitl::ToolCall;
 use crate::runner::{HandlerError, JobHandler, SessionHandle};
+use crate::tool_call::ToolCall;
 
 /// The demo agent; `piece_delay` is the pause after each streamed character.
 #[derive(Debug, Clone, Copy)]
@@ -100,9 +110,12 @@ impl ToolRun {
 #[async_trait]
 impl JobHandler for DemoAgent {
     async fn handle(&self, session: &SessionHandle) -> Result<(), HandlerError> {
+        if let Some(resumed) = session.resumed()? {
+            return self.continue_after(session, &resumed).await;
+        }
         let query = session.job().request.user_query();
-        if let Some(scenario) = hitl::scenario(query) {
-            return self.run_scenario(session, scenario).await;
+        if let Some(scenario) = hitl::Scenario::for_query(query) {
+            return self.ask(session, scenario).await;
         }
         if research::asks_for_research(query) {
             return self.research(session).await;
@@ -110,9 +123,9 @@ impl JobHandler for DemoAgent {
         let run = ToolRun::for_query(query);
         self.stream_text(session, event_type::THOUGHT, &run.thought(query))
             .await?;
-        let call = ToolCall::new(run.name, run.input.clone());
+        let call = ToolCall::new(run.name, run.input);
         session.start_tool_call(&call).await?;
-        session.end_tool_call(&call, run.output.clone()).await?;
+        session.end_tool_call(&call, run.output).await?;
         self.stream_text(session, event_type::ANSWER, &run.answer)
             .await?;
         session.publish(event_type::ANSWER_END, json!({})).await?;
@@ -121,12 +134,6 @@ impl JobHandler for DemoAgent {
 }
 
 impl DemoAgent {
-    async fn pause(&self) {
-        if !self.piece_delay.is_zero() {
-            tokio::time::sleep(self.piece_delay).await;
-        }
-    }
-
     async fn stream_text(
         &self,
         session: &SessionHandle,
@@ -141,5 +148,11 @@ impl DemoAgent {
             self.pause().await;
         }
         Ok(())
+    }
+
+    async fn pause(&self) {
+        if !self.piece_delay.is_zero() {
+            tokio::time::sleep(self.piece_delay).await;
+        }
     }
 }

@@ -8,8 +8,8 @@ use serde_json::json;
 use sse_bridge_core::protocol::event_type;
 
 use super::DemoAgent;
-use crate::hitl::ToolCall;
 use crate::runner::{HandlerError, SessionHandle};
+use crate::tool_call::ToolCall;
 
 /// Whether a query asks for the tour.
 pub(super) fn asks_for_research(query: &str) -> bool {
