@@ -160,7 +160,9 @@ class Resume:
             if call.executor != CLIENT_EXECUTOR
         )
 
-    def approval(self, tool_name: Optional[str] = None, *, tool_call_id: Optional[str] = None) -> Optional[Approval]:
+    def approval(
+        self, tool_name: Optional[str] = None, *, tool_call_id: Optional[str] = None
+    ) -> Optional[Approval]:
         """The first decision about a call of ``tool_name`` (any tool when
         ``None``), or about call ``tool_call_id``; ``None`` if there is none."""
         return next((a for a in self.approvals if _match(a.call, tool_name, tool_call_id)), None)
@@ -170,7 +172,10 @@ class Resume:
         """What the client answered for the tools it was asked to run."""
         return tuple(
             ClientToolResult(
-                call, output=answer.payload if answer.resolved else None, cancelled=answer.cancelled, answer=answer
+                call,
+                output=answer.payload if answer.resolved else None,
+                cancelled=answer.cancelled,
+                answer=answer,
             )
             for answer, call in self._tool_calls()
             if call.executor == CLIENT_EXECUTOR

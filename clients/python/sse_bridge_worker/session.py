@@ -129,7 +129,9 @@ class AsyncSession:
         """The next piece of the agent's reasoning (``AgentThoughtStream``)."""
         return await self.publish("AgentThoughtStream", {"char": text})
 
-    async def tool_start(self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None) -> ToolCall:
+    async def tool_start(
+        self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None
+    ) -> ToolCall:
         """The agent calls a tool (``AgentToolCallStart``, with a fresh
         ``tool_call_id`` unless given); returns the call for :meth:`tool_end`."""
         call = ToolCall(name, tool_input, tool_call_id or new_tool_call_id())
@@ -294,10 +296,14 @@ class Session:
     def thought(self, text: str) -> Published:
         return self._run(self._session.thought(text))
 
-    def tool_start(self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None) -> ToolCall:
+    def tool_start(
+        self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None
+    ) -> ToolCall:
         return self._run(self._session.tool_start(name, tool_input, tool_call_id=tool_call_id))
 
-    def tool_end(self, call: Union[ToolCall, str], output: Any = None, *, error: Optional[str] = None) -> Published:
+    def tool_end(
+        self, call: Union[ToolCall, str], output: Any = None, *, error: Optional[str] = None
+    ) -> Published:
         return self._run(self._session.tool_end(call, output, error=error))
 
     def tool_denied(self, call: Union[ToolCall, str], reason: Optional[str] = None) -> Published:
