@@ -15,6 +15,12 @@ redis-py:
 * :class:`AsyncSession` / :class:`Session` (``session.py``) — what a
   handler gets: ``request`` in; ``thought``, ``tool_start``, ``tool_end``,
   ``answer`` and ``publish`` out;
+* human in the loop (PROTOCOL §8): :class:`ToolCall` and :class:`Interrupt`
+  (``interrupts.py``) for ``session.interrupt``, ``request_approval`` and
+  ``call_client_tool``, which end a run waiting for outside input;
+  :class:`Resume` (``resume.py``) for the run that continues it —
+  ``session.resume``, with its :class:`Approval` and
+  :class:`ClientToolResult` answers;
 * the exceptions (``errors.py``) and the function library (``library.py``).
 
 A handler::
@@ -34,26 +40,34 @@ from .errors import (
     SseBridgeError,
     UnexpectedReply,
 )
+from .interrupts import Interrupt, ToolCall
 from .library import FUNCTIONS
 from .publish import Published, publish_event, publish_event_async
 from .queue import Job
+from .resume import Answer, Approval, ClientToolResult, Resume
 from .session import AsyncSession, Session
 from .worker import AsyncHandler, AsyncWorker, SyncHandler, Worker
 
 __all__ = [
     "FUNCTIONS",
     "REFUSAL_REASONS",
+    "Answer",
+    "Approval",
     "AsyncHandler",
     "AsyncSession",
     "AsyncWorker",
+    "ClientToolResult",
+    "Interrupt",
     "Job",
     "Published",
+    "Resume",
     "Session",
     "SessionCancelled",
     "SessionRefused",
     "SessionStopped",
     "SseBridgeError",
     "SyncHandler",
+    "ToolCall",
     "UnexpectedReply",
     "Worker",
     "publish_event",

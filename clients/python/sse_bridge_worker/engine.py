@@ -19,8 +19,10 @@ SDK's ``run_worker`` does, in order:
 5. run the handler, sending ``worker_heartbeat`` whenever it has been
    silent for ``heartbeat`` seconds, and stop it on ``cancel`` or when the
    log refuses one of its events;
-6. end the session unless the handler did: ``FinalAnswerStreamEnd`` after
-   it returned, ``error``/``worker_error`` after it raised;
+6. end the session unless the handler did (a terminal event:
+   ``FinalAnswerStreamEnd``, ``error``, or an ``interrupt`` that pauses the
+   run for outside input): ``FinalAnswerStreamEnd`` after it returned,
+   ``error``/``worker_error`` after it raised;
 7. ``XACK`` the job.
 
 At most ``concurrency`` jobs run at once. :meth:`Engine.stop` (thread-safe)

@@ -51,8 +51,9 @@ APPEND_FUNCTION = "sse_bridge_v3_append"
 #: ARGV[5] of ``sse_bridge_v3_append``: answer an entry already carrying the
 #: idempotency key instead of appending the event again.
 DEDUPLICATE = "again"
-#: ``FinalAnswerStreamEnd`` and ``error`` end a session.
-TERMINAL_EVENT_TYPES = frozenset({"FinalAnswerStreamEnd", "error"})
+#: ``FinalAnswerStreamEnd``, ``error`` and ``interrupt`` (PROTOCOL §8: the run
+#: pauses for outside input) end a session.
+TERMINAL_EVENT_TYPES = frozenset({"FinalAnswerStreamEnd", "error", "interrupt"})
 
 FIRST_RETRY_PAUSE = 0.05
 LONGEST_RETRY_PAUSE = 1.0

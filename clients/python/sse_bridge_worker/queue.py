@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, Optional, Set, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
 import redis
 import redis.asyncio
@@ -59,12 +59,20 @@ class Job:
     ``request`` is the client's POST body (plus ``user_query`` for the
     agent-UI endpoints); ``created_at`` is Unix milliseconds; ``entry_id``
     is the stream entry the job came in.
+
+    A resume (PROTOCOL §8: ``request["resume"]`` answers the interrupts its
+    thread's last run ended with) also carries that run's session id and
+    request, and the interrupts answered, as that run's worker sent them
+    (``None`` otherwise). ``AsyncSession.resume`` reads them.
     """
 
     session_id: str
     request: Dict[str, Any]
     created_at: int
     entry_id: str
+    parent_session_id: Optional[str] = None
+    parent_request: Optional[Dict[str, Any]] = None
+    interrupts: Optional[List[Dict[str, Any]]] = None
 
 
 def new_consumer_name() -> str:
@@ -94,7 +102,25 @@ def _parse_job(entry_id: str, fields: Optional[Dict[Any, Any]]) -> Job:
         raise ValueError("request is not an object")
     if not isinstance(created_at, int):
         raise ValueError("created_at is not an integer")
-    return Job(session_id=session_id, request=request, created_at=created_at, entry_id=entry_id)
+    parent_session_id, parent_request = job.get("parent_session_id"), job.get("parent_request")
+    interrupts = job.get("interrupts")
+    if parent_session_id is not None and not isinstance(parent_session_id, str):
+        raise ValueError("parent_session_id is not a string")
+    if parent_request is not None and not isinstance(parent_request, dict):
+        raise ValueError("parent_request is not an object")
+    if interrupts is not None and not (
+        isinstance(interrupts, list) and all(isinstance(i, dict) for i in interrupts)
+    ):
+        raise ValueError("interrupts is not an array of objects")
+    return Job(
+        session_id=session_id,
+        request=request,
+        created_at=created_at,
+        entry_id=entry_id,
+        parent_session_id=parent_session_id,
+        parent_request=parent_request,
+        interrupts=interrupts,
+    )
 
 
 def _first_read_entry(reply: Any) -> Optional[Entry]:

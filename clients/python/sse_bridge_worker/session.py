@@ -4,6 +4,13 @@
 :class:`Session` is the same for a plain ``def handler(session)`` running
 in a thread (its calls are carried out on the worker's event loop).
 
+Tool calls carry an id (``tool_start`` returns the
+:class:`~sse_bridge_worker.interrupts.ToolCall`; ``tool_end`` takes it, or
+the tool's name for the oldest call of that tool still open in this run).
+A run that needs outside input ends with ``interrupt`` (or the helpers
+``request_approval`` and ``call_client_tool``); the run that resumes it
+reads the answers from ``resume`` (PROTOCOL §8).
+
 Every publish is logged and published as this run's *attempt*, with the
 idempotency key ``<attempt>:<n>`` (n counts the run's publishes), so a
 retry after a connection failure never logs an event twice. Once the
@@ -17,15 +24,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Dict, Optional
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Coroutine, Dict, Iterable, List, Mapping, Optional, TypeVar, Union
 
 import redis.asyncio
 
 from .errors import SessionCancelled, SessionRefused, SessionStopped
+from .interrupts import CLIENT_EXECUTOR, Interrupt, ToolCall, interrupt_payload, new_tool_call_id
 from .publish import TERMINAL_EVENT_TYPES, Published, publish_event_async
 from .queue import Job
+from .resume import Resume
 
 __all__ = ["AsyncSession", "Session"]
+
+T = TypeVar("T")
+#: What ``interrupt`` takes: :class:`Interrupt` objects or plain dicts.
+Interrupts = Iterable[Union[Interrupt, Mapping[str, Any]]]
 
 
 class AsyncSession:
@@ -44,6 +59,8 @@ class AsyncSession:
         self._refusal: Optional[str] = None
         self._stopped = asyncio.Event()
         self._stopped_flag = threading.Event()
+        # Calls started by this run and not ended yet, oldest first.
+        self._open_calls: List[ToolCall] = []
 
     @property
     def session_id(self) -> str:
@@ -53,6 +70,18 @@ class AsyncSession:
     def request(self) -> Dict[str, Any]:
         """The job's request: the client's body (``user_query``, ...)."""
         return self.job.request
+
+    @property
+    def thread_id(self) -> Optional[str]:
+        """The thread this run belongs to (``request["thread_id"]``), if any."""
+        thread_id = self.request.get("thread_id")
+        return thread_id if isinstance(thread_id, str) else None
+
+    @cached_property
+    def resume(self) -> Optional[Resume]:
+        """The answers, when this run resumes an interrupted one; ``None``
+        otherwise. ``ValueError`` if the job's ``request.resume`` is malformed."""
+        return Resume.of(self.job)
 
     @property
     def cancelled(self) -> bool:
@@ -100,13 +129,75 @@ class AsyncSession:
         """The next piece of the agent's reasoning (``AgentThoughtStream``)."""
         return await self.publish("AgentThoughtStream", {"char": text})
 
-    async def tool_start(self, name: str, tool_input: Any) -> Published:
-        """The agent calls a tool (``AgentToolCallStart``)."""
-        return await self.publish("AgentToolCallStart", {"tool_name": name, "tool_input": tool_input})
+    async def tool_start(
+        self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None
+    ) -> ToolCall:
+        """The agent calls a tool (``AgentToolCallStart``, with a fresh
+        ``tool_call_id`` unless given); returns the call for :meth:`tool_end`."""
+        call = ToolCall(name, tool_input, tool_call_id or new_tool_call_id())
+        await self._start(call)
+        return call
 
-    async def tool_end(self, name: str, output: Any) -> Published:
-        """The tool returned (``AgentToolCallEnd``)."""
-        return await self.publish("AgentToolCallEnd", {"tool_name": name, "output": output})
+    async def tool_end(
+        self, call: Union[ToolCall, str], output: Any = None, *, error: Optional[str] = None
+    ) -> Published:
+        """The tool returned ``output``, or failed with ``error``
+        (``AgentToolCallEnd`` with the call's id). ``call`` is a
+        :class:`ToolCall` (also one started by the interrupted run, from
+        :attr:`resume`) or a tool's name: the oldest call of it still open."""
+        call = self._close(call)
+        if error is None:
+            return await self.publish("AgentToolCallEnd", call.end_payload(output))
+        if output is not None:
+            raise ValueError("a tool call ends with an output or an error, not both")
+        return await self.publish("AgentToolCallEnd", call.error_payload(error))
+
+    async def tool_denied(self, call: Union[ToolCall, str], reason: Optional[str] = None) -> Published:
+        """The call was not approved: ``AgentToolCallEnd`` with ``denied:
+        true`` and ``error`` = ``reason`` (or ``"denied"``)."""
+        return await self.publish("AgentToolCallEnd", self._close(call).denied_payload(reason))
+
+    async def interrupt(self, interrupts: Interrupts) -> Published:
+        """Ends the run waiting for outside input: the terminal ``interrupt``
+        event (PROTOCOL §8). Return from the handler after it; the client's
+        answers start a new run of the thread (:attr:`resume`)."""
+        return await self.publish("interrupt", interrupt_payload(interrupts))
+
+    async def request_approval(
+        self,
+        name: str,
+        tool_input: Any = None,
+        *,
+        message: str,
+        tool_call_id: Optional[str] = None,
+        expires_at: Optional[Union[str, datetime]] = None,
+    ) -> ToolCall:
+        """Asks a person whether the call may run, and ends the run: the
+        call starts (``AgentToolCallStart``), then an interrupt about it with
+        ``message``. The resumed run finds the decision in
+        ``resume.approval(name)`` and ends that call (:meth:`tool_end` or
+        :meth:`tool_denied`) — it never starts it again."""
+        call = await self.tool_start(name, tool_input, tool_call_id=tool_call_id)
+        await self.interrupt([call.interrupt(message, expires_at=expires_at)])
+        return call
+
+    async def call_client_tool(
+        self,
+        name: str,
+        tool_input: Any = None,
+        *,
+        message: Optional[str] = None,
+        tool_call_id: Optional[str] = None,
+        expires_at: Optional[Union[str, datetime]] = None,
+    ) -> ToolCall:
+        """Hands the call to the client, and ends the run:
+        ``AgentToolCallStart`` with ``"executor": "client"``, then an
+        interrupt about it. The resumed run finds the tool's output in
+        ``resume.client_result(name)``."""
+        call = ToolCall(name, tool_input, tool_call_id or new_tool_call_id(), executor=CLIENT_EXECUTOR)
+        await self._start(call)
+        await self.interrupt([call.interrupt(message, expires_at=expires_at)])
+        return call
 
     async def answer(self, text: str) -> Published:
         """The next piece of the final answer (``FinalAnswerStream``)."""
@@ -129,6 +220,24 @@ class AsyncSession:
 
     def _stopped_error(self) -> SessionStopped:
         return SessionRefused(self._refusal) if self._refusal is not None else SessionCancelled()
+
+    async def _start(self, call: ToolCall) -> None:
+        await self.publish("AgentToolCallStart", call.start_payload())
+        self._open_calls.append(call)
+
+    def _close(self, call: Union[ToolCall, str]) -> ToolCall:
+        """The call to end: ``call`` itself, or the oldest open call of the
+        tool named ``call``; it is no longer open."""
+        if isinstance(call, ToolCall):
+            self._open_calls = [c for c in self._open_calls if c.id != call.id]
+            return call
+        for index, open_call in enumerate(self._open_calls):
+            if open_call.name == call:
+                return self._open_calls.pop(index)
+        raise ValueError(
+            f"no call of tool {call!r} is open in this run: pass the ToolCall "
+            "(tool_start's, or resume.approval(...).call for a call the interrupted run started)"
+        )
 
 
 class Session:
@@ -161,6 +270,14 @@ class Session:
         return self._session.request
 
     @property
+    def thread_id(self) -> Optional[str]:
+        return self._session.thread_id
+
+    @property
+    def resume(self) -> Optional[Resume]:
+        return self._session.resume
+
+    @property
     def cancelled(self) -> bool:
         return self._session.cancelled
 
@@ -174,18 +291,60 @@ class Session:
         return self._session.wait_cancelled_in_thread(timeout)
 
     def publish(self, event_type: str, payload: Any = None) -> Published:
-        return asyncio.run_coroutine_threadsafe(
-            self._session.publish(event_type, payload), self._loop
-        ).result()
+        return self._run(self._session.publish(event_type, payload))
 
     def thought(self, text: str) -> Published:
-        return self.publish("AgentThoughtStream", {"char": text})
+        return self._run(self._session.thought(text))
 
-    def tool_start(self, name: str, tool_input: Any) -> Published:
-        return self.publish("AgentToolCallStart", {"tool_name": name, "tool_input": tool_input})
+    def tool_start(
+        self, name: str, tool_input: Any = None, *, tool_call_id: Optional[str] = None
+    ) -> ToolCall:
+        return self._run(self._session.tool_start(name, tool_input, tool_call_id=tool_call_id))
 
-    def tool_end(self, name: str, output: Any) -> Published:
-        return self.publish("AgentToolCallEnd", {"tool_name": name, "output": output})
+    def tool_end(
+        self, call: Union[ToolCall, str], output: Any = None, *, error: Optional[str] = None
+    ) -> Published:
+        return self._run(self._session.tool_end(call, output, error=error))
+
+    def tool_denied(self, call: Union[ToolCall, str], reason: Optional[str] = None) -> Published:
+        return self._run(self._session.tool_denied(call, reason))
+
+    def interrupt(self, interrupts: Interrupts) -> Published:
+        return self._run(self._session.interrupt(interrupts))
+
+    def request_approval(
+        self,
+        name: str,
+        tool_input: Any = None,
+        *,
+        message: str,
+        tool_call_id: Optional[str] = None,
+        expires_at: Optional[Union[str, datetime]] = None,
+    ) -> ToolCall:
+        return self._run(
+            self._session.request_approval(
+                name, tool_input, message=message, tool_call_id=tool_call_id, expires_at=expires_at
+            )
+        )
+
+    def call_client_tool(
+        self,
+        name: str,
+        tool_input: Any = None,
+        *,
+        message: Optional[str] = None,
+        tool_call_id: Optional[str] = None,
+        expires_at: Optional[Union[str, datetime]] = None,
+    ) -> ToolCall:
+        return self._run(
+            self._session.call_client_tool(
+                name, tool_input, message=message, tool_call_id=tool_call_id, expires_at=expires_at
+            )
+        )
 
     def answer(self, text: str) -> Published:
-        return self.publish("FinalAnswerStream", {"char": text})
+        return self._run(self._session.answer(text))
+
+    def _run(self, step: Coroutine[Any, Any, T]) -> T:
+        """Carries ``step`` out on the worker's event loop, blocking this thread."""
+        return asyncio.run_coroutine_threadsafe(step, self._loop).result()

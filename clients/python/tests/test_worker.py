@@ -77,11 +77,16 @@ def test_a_session_streams_in_order_and_can_be_resumed(
         frames = gateway.start_session({"user_query": "What is 2+3?", "model_alias": "m"}).read_all()
         wait_until_acknowledged(redis_client, gateway)
 
+    call_id = frames[2].data["payload"].get("tool_call_id", "")
+    assert re.fullmatch("call-[0-9a-f]{32}", call_id), frames[2]
     assert [(f.event_type, f.data["payload"]) for f in frames] == [
         ("worker_ack", {}),
         ("AgentThoughtStream", {"char": "Let me compute."}),
-        ("AgentToolCallStart", {"tool_name": "calculator", "tool_input": {"expression": "2+3"}}),
-        ("AgentToolCallEnd", {"tool_name": "calculator", "output": "5"}),
+        (
+            "AgentToolCallStart",
+            {"tool_call_id": call_id, "tool_name": "calculator", "tool_input": {"expression": "2+3"}},
+        ),
+        ("AgentToolCallEnd", {"tool_call_id": call_id, "tool_name": "calculator", "output": "5"}),
         ("FinalAnswerStream", {"char": "2+3 "}),
         ("FinalAnswerStream", {"char": "= 5"}),
         ("FinalAnswerStreamEnd", {}),
