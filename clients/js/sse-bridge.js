@@ -213,8 +213,14 @@ export class SessionError extends Error {
  * `onToolStart({tool_name, tool_input, tool_call_id?, executor?})`,
  * `onToolEnd({tool_name, output, tool_call_id?, error?, denied?})`,
  * `onAnswer(char)`, `onEnd()`, `onError({error, code})`,
- * `onInterrupt(interrupts)` (the run paused: PROTOCOL §8), `onEvent(event)`
- * for every event (unknown types too), `onFrame(rawText)` for every frame as
+ * `onInterrupt(interrupts)` (the run paused: PROTOCOL §8), the richer
+ * events of PROTOCOL §9 — `onStepStart({name})`, `onStepEnd({name})`,
+ * `onToolInput({tool_call_id, tool_name, delta})` (a call's input as it
+ * streams, before its `onToolStart`), `onState(state)` (the agent's state,
+ * `StateDelta` patches applied), `onSource({id, url, title?})`,
+ * `onFile({media_type, url})`, `onData({name, data, id?, transient?})`,
+ * `onUsage({input_tokens, output_tokens, reasoning_tokens?, model?})` —
+ * `onEvent(event)` for every event (unknown types too), `onFrame(rawText)` for every frame as
  * received, `onComment(text)` and `onStatus(status)` with `connecting`,
  * `acknowledged`, `streaming`, `reconnecting`, `done`, `interrupted`,
  * `error` or `aborted`.
@@ -386,6 +392,8 @@ class Delivery {
   #statusNow = null;
   /** The AI SDK's `error` chunk, waiting for its `[DONE]`. */
   #aiSdkError = null;
+  /** The agent's state (PROTOCOL §9): the last `StateSnapshot` with the `StateDelta`s after it applied. */
+  #state = null;
   #handlers;
 
   constructor(format, handlers, lastEventId = null) {
@@ -519,6 +527,51 @@ class Delivery {
       case 'interrupt':
         this.#interrupted(payload.interrupts ?? []);
         break;
+      // The richer events (PROTOCOL §9).
+      case 'AgentStepStart':
+        this.status('streaming');
+        h.onStepStart?.({ name: payload.name });
+        break;
+      case 'AgentStepEnd':
+        this.status('streaming');
+        h.onStepEnd?.({ name: payload.name });
+        break;
+      case 'AgentToolCallInputStream':
+        this.status('streaming');
+        h.onToolInput?.({ tool_call_id: payload.tool_call_id, tool_name: payload.tool_name, delta: payload.delta ?? '' });
+        break;
+      case 'StateSnapshot':
+        this.status('streaming');
+        this.#state = structuredClone(payload.state ?? null);
+        h.onState?.(this.#state);
+        break;
+      case 'StateDelta': {
+        this.status('streaming');
+        let next;
+        try {
+          next = applyJsonPatch(this.#state, payload.patch ?? []);
+        } catch {
+          break; // a patch of a state this connection never saw (a resume after an id): nothing to show
+        }
+        this.#state = next;
+        h.onState?.(this.#state);
+        break;
+      }
+      case 'Source':
+        this.status('streaming');
+        h.onSource?.(withPresent({ id: payload.id, url: payload.url }, payload, ['title']));
+        break;
+      case 'File':
+        this.status('streaming');
+        h.onFile?.({ media_type: payload.media_type, url: payload.url });
+        break;
+      case 'Data':
+        this.status('streaming');
+        h.onData?.(withPresent({ name: payload.name, data: payload.data }, payload, ['id', 'transient']));
+        break;
+      case 'Usage':
+        h.onUsage?.(withPresent({ input_tokens: payload.input_tokens, output_tokens: payload.output_tokens }, payload, ['reasoning_tokens', 'model']));
+        break;
       default: // unknown types reach onEvent only
     }
   }
@@ -588,6 +641,72 @@ class Delivery {
     this.status('error');
     this.#handlers.onError?.({ error, code });
   }
+}
+
+/**
+ * `document` with the RFC 6902 `patch` applied (a copy; `add`, `remove`,
+ * `replace`, `move`, `copy`, `test`). A patch that does not apply throws.
+ */
+export function applyJsonPatch(document, patch) {
+  let root = structuredClone(document ?? null);
+  const parse = (pointer) => {
+    if (pointer === '') return [];
+    if (!pointer.startsWith('/')) throw new Error(`not a JSON pointer: ${pointer}`);
+    return pointer.slice(1).split('/').map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~'));
+  };
+  const get = (tokens) => tokens.reduce((value, token) => {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, token)) throw new Error(`no value at /${tokens.join('/')}`);
+    return value[token];
+  }, root);
+  const put = (tokens, value, insert) => {
+    if (tokens.length === 0) return void (root = value);
+    const parent = get(tokens.slice(0, -1));
+    const key = tokens.at(-1);
+    if (Array.isArray(parent)) {
+      const index = key === '-' ? parent.length : Number(key);
+      if (!Number.isInteger(index) || index < 0 || index > parent.length) throw new Error(`bad array index ${key}`);
+      parent.splice(index, insert ? 0 : 1, value);
+    } else if (parent !== null && typeof parent === 'object') {
+      if (!insert && !Object.hasOwn(parent, key)) throw new Error(`no value at ${key}`);
+      parent[key] = value;
+    } else {
+      throw new Error(`cannot set ${key} of a ${typeof parent}`);
+    }
+  };
+  const remove = (tokens) => {
+    const value = get(tokens);
+    if (tokens.length === 0) return void (root = null);
+    const parent = get(tokens.slice(0, -1));
+    if (Array.isArray(parent)) parent.splice(Number(tokens.at(-1)), 1);
+    else delete parent[tokens.at(-1)];
+    return value;
+  };
+  for (const op of patch) {
+    const path = parse(op.path);
+    switch (op.op) {
+      case 'add':
+        put(path, structuredClone(op.value), true);
+        break;
+      case 'remove':
+        remove(path);
+        break;
+      case 'replace':
+        put(path, structuredClone(op.value), false);
+        break;
+      case 'move':
+        put(path, remove(parse(op.from)), true);
+        break;
+      case 'copy':
+        put(path, structuredClone(get(parse(op.from))), true);
+        break;
+      case 'test':
+        if (JSON.stringify(get(path)) !== JSON.stringify(op.value)) throw new Error(`test failed at ${op.path}`);
+        break;
+      default:
+        throw new Error(`unknown patch op ${op.op}`);
+    }
+  }
+  return root;
 }
 
 /** `fields` plus those of `names` that `payload` has (not null). */

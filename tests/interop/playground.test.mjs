@@ -11,7 +11,9 @@
  * client tool): the approval card, Approve and Deny (with a reason) resuming
  * the conversation's thread, the client tool answered by the page itself,
  * and a reload while the approval waits (`GET /v1/threads/{id}`, the card
- * again). In every case: no
+ * again). The richer events (PROTOCOL §9, the "research" chip): step
+ * markers, the tool input streaming into its step, the agent's state,
+ * sources as links and the token usage under the answer. In every case: no
  * console error, no uncaught exception, no request leaving the page's
  * origin. Saves screenshots to `target/playground*.png`.
  *
@@ -182,6 +184,61 @@ test('the page completes "What is 2+3?" and shows every part of it', { timeout: 
 
   // Following ended the session's stream, not the page's view of it.
   assert.equal(await byTestId(page, 'answer').textContent(), ANSWER);
+  await close();
+  assert.deepEqual(problems, []);
+});
+
+test('the "research" chip shows steps, a streaming tool input, the state, sources and usage', { timeout: 90_000 }, async () => {
+  const origin = gateway('SSE_BRIDGE_URL');
+  const { page, problems, close } = await openPage(origin);
+  // Every state and input text the tool step goes through, as the page renders them.
+  await page.evaluate(() => {
+    window.toolSteps = [];
+    new MutationObserver(() => {
+      for (const step of document.querySelectorAll('[data-testid="tool-step"]')) {
+        const seen = `${step.dataset.state} ${step.querySelector('[data-testid="tool-input"]').textContent}`;
+        if (window.toolSteps.at(-1) !== seen) window.toolSteps.push(seen);
+      }
+    }).observe(document.getElementById('transcript'), { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+  await page.locator('.chip[data-query="Research durable streams"]').click();
+  assert.equal(await byTestId(page, 'query-input').inputValue(), 'Research durable streams');
+  assert.equal(await statusReaches(page, 'done'), 'Done');
+
+  const steps = await byTestId(page, 'step').evaluateAll((nodes) => nodes.map((n) => `${n.dataset.step} ${n.dataset.state} "${n.textContent}"`));
+  assert.deepEqual(steps, ['research done "research"', 'answer done "answer"']);
+
+  const toolSteps = await page.evaluate(() => window.toolSteps);
+  // (`running` lasts from the call's start to its end, which the demo sends
+  // back to back: the page may render both in one frame.)
+  const states = [...new Set(toolSteps.map((s) => s.split(' ')[0]))].filter((state) => state !== 'running');
+  assert.deepEqual(states, ['streaming', 'done'], toolSteps.join(' | '));
+  // A part of the input on screen before the whole of it (each piece is a
+  // frame of its own, 20 ms apart).
+  const whole = '{"query":"sse-bridge durable streams"}';
+  const partial = toolSteps.filter((s) => s.startsWith('streaming ')).map((s) => s.slice('streaming '.length));
+  assert.ok(partial.some((input) => input.length > 0 && input.length < whole.length && whole.startsWith(input)), `the input grew while streaming: ${toolSteps.join(' | ')}`);
+  const view = await shown(page);
+  assert.deepEqual(view.steps.map(({ name, state, input }) => ({ name, state, input: JSON.parse(input) })), [
+    { name: 'web_search', state: 'done', input: { query: 'sse-bridge durable streams' } },
+  ]);
+  assert.match(view.steps[0].output, /durable-streams/);
+
+  assert.equal(await byTestId(page, 'agent-state').textContent(), 'state {"status":"writing","sources":1}');
+  const sources = await byTestId(page, 'source').evaluateAll((nodes) => nodes.map((n) => ({ text: n.textContent, href: n.getAttribute('href') })));
+  assert.deepEqual(sources, [{ text: 'Durable Streams', href: 'https://github.com/durable-streams/durable-streams' }]);
+  const answer = 'Durable Streams is an HTTP protocol for resumable, append-only streams.';
+  assert.equal(view.answer, answer);
+  assert.equal(await byTestId(page, 'usage').textContent(), `Tokens: 42 in · ${[...answer].length} out (demo)`);
+  assert.ok(await byTestId(page, 'usage').isVisible());
+  // File and Data have no view of their own: shown as other events.
+  const others = (await byTestId(page, 'other-event').allTextContents()).map((text) => text.split(' ')[0]);
+  assert.deepEqual(others.filter((name) => name !== 'worker_heartbeat'), ['Data', 'Data', 'Data', 'File']);
+  const log = await sessionLog(origin, await sharedSessionId(page));
+  assert.equal(view.events, log.length);
+
+  mkdirSync(new URL('../../target/', import.meta.url), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-research.png'), fullPage: true });
   await close();
   assert.deepEqual(problems, []);
 });

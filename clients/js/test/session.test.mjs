@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, beforeEach, test } from 'node:test';
-import { SessionError, cancelSession, followSession, getThread, startSession } from '../sse-bridge.js';
+import { SessionError, applyJsonPatch, cancelSession, followSession, getThread, startSession } from '../sse-bridge.js';
 
 const SESSION_ID = '6f1c2a3b-0000-4000-8000-000000000001';
 
@@ -428,6 +428,75 @@ test('an interrupt ends the session as interrupted, even across a cut POST strea
   ]);
   assert.deepEqual(of('onToolEnd'), [{ tool_name: 'lookup', output: undefined, tool_call_id: 'call-0', error: 'no such file' }]);
   assert.deepEqual(JSON.parse(gateway.requests[0].body), { thread_id: 'thread-1', user_query: 'Please send the report' });
+});
+
+/** The demo agent's "research" tour (PROTOCOL §9), shortened. */
+const richerLog = [
+  { event_type: 'worker_ack', payload: {} },
+  { event_type: 'AgentStepStart', payload: { name: 'research' } },
+  { event_type: 'StateSnapshot', payload: { state: { status: 'searching', sources: 0 } } },
+  { event_type: 'AgentToolCallInputStream', payload: { tool_call_id: 'call-1', tool_name: 'web_search', delta: '{"query":' } },
+  { event_type: 'AgentToolCallInputStream', payload: { tool_call_id: 'call-1', tool_name: 'web_search', delta: '"x"}' } },
+  { event_type: 'AgentToolCallStart', payload: { tool_call_id: 'call-1', tool_name: 'web_search', tool_input: { query: 'x' } } },
+  { event_type: 'AgentToolCallEnd', payload: { tool_call_id: 'call-1', tool_name: 'web_search', output: { results: [] } } },
+  { event_type: 'Source', payload: { id: 'src-1', url: 'https://example.com/', title: 'Example' } },
+  {
+    event_type: 'StateDelta',
+    payload: { patch: [{ op: 'replace', path: '/status', value: 'writing' }, { op: 'replace', path: '/sources', value: 1 }] },
+  },
+  { event_type: 'AgentStepEnd', payload: { name: 'research' } },
+  { event_type: 'Data', payload: { name: 'progress', id: 'progress', data: { pct: 100 } } },
+  { event_type: 'Data', payload: { name: 'notice', data: { text: 'hi' }, transient: true } },
+  { event_type: 'File', payload: { media_type: 'text/plain', url: 'data:text/plain;base64,eA==' } },
+  { event_type: 'FinalAnswerStream', payload: { char: 'A' } },
+  { event_type: 'Usage', payload: { input_tokens: 42, output_tokens: 1, model: 'demo' } },
+  { event_type: 'FinalAnswerStreamEnd', payload: {} },
+];
+
+test('the richer events reach their callbacks; the state has its patches applied, across a cut', async () => {
+  gateway.plan.log = richerLog;
+  gateway.plan.cuts = [5];
+  const { of, handlers, calls } = recorder();
+  for (const name of ['onStepStart', 'onStepEnd', 'onToolInput', 'onState', 'onSource', 'onFile', 'onData', 'onUsage']) {
+    handlers[name] = (argument) => calls.push([name, structuredClone(argument)]);
+  }
+  const session = await startSession(gateway.url, { user_query: 'research' }, handlers);
+  assert.deepEqual(await session.done, { status: 'done' });
+  assert.equal(of('onEvent').length, richerLog.length, 'each event once');
+  assert.deepEqual(of('onStepStart'), [{ name: 'research' }]);
+  assert.deepEqual(of('onStepEnd'), [{ name: 'research' }]);
+  assert.deepEqual(of('onToolInput').map((i) => i.delta).join(''), '{"query":"x"}');
+  assert.deepEqual(of('onToolInput')[0], { tool_call_id: 'call-1', tool_name: 'web_search', delta: '{"query":' });
+  assert.deepEqual(of('onState'), [{ status: 'searching', sources: 0 }, { status: 'writing', sources: 1 }]);
+  assert.deepEqual(of('onSource'), [{ id: 'src-1', url: 'https://example.com/', title: 'Example' }]);
+  assert.deepEqual(of('onFile'), [{ media_type: 'text/plain', url: 'data:text/plain;base64,eA==' }]);
+  assert.deepEqual(of('onData'), [
+    { name: 'progress', data: { pct: 100 }, id: 'progress' },
+    { name: 'notice', data: { text: 'hi' }, transient: true },
+  ]);
+  assert.deepEqual(of('onUsage'), [{ input_tokens: 42, output_tokens: 1, model: 'demo' }]);
+  // The order the page gets them in: the input streams before the call starts.
+  const order = calls.map(([name]) => name).filter((name) => ['onToolInput', 'onToolStart', 'onToolEnd'].includes(name));
+  assert.deepEqual(order, ['onToolInput', 'onToolInput', 'onToolStart', 'onToolEnd']);
+});
+
+test('applyJsonPatch applies RFC 6902 operations to a copy, and throws on a patch that does not apply', () => {
+  const before = { a: { b: 1 }, list: [1, 2], gone: true };
+  const after = applyJsonPatch(before, [
+    { op: 'add', path: '/list/-', value: 3 },
+    { op: 'add', path: '/list/0', value: 0 },
+    { op: 'remove', path: '/gone' },
+    { op: 'replace', path: '/a/b', value: 2 },
+    { op: 'copy', from: '/a', path: '/c' },
+    { op: 'move', from: '/c/b', path: '/d~1e' },
+    { op: 'test', path: '/d~1e', value: 2 },
+  ]);
+  assert.deepEqual(after, { a: { b: 2 }, list: [0, 1, 2, 3], c: {}, 'd/e': 2 });
+  assert.deepEqual(before, { a: { b: 1 }, list: [1, 2], gone: true }, 'the input is untouched');
+  assert.deepEqual(applyJsonPatch({ x: 1 }, [{ op: 'replace', path: '', value: [1] }]), [1]);
+  assert.throws(() => applyJsonPatch({}, [{ op: 'replace', path: '/missing', value: 1 }]));
+  assert.throws(() => applyJsonPatch({ a: 1 }, [{ op: 'test', path: '/a', value: 2 }]));
+  assert.throws(() => applyJsonPatch(null, [{ op: 'add', path: '/a', value: 1 }]));
 });
 
 test('getThread answers the thread view, null for an unknown thread', async () => {

@@ -15,6 +15,11 @@
  * (`POST /v1/react/sessions {thread_id, resume}`), in the same transcript. A
  * reload asks `GET /v1/threads/{id}` and replays the thread's last run, so a
  * pending approval is shown again.
+ *
+ * The richer events (PROTOCOL §9, the demo's "research"): each step as a
+ * marker in the transcript, a tool input that streams into its step before
+ * the call starts, the agent's state on one line, sources as links and the
+ * token usage under the answer.
  */
 import { SessionError, cancelSession, followSession, getThread, startSession } from '/assets/sse-bridge.js';
 
@@ -33,6 +38,14 @@ const KNOWN_EVENT_TYPES = new Set([
   'FinalAnswerStreamEnd',
   'error',
   'interrupt',
+  // PROTOCOL §9, shown by their own handlers (File and Data as other events).
+  'AgentStepStart',
+  'AgentStepEnd',
+  'AgentToolCallInputStream',
+  'StateSnapshot',
+  'StateDelta',
+  'Source',
+  'Usage',
 ]);
 const STATUS_TEXT = {
   idle: 'Ready',
@@ -64,6 +77,9 @@ const ui = {
   transcript: element('transcript'),
   transcriptPlaceholder: element('transcript-placeholder'),
   answer: element('answer'),
+  sources: element('sources'),
+  sourceList: element('source-list'),
+  usage: element('usage'),
   rawFrames: element('raw-frames'),
   frameCount: element('frame-count'),
   framesSource: element('frames-source'),
@@ -177,6 +193,10 @@ class SessionView {
   #thought = null;
   /** Tool steps waiting for their result, oldest first. */
   #openSteps = [];
+  /** Step markers not finished yet, by name. */
+  #stepMarkers = new Map();
+  /** The agent's state line (PROTOCOL §9), once the agent sent a state. */
+  #stateLine = null;
 
   /**
    * A view of a new session; `continues` (the view of the interrupted run
@@ -192,6 +212,10 @@ class SessionView {
     }
     ui.answer.textContent = '';
     ui.answer.classList.remove('live');
+    ui.sourceList.replaceChildren();
+    ui.sources.hidden = true;
+    ui.usage.textContent = '';
+    ui.usage.hidden = true;
     ui.timingAck.textContent = '–';
     ui.timingFirstAnswer.textContent = '–';
     ui.timingTotal.textContent = '–';
@@ -218,6 +242,12 @@ class SessionView {
       onToolEnd: (result) => this.#onToolEnd(result),
       onAnswer: (char) => this.#onAnswer(char),
       onInterrupt: (interrupts) => this.#onInterrupt(interrupts),
+      onStepStart: ({ name }) => this.#onStepStart(name),
+      onStepEnd: ({ name }) => this.#onStepEnd(name),
+      onToolInput: (piece) => this.#onToolInput(piece),
+      onState: (state) => this.#onState(state),
+      onSource: (source) => this.#onSource(source),
+      onUsage: (usage) => this.#onUsage(usage),
       onError: ({ error, code }) => setStatus('error', `Error · ${code ?? 'unknown'} — ${error ?? ''}`, code ?? ''),
       onFrame: (frame) => {
         if (framesFollower === null) framesPanel.append(frame);
@@ -284,15 +314,95 @@ class SessionView {
 
   #onToolStart({ tool_name, tool_input, tool_call_id, executor }) {
     this.#endThought();
-    const step = ui.toolStepTemplate.content.firstElementChild.cloneNode(true);
-    step.dataset.toolName = tool_name;
-    if (tool_call_id) step.dataset.toolCallId = tool_call_id;
+    // A call whose input streamed already has its step.
+    const streamed = this.stepOf(tool_call_id);
+    const step = streamed ?? this.#newToolStep(tool_name, tool_call_id);
     if (executor) step.dataset.executor = executor;
     step.dataset.state = 'running';
-    step.querySelector('.tool-name').textContent = tool_name;
+    step.querySelector('.tool-state').textContent = 'running…';
     step.querySelector('.tool-input').textContent = displayValue(tool_input ?? {});
+  }
+
+  /** A piece of a tool call's input, before the call starts: its step shows the input growing. */
+  #onToolInput({ tool_call_id, tool_name, delta }) {
+    this.#endThought();
+    let step = this.stepOf(tool_call_id);
+    if (!step) {
+      step = this.#newToolStep(tool_name, tool_call_id);
+      step.dataset.state = 'streaming';
+      step.querySelector('.tool-state').textContent = 'input streaming…';
+    }
+    step.querySelector('.tool-input').append(delta);
+  }
+
+  #newToolStep(toolName, toolCallId) {
+    const step = ui.toolStepTemplate.content.firstElementChild.cloneNode(true);
+    step.dataset.toolName = toolName;
+    if (toolCallId) step.dataset.toolCallId = toolCallId;
+    step.querySelector('.tool-name').textContent = toolName;
     this.#openSteps.push(step);
     this.#appendToTranscript(step);
+    return step;
+  }
+
+  #onStepStart(name) {
+    this.#endThought();
+    const marker = document.createElement('p');
+    marker.className = 'step-marker';
+    marker.dataset.testid = 'step';
+    marker.dataset.step = name;
+    marker.dataset.state = 'running';
+    marker.textContent = name;
+    this.#stepMarkers.set(name, marker);
+    this.#appendToTranscript(marker);
+  }
+
+  #onStepEnd(name) {
+    const marker = this.#stepMarkers.get(name);
+    if (!marker) return;
+    this.#stepMarkers.delete(name);
+    marker.dataset.state = 'done';
+  }
+
+  /** The agent's state, on one line that each snapshot or patch updates. */
+  #onState(state) {
+    if (!this.#stateLine) {
+      this.#endThought();
+      this.#stateLine = document.createElement('p');
+      this.#stateLine.className = 'agent-state';
+      this.#stateLine.dataset.testid = 'agent-state';
+      this.#appendToTranscript(this.#stateLine);
+    }
+    const code = document.createElement('code');
+    code.textContent = JSON.stringify(state);
+    this.#stateLine.replaceChildren('state ', code);
+  }
+
+  #onSource({ id, url, title }) {
+    const item = document.createElement('li');
+    const link = document.createElement('a');
+    link.dataset.testid = 'source';
+    if (id) link.dataset.sourceId = id;
+    link.textContent = title || url;
+    link.title = url;
+    // Only web links are clickable (a worker's source is not trusted).
+    if (/^https?:\/\//i.test(url ?? '')) {
+      link.href = url;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+    }
+    item.append(link);
+    ui.sourceList.append(item);
+    ui.sources.hidden = false;
+  }
+
+  #onUsage({ input_tokens, output_tokens, reasoning_tokens, model }) {
+    const parts = [`${input_tokens ?? 0} in`, `${output_tokens ?? 0} out`];
+    if (reasoning_tokens) parts.push(`${reasoning_tokens} reasoning`);
+    ui.usage.textContent = `Tokens: ${parts.join(' · ')}${model ? ` (${model})` : ''}`;
+    ui.usage.dataset.inputTokens = String(input_tokens ?? 0);
+    ui.usage.dataset.outputTokens = String(output_tokens ?? 0);
+    ui.usage.hidden = false;
   }
 
   #onToolEnd({ tool_name, output, tool_call_id, error, denied }) {

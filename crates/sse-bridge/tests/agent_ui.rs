@@ -3,10 +3,11 @@
 //! SDK's `DefaultChatTransport` + `readUIMessageStream` against
 //! `POST /v1/ai-sdk/chat` (and `reconnectToStream`), each on the embedded
 //! gateway, on a Redis gateway with a separate worker process, and on a
-//! Redis gateway no worker serves (the error each client sees).
+//! Redis gateway no worker serves (the error each client sees); human in
+//! the loop and the richer events (PROTOCOL §8, §9) through the same clients.
 //!
-//! The Node side is `tests/interop/ag_ui.test.mjs` and
-//! `tests/interop/ai_sdk.test.mjs` (`node --test`); it needs
+//! The Node side is `tests/interop/ag_ui*.test.mjs` and
+//! `tests/interop/ai_sdk*.test.mjs` (`node --test`); it needs
 //! `npm ci --prefix tests/interop` (`.ci/run` does it).
 
 use std::path::{Path, PathBuf};
@@ -151,6 +152,62 @@ async fn the_official_clients_answer_interrupts_through_the_gateway() {
             ("embedded gateway", &embedded),
             ("redis gateway A", &gateway_a),
             ("redis gateway B", &gateway_b),
+            ("worker", &worker),
+        ]
+        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
+        .join("\n");
+        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
+    }
+    println!("{report}");
+}
+
+/// The richer events of PROTOCOL §9 (the demo agent's "research" tour)
+/// through the official clients (`ag_ui_richer.test.mjs`,
+/// `ai_sdk_richer.test.mjs`): `HttpAgent`'s state, streamed tool arguments,
+/// steps and usage; the AI SDK chat's streaming tool part, source, file,
+/// data parts and usage metadata. On the embedded gateway and on a Redis
+/// gateway with a separate worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_clients_show_the_richer_events() {
+    let dir = interop_dir();
+    for package in ["@ag-ui/client", "ai"] {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
+        );
+    }
+    // A few ms a piece: the tool input arrives in separate reads.
+    let (embedded, embedded_url) = gateway(&["--demo-delay", "5ms"], "richer-embedded").await;
+
+    let stream = TempKey::new("sse_jobs_agent_ui_richer");
+    let group = unique("sse_workers_agent_ui_richer");
+    let redis = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &stream,
+        "--group",
+        &group,
+    ];
+    let (redis_gateway, redis_url) = gateway(&redis, "richer-redis-gateway").await;
+    let mut worker_args = vec!["worker"];
+    worker_args.extend(redis);
+    worker_args.extend(["--demo-delay", "5ms"]);
+    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "richer-worker");
+
+    let mut node = tokio::process::Command::new("node");
+    node.args(["--test", "--test-reporter=spec"])
+        .arg(dir.join("ag_ui_richer.test.mjs"))
+        .arg(dir.join("ai_sdk_richer.test.mjs"))
+        .current_dir(&dir)
+        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
+        .env("SSE_BRIDGE_REDIS_GATEWAY", &redis_url);
+    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
+    let report = out.report;
+    if !out.status.success() {
+        let logs = [
+            ("embedded gateway", &embedded),
+            ("redis gateway", &redis_gateway),
             ("worker", &worker),
         ]
         .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
