@@ -41,6 +41,8 @@ async fn python_worker_kit_passes_its_tests_against_the_gateway() {
             "-p",
             "no:cacheprovider",
             "--durations=5",
+            // The adapters have their own run (`python_adapters.rs`).
+            "--ignore=clients/python/tests/adapters",
             "clients/python/tests",
         ])
         .current_dir(workspace_root())
