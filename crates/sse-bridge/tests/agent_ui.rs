@@ -31,8 +31,8 @@ async fn gateway(args: &[&str], name: &str) -> (ChildProcess, String) {
     spawn_gateway(bin(), args, name).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
+/// The interop folder, its official client packages checked.
+fn interop_with_clients() -> PathBuf {
     let dir = interop_dir();
     for package in ["@ag-ui/client", "ai"] {
         assert!(
@@ -40,68 +40,108 @@ async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
             "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
         );
     }
+    dir
+}
 
-    // Embedded queue and demo agent; 20 ms a piece makes a message last
-    // about 2 s, long enough to reconnect to it mid-way.
-    let (embedded, embedded_url) = gateway(&["--demo-delay", "20ms"], "agent-ui-embedded").await;
+/// A job queue on the real Redis, with a name of its own: the broker
+/// arguments of its gateways and workers.
+struct RedisQueue {
+    stream: TempKey,
+    group: String,
+}
 
-    // Gateway and worker as separate processes over Redis.
-    let stream = TempKey::new("sse_jobs_agent_ui");
-    let group = unique("sse_workers_agent_ui");
-    let redis = [
-        "--redis-url",
-        REDIS_URL,
-        "--redis-stream",
-        &stream,
-        "--group",
-        &group,
-    ];
-    let (redis_gateway, redis_url) = gateway(&redis, "agent-ui-redis-gateway").await;
-    let mut worker_args = vec!["worker"];
-    worker_args.extend(redis);
-    worker_args.extend(["--demo-delay", "10ms"]);
-    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "agent-ui-worker");
+impl RedisQueue {
+    fn new(name: &str) -> Self {
+        RedisQueue {
+            stream: TempKey::new(&format!("sse_jobs_{name}")),
+            group: unique(&format!("sse_workers_{name}")),
+        }
+    }
 
-    // Over Redis with no worker at all: every session ends in `ack_timeout`.
-    let idle_stream = TempKey::new("sse_jobs_agent_ui_idle");
-    let idle_group = unique("sse_workers_agent_ui_idle");
-    let (idle_gateway, idle_url) = gateway(
-        &[
+    fn args(&self) -> [&str; 6] {
+        [
             "--redis-url",
             REDIS_URL,
             "--redis-stream",
-            &idle_stream,
+            &self.stream,
             "--group",
-            &idle_group,
-            "--ack-timeout",
-            "500ms",
-        ],
-        "agent-ui-no-worker",
-    )
-    .await;
+            &self.group,
+        ]
+    }
 
+    /// A gateway on this queue (`extra` arguments after the broker's).
+    async fn gateway(&self, extra: &[&str], name: &str) -> (ChildProcess, String) {
+        let mut args = self.args().to_vec();
+        args.extend(extra);
+        gateway(&args, name).await
+    }
+
+    /// The demo agent as a separate worker process on this queue.
+    fn worker(&self, demo_delay: &str, name: &str) -> ChildProcess {
+        let mut args = vec!["worker"];
+        args.extend(self.args());
+        args.extend(["--demo-delay", demo_delay]);
+        ChildProcess::spawn(bin(), &args, &[], name)
+    }
+}
+
+/// Runs `node --test` on `files` of `dir` with `env`; on failure, panics
+/// with the report and the logs of `processes`.
+async fn node_test(
+    dir: &Path,
+    files: &[&str],
+    env: &[(&str, &str)],
+    processes: &[(&str, &ChildProcess)],
+) {
     let mut node = tokio::process::Command::new("node");
     node.args(["--test", "--test-reporter=spec"])
-        .arg(dir.join("ag_ui.test.mjs"))
-        .arg(dir.join("ai_sdk.test.mjs"))
-        .current_dir(&dir)
-        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
-        .env("SSE_BRIDGE_REDIS_GATEWAY", &redis_url)
-        .env("SSE_BRIDGE_NO_WORKER_GATEWAY", &idle_url);
+        .args(files.iter().map(|file| dir.join(file)))
+        .current_dir(dir)
+        .envs(env.iter().copied());
     let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
     let report = out.report;
     if !out.status.success() {
-        let logs = [
+        let logs = processes
+            .iter()
+            .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
+    }
+    println!("{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
+    let dir = interop_with_clients();
+    // Embedded queue and demo agent; 20 ms a piece makes a message last
+    // about 2 s, long enough to reconnect to it mid-way.
+    let (embedded, embedded_url) = gateway(&["--demo-delay", "20ms"], "agent-ui-embedded").await;
+    // Gateway and worker as separate processes over Redis.
+    let queue = RedisQueue::new("agent_ui");
+    let (redis_gateway, redis_url) = queue.gateway(&[], "agent-ui-redis-gateway").await;
+    let worker = queue.worker("10ms", "agent-ui-worker");
+    // Over Redis with no worker at all: every session ends in `ack_timeout`.
+    let idle = RedisQueue::new("agent_ui_idle");
+    let (idle_gateway, idle_url) = idle
+        .gateway(&["--ack-timeout", "500ms"], "agent-ui-no-worker")
+        .await;
+    node_test(
+        &dir,
+        &["ag_ui.test.mjs", "ai_sdk.test.mjs"],
+        &[
+            ("SSE_BRIDGE_GATEWAY", &embedded_url),
+            ("SSE_BRIDGE_REDIS_GATEWAY", &redis_url),
+            ("SSE_BRIDGE_NO_WORKER_GATEWAY", &idle_url),
+        ],
+        &[
             ("embedded gateway", &embedded),
             ("redis gateway", &redis_gateway),
             ("worker", &worker),
             ("no-worker gateway", &idle_gateway),
-        ]
-        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
-        .join("\n");
-        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
-    }
-    println!("{report}");
+        ],
+    )
+    .await;
 }
 
 /// Human in the loop through the official clients (`ai_sdk_hitl.test.mjs`,
@@ -111,54 +151,28 @@ async fn ag_ui_and_ai_sdk_clients_run_agents_through_the_gateway() {
 /// raised through A, answered through B).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_clients_answer_interrupts_through_the_gateway() {
-    let dir = interop_dir();
-    for package in ["@ag-ui/client", "ai"] {
-        assert!(
-            dir.join("node_modules").join(package).is_dir(),
-            "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
-        );
-    }
+    let dir = interop_with_clients();
     let (embedded, embedded_url) = gateway(&["--demo-delay", "1ms"], "hitl-embedded").await;
-
-    let stream = TempKey::new("sse_jobs_agent_ui_hitl");
-    let group = unique("sse_workers_agent_ui_hitl");
-    let redis = [
-        "--redis-url",
-        REDIS_URL,
-        "--redis-stream",
-        &stream,
-        "--group",
-        &group,
-    ];
-    let (gateway_a, url_a) = gateway(&redis, "hitl-redis-gateway-a").await;
-    let (gateway_b, url_b) = gateway(&redis, "hitl-redis-gateway-b").await;
-    let mut worker_args = vec!["worker"];
-    worker_args.extend(redis);
-    worker_args.extend(["--demo-delay", "1ms"]);
-    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "hitl-worker");
-
-    let mut node = tokio::process::Command::new("node");
-    node.args(["--test", "--test-reporter=spec"])
-        .arg(dir.join("ai_sdk_hitl.test.mjs"))
-        .arg(dir.join("ag_ui_hitl.test.mjs"))
-        .current_dir(&dir)
-        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
-        .env("SSE_BRIDGE_REDIS_GATEWAY", &url_a)
-        .env("SSE_BRIDGE_REDIS_GATEWAY_B", &url_b);
-    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
-    let report = out.report;
-    if !out.status.success() {
-        let logs = [
+    let queue = RedisQueue::new("agent_ui_hitl");
+    let (gateway_a, url_a) = queue.gateway(&[], "hitl-redis-gateway-a").await;
+    let (gateway_b, url_b) = queue.gateway(&[], "hitl-redis-gateway-b").await;
+    let worker = queue.worker("1ms", "hitl-worker");
+    node_test(
+        &dir,
+        &["ai_sdk_hitl.test.mjs", "ag_ui_hitl.test.mjs"],
+        &[
+            ("SSE_BRIDGE_GATEWAY", &embedded_url),
+            ("SSE_BRIDGE_REDIS_GATEWAY", &url_a),
+            ("SSE_BRIDGE_REDIS_GATEWAY_B", &url_b),
+        ],
+        &[
             ("embedded gateway", &embedded),
             ("redis gateway A", &gateway_a),
             ("redis gateway B", &gateway_b),
             ("worker", &worker),
-        ]
-        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
-        .join("\n");
-        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
-    }
-    println!("{report}");
+        ],
+    )
+    .await;
 }
 
 /// The richer events of PROTOCOL §9 (the demo agent's "research" tour)
@@ -169,50 +183,24 @@ async fn the_official_clients_answer_interrupts_through_the_gateway() {
 /// gateway with a separate worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_clients_show_the_richer_events() {
-    let dir = interop_dir();
-    for package in ["@ag-ui/client", "ai"] {
-        assert!(
-            dir.join("node_modules").join(package).is_dir(),
-            "the npm package {package} is missing: run `npm ci --prefix tests/interop` at the workspace root"
-        );
-    }
+    let dir = interop_with_clients();
     // A few ms a piece: the tool input arrives in separate reads.
     let (embedded, embedded_url) = gateway(&["--demo-delay", "5ms"], "richer-embedded").await;
-
-    let stream = TempKey::new("sse_jobs_agent_ui_richer");
-    let group = unique("sse_workers_agent_ui_richer");
-    let redis = [
-        "--redis-url",
-        REDIS_URL,
-        "--redis-stream",
-        &stream,
-        "--group",
-        &group,
-    ];
-    let (redis_gateway, redis_url) = gateway(&redis, "richer-redis-gateway").await;
-    let mut worker_args = vec!["worker"];
-    worker_args.extend(redis);
-    worker_args.extend(["--demo-delay", "5ms"]);
-    let worker = ChildProcess::spawn(bin(), &worker_args, &[], "richer-worker");
-
-    let mut node = tokio::process::Command::new("node");
-    node.args(["--test", "--test-reporter=spec"])
-        .arg(dir.join("ag_ui_richer.test.mjs"))
-        .arg(dir.join("ai_sdk_richer.test.mjs"))
-        .current_dir(&dir)
-        .env("SSE_BRIDGE_GATEWAY", &embedded_url)
-        .env("SSE_BRIDGE_REDIS_GATEWAY", &redis_url);
-    let out = run_to_end(node, NODE_LIMIT, "`node --test` (Node 20+)").await;
-    let report = out.report;
-    if !out.status.success() {
-        let logs = [
+    let queue = RedisQueue::new("agent_ui_richer");
+    let (redis_gateway, redis_url) = queue.gateway(&[], "richer-redis-gateway").await;
+    let worker = queue.worker("5ms", "richer-worker");
+    node_test(
+        &dir,
+        &["ag_ui_richer.test.mjs", "ai_sdk_richer.test.mjs"],
+        &[
+            ("SSE_BRIDGE_GATEWAY", &embedded_url),
+            ("SSE_BRIDGE_REDIS_GATEWAY", &redis_url),
+        ],
+        &[
             ("embedded gateway", &embedded),
             ("redis gateway", &redis_gateway),
             ("worker", &worker),
-        ]
-        .map(|(name, process)| format!("--- {name} log:\n{}", process.output()))
-        .join("\n");
-        panic!("`node --test` failed ({}):\n{report}\n{logs}", out.status);
-    }
-    println!("{report}");
+        ],
+    )
+    .await;
 }
