@@ -15,7 +15,7 @@
 //! | `AgentToolCallInputStream` | `TOOL_CALL_START` once, then `TOOL_CALL_ARGS` per delta; its `AgentToolCallStart` then sends only `TOOL_CALL_END` |
 //! | `StateSnapshot` / `StateDelta` | `STATE_SNAPSHOT {snapshot}` / `STATE_DELTA {delta}` |
 //! | `Data` | `CUSTOM {name, value: data}` |
-//! | `Usage` | summed into `RUN_FINISHED`'s (or `RUN_ERROR`'s) `usage: [TokenUsage]` |
+//! | `Usage` | one `TokenUsage` each, in `RUN_FINISHED`'s (or `RUN_ERROR`'s) `usage` array |
 //! | anything else (`Source`, `File` too) | `CUSTOM {name: event_type, value: payload}` |
 //!
 //! Tool call ids are the worker's `tool_call_id` when it sends one (a
