@@ -475,3 +475,26 @@ fn the_demo_agent_in_the_ai_sdk() {
     ];
     assert_eq!(frames, expected);
 }
+
+/// The AI SDK stream keeps the state it sends bounded: a patch that would
+/// grow it past 1 MiB is not applied, and the next one applies to the state
+/// before it.
+#[test]
+fn an_ai_sdk_state_grows_no_larger_than_its_bound() {
+    let mut encoder = AiSdk::new("msg-1");
+    let mut out = BytesMut::new();
+    encoder.event(&Event::new("StateSnapshot", json!({"state": {"n": 0}})), &mut out);
+    let huge = "x".repeat(2 << 20);
+    let grow = json!({"patch": [{"op": "add", "path": "/blob", "value": huge}]});
+    let before = out.len();
+    encoder.event(&Event::new("StateDelta", grow), &mut out);
+    assert_eq!(out.len(), before, "nothing sent for a state over the bound");
+    let bump = json!({"patch": [{"op": "replace", "path": "/n", "value": 1}]});
+    encoder.event(&Event::new("StateDelta", bump), &mut out);
+    let last = String::from_utf8(out.to_vec()).unwrap();
+    let last = last.trim_end().rsplit("data: ").next().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(last).unwrap(),
+        json!({"type": "data-state", "id": "state", "data": {"n": 1}})
+    );
+}

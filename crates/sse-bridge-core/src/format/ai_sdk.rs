@@ -32,6 +32,9 @@ use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
 
+/// The largest state a stream keeps and sends as `data-state`.
+const STATE_MAX_BYTES: usize = 1 << 20;
+
 /// The AI SDK encoder of one stream.
 #[derive(Debug)]
 pub struct AiSdk {
@@ -97,8 +100,8 @@ impl AiSdk {
     }
 
     fn state(&mut self, kind: &str, payload: &Value, out: &mut BytesMut) {
-        if kind == event_type::STATE_SNAPSHOT {
-            self.state = payload.get("state").cloned().unwrap_or(Value::Null);
+        let next = if kind == event_type::STATE_SNAPSHOT {
+            payload.get("state").cloned().unwrap_or(Value::Null)
         } else {
             let patch = payload
                 .get("patch")
@@ -110,12 +113,23 @@ impl AiSdk {
             if json_patch::patch(&mut next, &patch).is_err() {
                 return;
             }
-            self.state = next;
+            next
+        };
+        let part = json!({"type": "data-state", "id": "state", "data": next});
+        let part = serde_json::to_vec(&part).expect("serialising a Value cannot fail");
+        // Patches could grow the state without bound; the stream keeps one
+        // of at most STATE_MAX_BYTES.
+        if part.len() > STATE_MAX_BYTES {
+            tracing::warn!(
+                bytes = part.len(),
+                "a state over the limit is not sent to AI SDK clients"
+            );
+            return;
         }
-        write_data(
-            out,
-            &json!({"type": "data-state", "id": "state", "data": self.state}),
-        );
+        self.state = next;
+        out.put_slice(b"data: ");
+        out.put_slice(&part);
+        out.put_slice(b"\n\n");
     }
 
     fn close_parts(&mut self, out: &mut BytesMut) {
