@@ -7,6 +7,9 @@
 //! * [`read`] — `GET`: catch-up pages with ETags, and long-poll.
 //! * [`sse`] — `GET …&live=sse`: data and control events.
 //! * [`headers`] — the protocol's header names and their strict parsing.
+//! * [`sessions`] — `/v1/stream/sessions/{id}`: each session's log as a
+//!   read-only JSON stream; [`source`] lets reads serve it and stored
+//!   streams alike.
 //!
 //! Every stream belongs to the principal that created it: the store key is
 //! the caller's namespace plus the path (`sse_bridge_core::streams::key`),
@@ -17,6 +20,8 @@
 
 pub mod headers;
 mod read;
+mod sessions;
+mod source;
 mod sse;
 mod write;
 
@@ -38,6 +43,9 @@ use crate::auth::Caller;
 
 /// The prefix of every stream's URL.
 pub const PREFIX: &str = "/v1/stream/";
+
+/// The paths under [`PREFIX`] that are sessions' logs, not stored streams.
+pub const SESSIONS: &str = "sessions/";
 
 /// Request headers a cross-origin stream client sends (CORS preflight).
 pub const CORS_REQUEST_HEADERS: [&str; 12] = [
@@ -146,13 +154,19 @@ async fn dispatch(
         shutdown: state.sessions.shutdown.clone(),
         private: state.auth.is_enabled(),
     };
+    if let Some(rest) = path.strip_prefix(SESSIONS) {
+        let log = state.sessions.bus.clone();
+        return sessions::dispatch(&ctx, log, &caller, rest, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let key = sse_bridge_core::streams::key(&caller, &path);
     let outcome = match *request.method() {
         Method::PUT => write::create(&ctx, &caller, &path, &key, request).await,
         Method::POST => write::append(&ctx, &key, request).await,
         Method::DELETE => write::delete(&ctx, &key).await,
         Method::HEAD => write::head(&ctx, &key).await,
-        Method::GET => read::get(&ctx, &key, request).await,
+        Method::GET => read::get(&ctx, source::Source::Store(key), request).await,
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
         _ => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
