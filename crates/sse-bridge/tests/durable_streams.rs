@@ -138,3 +138,52 @@ async fn the_conformance_suite_passes_on_redis() {
     let (counts, gateway) = conformance(&args, "ds-conformance-redis").await;
     check("redis", &counts, &gateway);
 }
+
+/// `@durable-streams/client` follows a live demo-agent session at
+/// `/v1/stream/sessions/{id}` to its end, by long-poll and by SSE, and reads
+/// what the session's follower and creator read (`follow-session.mjs`).
+async fn the_client_follows_a_live_session(args: &[&str], name: &str) {
+    let dir = suite_dir();
+    assert!(
+        dir.join("node_modules/@durable-streams/client").is_dir(),
+        "the client is missing: run `npm ci --prefix tests/durable-streams` at the workspace root"
+    );
+    // The demo agent's pieces 20 ms apart: the readers join a live run.
+    let mut all = vec!["--demo-delay", "20ms"];
+    all.extend(args);
+    let (gateway, url) = spawn_gateway(&bin(), &all, name).await;
+    let mut node = tokio::process::Command::new("node");
+    node.arg("follow-session.mjs")
+        .current_dir(&dir)
+        .env("GW_URL", &url);
+    let out = run_to_end(node, Duration::from_secs(60), "follow-session.mjs").await;
+    println!("{}", out.report.trim());
+    assert!(
+        out.status.success(),
+        "{}\n--- gateway log:\n{}",
+        out.report,
+        gateway.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_live_session_on_the_embedded_store() {
+    the_client_follows_a_live_session(&[], "ds-session-embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_live_session_on_redis() {
+    use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+    let jobs = TempKey::new("sse_jobs_ds_session");
+    let group = unique("sse_workers_ds_session");
+    let args = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &jobs,
+        "--group",
+        &group,
+        "--with-worker",
+    ];
+    the_client_follows_a_live_session(&args, "ds-session-redis").await;
+}
