@@ -8,6 +8,7 @@
 //! * [`config`] — content types, `Stream-TTL` / `Stream-Expires-At`, cursors.
 //! * [`model`] — one stream in memory: create, append, close, read, fork.
 //! * [`memory`] — [`MemoryStreams`], the embedded [`StreamStore`].
+//! * [`jobs`] — the jobs stream HTTP workers read, and its dispatcher.
 //! * [`session`] — a session's log read as a JSON-mode stream: offsets from
 //!   log ids, pages of its events.
 //!
@@ -21,6 +22,7 @@
 //! ([`key`]).
 
 pub mod config;
+pub mod jobs;
 pub mod json;
 pub mod memory;
 pub mod model;

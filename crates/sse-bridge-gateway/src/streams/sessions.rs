@@ -6,8 +6,9 @@
 //! are the log's ids, so a read is one log read after the offset (plus the
 //! session's metadata, for its owner and whether it ended), and live
 //! readers wait on the session's own event channel: every event the log
-//! takes wakes them, on any gateway. Clients never write here: `POST` is
-//! `403`, `PUT` and `DELETE` are `405`.
+//! takes wakes them, on any gateway. Clients never write here: a client's
+//! `POST` is `403` (workers publish: [`super::publish`]), `PUT` and
+//! `DELETE` are `405`.
 //!
 //! `offset=now` and `HEAD` need the log's last id: the session's terminal
 //! event once it ended, otherwise a scan of the log a page at a time (a
@@ -27,6 +28,7 @@ use super::headers::{self as h, set};
 use super::read;
 use super::source::{Source, View};
 use super::{Ctx, Refusal};
+use crate::auth::is_worker;
 
 /// Entries one read returns at most (bytes are bounded by the page size).
 const PAGE_ENTRIES: usize = 10_000;
@@ -57,6 +59,9 @@ pub(crate) async fn dispatch(
         Method::GET => read::get(ctx, Source::Session(source), request).await,
         Method::HEAD => head(ctx, &source).await,
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
+        Method::POST if is_worker(caller) => {
+            super::publish::append(ctx, source.log, source.id, request).await
+        }
         Method::POST => Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "a session's stream is written by its worker only",
