@@ -61,7 +61,11 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
 
     let streams = args.streams.build(bus.clone(), redis);
     let dispatcher: Arc<dyn sse_bridge_core::JobDispatcher> = match args.streams.http_workers {
-        true => Arc::new(StreamDispatcher::new(streams.store.clone())),
+        true => {
+            let jobs = StreamDispatcher::new(streams.store.clone());
+            jobs.open().await.context("creating the jobs stream")?;
+            Arc::new(jobs)
+        }
         false => queue.dispatcher,
     };
     let state = AppState {

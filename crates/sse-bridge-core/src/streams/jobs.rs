@@ -41,6 +41,24 @@ impl StreamDispatcher {
         StreamDispatcher { store }
     }
 
+    /// Creates the jobs stream if it is not there, so workers can start
+    /// reading it (from `now`) before the first job.
+    pub async fn open(&self) -> Result<(), BrokerError> {
+        let create = CreateRequest {
+            content_type: Some("application/json".to_owned()),
+            expiry: Expiry::Never,
+            closed: false,
+            fork: None,
+            body: Bytes::new(),
+        };
+        match self.store.create(&key(), create).await? {
+            CreateOutcome::Created(_) | CreateOutcome::Existed(_) => Ok(()),
+            other => Err(BrokerError::Rejected(format!(
+                "creating the jobs stream: {other:?}"
+            ))),
+        }
+    }
+
     async fn append(&self, body: Bytes) -> Result<AppendOutcome, BrokerError> {
         let request = AppendRequest {
             content_type: Some("application/json".to_owned()),
@@ -59,21 +77,8 @@ impl JobDispatcher for StreamDispatcher {
         let body = Bytes::from(job.to_json());
         let mut outcome = self.append(body.clone()).await?;
         if outcome == AppendOutcome::Missing {
-            let create = CreateRequest {
-                content_type: Some("application/json".to_owned()),
-                expiry: Expiry::Never,
-                closed: false,
-                fork: None,
-                body: Bytes::new(),
-            };
-            match self.store.create(&key(), create).await? {
-                CreateOutcome::Created(_) | CreateOutcome::Existed(_) => {}
-                other => {
-                    return Err(BrokerError::Rejected(format!(
-                        "creating the jobs stream: {other:?}"
-                    )));
-                }
-            }
+            // Gone since `open` (a Redis restarted without persistence).
+            self.open().await?;
             outcome = self.append(body).await?;
         }
         match outcome {

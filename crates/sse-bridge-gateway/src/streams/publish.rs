@@ -244,16 +244,21 @@ async fn refused(log: &dyn EventLog, id: SessionId, refusal: LogRefusal) -> Refu
     }
 }
 
-/// The epoch of the attempt whose ack opened the log, when it published
-/// over HTTP (its attempt is `<producer>#<epoch>`).
+/// The epoch of the attempt that owns the session, when it publishes over
+/// HTTP (its attempt is `<producer>#<epoch>`): the last ack of the acks
+/// that open the log (a takeover is logged only before any output).
 async fn owner_epoch(log: &dyn EventLog, id: SessionId) -> Option<u64> {
-    let one = PageLimit {
-        entries: 1,
-        bytes: 1,
+    let head = PageLimit {
+        entries: 16,
+        bytes: 4096,
     };
-    let page = log.read(id, None, one).await.ok()?;
-    let first = page.entries.first()?;
-    let event = Event::parse(&first.event, first.event.len()).ok()?;
-    let (_, epoch) = event.attempt()?.rsplit_once('#')?;
+    let page = log.read(id, None, head).await.ok()?;
+    let owner = page
+        .entries
+        .iter()
+        .map_while(|entry| Event::parse(&entry.event, entry.event.len()).ok())
+        .take_while(|event| event.event_type() == sse_bridge_core::protocol::event_type::WORKER_ACK)
+        .last()?;
+    let (_, epoch) = owner.attempt()?.rsplit_once('#')?;
     epoch.parse().ok()
 }
