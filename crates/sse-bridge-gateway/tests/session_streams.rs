@@ -21,6 +21,9 @@ use sse_bridge_testkit::redis::{REDIS_URL, unique};
 const LIMIT: Duration = Duration::from_secs(20);
 const ALICE: &str = "key-a";
 const BOB: &str = "key-b";
+const WORKER: &str = "key-w";
+/// Attempts go stale this long after their last event.
+const LIVE: Duration = Duration::from_millis(600);
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -31,7 +34,10 @@ enum Backend {
 impl Backend {
     /// A gateway where `alice` and `bob` hold API keys.
     async fn gateway(self) -> TestGateway {
-        let limits = LogLimits::default();
+        let limits = LogLimits {
+            live: LIVE,
+            ..LogLimits::default()
+        };
         let bus: std::sync::Arc<dyn sse_bridge_core::EventLog> = match self {
             Backend::Embedded => {
                 std::sync::Arc::new(sse_bridge_core::embedded::EmbeddedBus::with_log_limits(
@@ -52,6 +58,8 @@ impl Backend {
         TestGateway::start_on(bus, SessionConfig::default(), |state| {
             state.auth = Auth::default()
                 .with_api_keys([&format!("alice={ALICE}"), &format!("bob={BOB}")[..]])
+                .unwrap()
+                .with_worker_api_keys([&format!("w={WORKER}")[..]])
                 .unwrap();
         })
         .await
@@ -62,6 +70,8 @@ on_both_backends!(
     a_session_reads_as_its_followers_events_then_closes,
     long_poll_and_sse_wake_on_the_sessions_events,
     clients_cannot_write_and_other_principals_cannot_read,
+    workers_publish_with_the_attempt_rule_and_exact_sequences,
+    a_zombie_attempts_appends_get_403,
 );
 
 /// Alice starts a session; the job, and her POST's response (kept open).
@@ -271,5 +281,103 @@ async fn clients_cannot_write_and_other_principals_cannot_read(backend: Backend)
         .await
         .unwrap();
     assert_eq!(page, [json!({"event_type": "worker_ack", "payload": {}})]);
+    gw.stop().await;
+}
+
+/// A worker's `POST` of `events` as producer `w`, attempt `epoch`, request `seq`.
+async fn publish(
+    gw: &TestGateway,
+    job: &Job,
+    epoch: u64,
+    seq: u64,
+    events: Value,
+) -> reqwest::Response {
+    client()
+        .post(format!("{}{}", gw.url, path(job)))
+        .bearer_auth(WORKER)
+        .header("content-type", "application/json")
+        .header("producer-id", "w")
+        .header("producer-epoch", epoch.to_string())
+        .header("producer-seq", seq.to_string())
+        .body(events.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ack() -> Value {
+    json!({"event_type": "worker_ack", "payload": {}})
+}
+
+fn piece(c: &str) -> Value {
+    json!({"event_type": "FinalAnswerStream", "payload": {"char": c}})
+}
+
+async fn workers_publish_with_the_attempt_rule_and_exact_sequences(backend: Backend) {
+    let gw = backend.gateway().await;
+    let (creator, job) = open(&gw).await;
+    // Events before the ack are refused; the ack binds attempt 0.
+    let early = publish(&gw, &job, 0, 0, piece("x")).await;
+    assert_eq!(early.status(), 409);
+    let acked = publish(&gw, &job, 0, 1, ack()).await;
+    assert_eq!(acked.status(), 200);
+    assert!(header(&acked, "stream-next-offset").is_some());
+    // Another attempt while 0 is live: fenced, told the owner's epoch.
+    let second = publish(&gw, &job, 1, 0, ack()).await;
+    assert_eq!(second.status(), 403);
+    assert_eq!(header(&second, "producer-epoch"), Some("0"));
+    // A batch, its retry (204, nothing appended twice), a gap (409).
+    let batch = json!([piece("4"), piece("2")]);
+    assert_eq!(publish(&gw, &job, 0, 2, batch.clone()).await.status(), 200);
+    let again = publish(&gw, &job, 0, 2, batch).await;
+    assert_eq!(again.status(), 204);
+    let gap = publish(&gw, &job, 0, 9, piece("!")).await;
+    assert_eq!(gap.status(), 409);
+    assert_eq!(header(&gap, "producer-expected-seq"), Some("3"));
+    // A client may never append, a worker may never read another's session.
+    let by_client = send_as(&gw, ALICE, "POST", &path(&job), Some(piece("?"))).await;
+    assert_eq!(by_client.status(), 403);
+    let end = json!({"event_type": "FinalAnswerStreamEnd", "payload": {}});
+    let ended = publish(&gw, &job, 0, 3, end.clone()).await;
+    assert_eq!(header(&ended, "stream-closed"), Some("true"));
+    // One terminal event: the session is closed to everyone after it.
+    let after = publish(&gw, &job, 0, 4, end).await;
+    assert_eq!(after.status(), 409);
+    assert_eq!(header(&after, "stream-closed"), Some("true"));
+    let events = read_all(creator).await.events;
+    assert_eq!(
+        kinds(&events),
+        [
+            "worker_ack",
+            "FinalAnswerStream",
+            "FinalAnswerStream",
+            "FinalAnswerStreamEnd"
+        ]
+    );
+    let (streamed, _) = catch_up(&gw, &job).await;
+    assert_eq!(streamed, events);
+    gw.stop().await;
+}
+
+async fn a_zombie_attempts_appends_get_403(backend: Backend) {
+    let gw = backend.gateway().await;
+    let (_creator, job) = open(&gw).await;
+    assert_eq!(publish(&gw, &job, 0, 0, ack()).await.status(), 200);
+    // Attempt 0 goes silent before any output; attempt 1 takes over.
+    tokio::time::sleep(LIVE + Duration::from_millis(300)).await;
+    assert_eq!(publish(&gw, &job, 1, 0, ack()).await.status(), 200);
+    assert_eq!(publish(&gw, &job, 1, 1, piece("a")).await.status(), 200);
+    // The zombie wakes up: fenced, and told the current epoch.
+    let zombie = publish(&gw, &job, 0, 1, piece("z")).await;
+    assert_eq!(zombie.status(), 403);
+    assert_eq!(header(&zombie, "producer-epoch"), Some("1"));
+    let detail: Value = zombie.json().await.unwrap();
+    assert!(detail["detail"].is_string());
+    let page: Vec<Value> = get(&gw, ALICE, &job, "offset=-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page, [ack(), piece("a")]);
     gw.stop().await;
 }
