@@ -351,7 +351,7 @@ mod tests {
             encode(
                 &Header::default(),
                 &claims,
-                &EncodingKey::from_secret(SECRET),
+                &EncodingKey::from_secret(SECRET).unwrap(),
             )
             .unwrap()
         };
