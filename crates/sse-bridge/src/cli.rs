@@ -350,6 +350,22 @@ pub struct AuthArgs {
     #[arg(long, env = "SSE_BRIDGE_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
+    /// A worker API key `NAME=KEY` (principal `worker:NAME`): it may publish
+    /// sessions' events and read the jobs stream over HTTP (`/v1/stream/*`),
+    /// even while client authentication is off. Repeatable; env: comma-separated.
+    #[arg(
+        long = "worker-api-key",
+        env = "SSE_BRIDGE_WORKER_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub worker_api_keys: Vec<String>,
+
+    /// A JWT whose `scope` holds this scope has the worker role (principal
+    /// `worker:jwt:<iss>:<sub>`).
+    #[arg(long, env = "SSE_BRIDGE_WORKER_JWT_SCOPE")]
+    pub worker_jwt_scope: Option<String>,
+
     /// `/metrics` wants a token too (when auth is on).
     #[arg(long, env = "SSE_BRIDGE_METRICS_REQUIRE_AUTH")]
     pub metrics_require_auth: bool,
@@ -377,6 +393,10 @@ impl AuthArgs {
         if let Some(path) = &self.jwt_rs256_public_key {
             let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             auth = auth.with_jwt(JwtKey::Rs256PublicPem(&pem), audience, issuer)?;
+        }
+        auth = auth.with_worker_api_keys(self.worker_api_keys.iter().map(String::as_str))?;
+        if let Some(scope) = &self.worker_jwt_scope {
+            auth = auth.with_worker_scope(scope);
         }
         auth.guard_metrics = self.metrics_require_auth;
         Ok(auth)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sse_bridge_core::session::{SessionContext, SessionLimit};
+use sse_bridge_core::streams::jobs::StreamDispatcher;
 use sse_bridge_gateway::{AppState, BodyLimit, Tls};
 use sse_bridge_worker::{DemoAgent, WorkerOptions, run_worker};
 use tokio_util::sync::CancellationToken;
@@ -59,11 +60,19 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
     });
 
     let streams = args.streams.build(bus.clone(), redis);
+    let dispatcher: Arc<dyn sse_bridge_core::JobDispatcher> = match args.streams.http_workers {
+        true => {
+            let jobs = StreamDispatcher::new(streams.store.clone());
+            jobs.open().await.context("creating the jobs stream")?;
+            Arc::new(jobs)
+        }
+        false => queue.dispatcher,
+    };
     let state = AppState {
         streams,
         sessions: SessionContext {
             bus,
-            dispatcher: queue.dispatcher,
+            dispatcher,
             config: args.session.config().into(),
             start_timeout: args.start_timeout,
             shutdown: shutdown.clone(),

@@ -34,6 +34,11 @@ pub struct StreamArgs {
     /// beyond). With Redis, bound Redis itself (`maxmemory`).
     #[arg(long, env = "SSE_BRIDGE_STREAM_MEMORY_BYTES", default_value_t = 512 << 20)]
     pub stream_memory_bytes: usize,
+
+    /// Dispatch jobs to the jobs stream `/v1/stream/jobs`, which workers
+    /// (`--worker-api-key`) read over HTTP, instead of the job queue.
+    #[arg(long, env = "SSE_BRIDGE_HTTP_WORKERS")]
+    pub http_workers: bool,
 }
 
 impl StreamArgs {

@@ -138,3 +138,134 @@ async fn the_conformance_suite_passes_on_redis() {
     let (counts, gateway) = conformance(&args, "ds-conformance-redis").await;
     check("redis", &counts, &gateway);
 }
+
+/// `@durable-streams/client` follows a live demo-agent session at
+/// `/v1/stream/sessions/{id}` to its end, by long-poll and by SSE, and reads
+/// what the session's follower and creator read (`follow-session.mjs`).
+async fn the_client_follows_a_live_session(args: &[&str], name: &str) {
+    let dir = suite_dir();
+    assert!(
+        dir.join("node_modules/@durable-streams/client").is_dir(),
+        "the client is missing: run `npm ci --prefix tests/durable-streams` at the workspace root"
+    );
+    // The demo agent's pieces 20 ms apart: the readers join a live run.
+    let mut all = vec!["--demo-delay", "20ms"];
+    all.extend(args);
+    let (gateway, url) = spawn_gateway(&bin(), &all, name).await;
+    let mut node = tokio::process::Command::new("node");
+    node.arg("follow-session.mjs")
+        .current_dir(&dir)
+        .env("GW_URL", &url);
+    let out = run_to_end(node, Duration::from_secs(60), "follow-session.mjs").await;
+    println!("{}", out.report.trim());
+    assert!(
+        out.status.success(),
+        "{}\n--- gateway log:\n{}",
+        out.report,
+        gateway.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_live_session_on_the_embedded_store() {
+    the_client_follows_a_live_session(&[], "ds-session-embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_live_session_on_redis() {
+    use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+    let jobs = TempKey::new("sse_jobs_ds_session");
+    let group = unique("sse_workers_ds_session");
+    let args = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &jobs,
+        "--group",
+        &group,
+        "--with-worker",
+    ];
+    the_client_follows_a_live_session(&args, "ds-session-redis").await;
+}
+
+/// `examples/http_worker.py` (httpx only) takes a job from `/v1/stream/jobs`
+/// and serves its session end to end over HTTP; the client's POST streams
+/// the answer and the session's stream ends closed.
+async fn an_http_worker_serves_a_session(args: &[&str], name: &str) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let python = std::env::var("SSE_BRIDGE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut all = vec!["--http-workers", "--worker-api-key", "py=worker-secret"];
+    all.extend(args);
+    let (gateway, url) = spawn_gateway(&bin(), &all, name).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/http_worker.py");
+    let mut worker = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("SSE_BRIDGE_URL", &url)
+        .env("SSE_BRIDGE_WORKER_KEY", "worker-secret")
+        .env("JOBS", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with httpx (pip install httpx)");
+    let mut lines = BufReader::new(worker.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+    assert!(
+        matches!(&ready, Ok(Ok(Some(line))) if line == "ready"),
+        "{ready:?}\n{}",
+        gateway.output()
+    );
+    let client = sse_bridge_testkit::sse::client();
+    let response = sse_bridge_testkit::sse::post_session(
+        &client,
+        &url,
+        serde_json::json!({"user_query": "2+3?"}),
+    )
+    .await;
+    let id = response.headers()["x-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let read = sse_bridge_testkit::sse::read_all(response).await;
+    read.assert_answered("You asked: 2+3?");
+    let served = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+    assert!(
+        matches!(&served, Ok(Ok(Some(line))) if line == "served 1"),
+        "{served:?}"
+    );
+    let stream = client
+        .get(format!("{url}/v1/stream/sessions/{id}?offset=-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["stream-closed"], "true");
+    let events: Vec<serde_json::Value> = stream.json().await.unwrap();
+    assert_eq!(events, read.events);
+    // Clients can take no jobs and publish nothing.
+    let jobs = client
+        .get(format!("{url}/v1/stream/jobs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_worker_serves_a_session_on_the_embedded_store() {
+    an_http_worker_serves_a_session(&[], "ds-http-worker-embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_worker_serves_a_session_on_redis() {
+    use sse_bridge_testkit::redis::{REDIS_URL, TempKey, unique};
+    let jobs = TempKey::new("sse_jobs_ds_http_worker");
+    let group = unique("sse_workers_ds_http_worker");
+    let args = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-stream",
+        &jobs,
+        "--group",
+        &group,
+    ];
+    an_http_worker_serves_a_session(&args, "ds-http-worker-redis").await;
+}

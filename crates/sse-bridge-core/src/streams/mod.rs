@@ -8,6 +8,9 @@
 //! * [`config`] — content types, `Stream-TTL` / `Stream-Expires-At`, cursors.
 //! * [`model`] — one stream in memory: create, append, close, read, fork.
 //! * [`memory`] — [`MemoryStreams`], the embedded [`StreamStore`].
+//! * [`jobs`] — the jobs stream HTTP workers read, and its dispatcher.
+//! * [`session`] — a session's log read as a JSON-mode stream: offsets from
+//!   log ids, pages of its events.
 //!
 //! The [`StreamStore`] trait is what the gateway's `/v1/stream/*` handlers
 //! call; each operation is one atomic step of the store (one lock in
@@ -19,11 +22,13 @@
 //! ([`key`]).
 
 pub mod config;
+pub mod jobs;
 pub mod json;
 pub mod memory;
 pub mod model;
 pub mod offset;
 pub mod producer;
+pub mod session;
 
 use async_trait::async_trait;
 use bytes::Bytes;

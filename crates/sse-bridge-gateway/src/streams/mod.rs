@@ -7,6 +7,12 @@
 //! * [`read`] — `GET`: catch-up pages with ETags, and long-poll.
 //! * [`sse`] — `GET …&live=sse`: data and control events.
 //! * [`headers`] — the protocol's header names and their strict parsing.
+//! * [`sessions`] — `/v1/stream/sessions/{id}`: each session's log as a
+//!   read-only JSON stream; [`source`] lets reads serve it and stored
+//!   streams alike.
+//! * [`publish`] — a worker's `POST` to a session: its events into the log.
+//! * `/v1/stream/jobs` — the jobs HTTP workers take
+//!   (`sse_bridge_core::streams::jobs`): read-only, for the worker role.
 //!
 //! Every stream belongs to the principal that created it: the store key is
 //! the caller's namespace plus the path (`sse_bridge_core::streams::key`),
@@ -16,7 +22,10 @@
 //! headers of §12.7; CORS is the gateway's (`--cors-allow-origin`).
 
 pub mod headers;
+mod publish;
 mod read;
+mod sessions;
+mod source;
 mod sse;
 mod write;
 
@@ -31,13 +40,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use sse_bridge_core::EventBus;
-use sse_bridge_core::streams::{MemoryStreams, StreamLimits, StreamStore};
+use sse_bridge_core::streams::{MemoryStreams, StreamLimits, StreamStore, jobs};
 
 use crate::AppState;
 use crate::auth::Caller;
 
 /// The prefix of every stream's URL.
 pub const PREFIX: &str = "/v1/stream/";
+
+/// The paths under [`PREFIX`] that are sessions' logs, not stored streams.
+pub const SESSIONS: &str = "sessions/";
 
 /// Request headers a cross-origin stream client sends (CORS preflight).
 pub const CORS_REQUEST_HEADERS: [&str; 12] = [
@@ -146,13 +158,24 @@ async fn dispatch(
         shutdown: state.sessions.shutdown.clone(),
         private: state.auth.is_enabled(),
     };
+    if let Some(rest) = path.strip_prefix(SESSIONS) {
+        let log = state.sessions.bus.clone();
+        return sessions::dispatch(&ctx, log, &caller, rest, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    if path == jobs::PATH {
+        return jobs_stream(&ctx, &caller, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let key = sse_bridge_core::streams::key(&caller, &path);
     let outcome = match *request.method() {
         Method::PUT => write::create(&ctx, &caller, &path, &key, request).await,
         Method::POST => write::append(&ctx, &key, request).await,
         Method::DELETE => write::delete(&ctx, &key).await,
         Method::HEAD => write::head(&ctx, &key).await,
-        Method::GET => read::get(&ctx, &key, request).await,
+        Method::GET => read::get(&ctx, source::Source::Store(key), request).await,
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
         _ => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -160,6 +183,26 @@ async fn dispatch(
         )),
     };
     outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `/v1/stream/jobs`: workers read it; nobody writes it but the gateway.
+async fn jobs_stream(ctx: &Ctx, caller: &str, request: Request<Body>) -> Result<Response, Refusal> {
+    if !crate::auth::is_worker(caller) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "the jobs stream is for workers",
+        ));
+    }
+    match *request.method() {
+        Method::GET => read::get(ctx, source::Source::Store(jobs::key()), request).await,
+        Method::HEAD => write::head(ctx, &jobs::key()).await,
+        Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
+        _ => Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the jobs stream is read-only: GET or HEAD",
+        )
+        .with("allow", "GET, HEAD, OPTIONS")),
+    }
 }
 
 /// §12.7: no MIME sniffing, explicit cross-origin reads.

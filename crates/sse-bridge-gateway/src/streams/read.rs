@@ -9,11 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sse_bridge_core::streams::{Page, ReadFrom, ReadOutcome, channel, config};
+use sse_bridge_core::streams::config;
 use sse_bridge_core::{Delivery, Subscription};
 use tokio::time::{Duration, Instant};
 
 use super::headers::{self as h, set};
+use super::source::{Source, View};
 use super::{Ctx, Refusal};
 
 /// The `live` query parameter.
@@ -75,53 +76,50 @@ pub(crate) fn cursor(client: Option<&str>) -> String {
     config::cursor(client, now_ms(), jitter)
 }
 
-/// Reads one page; `404` / `410` when there is none.
-pub(crate) async fn page(ctx: &Ctx, key: &str, from: ReadFrom) -> Result<Page, Refusal> {
-    let outcome = ctx
-        .store
-        .read(key, from, ctx.options.page_bytes)
-        .await
-        .map_err(Refusal::unavailable)?;
-    match outcome {
-        ReadOutcome::Page(page) => Ok(page),
-        ReadOutcome::Missing => Err(Refusal::missing()),
-        ReadOutcome::Gone => Err(Refusal::gone()),
-    }
-}
-
-pub(crate) async fn get(ctx: &Ctx, key: &str, request: Request<Body>) -> Result<Response, Refusal> {
+pub(crate) async fn get(
+    ctx: &Ctx,
+    source: Source,
+    request: Request<Body>,
+) -> Result<Response, Refusal> {
     let query = query(request.uri().query())?;
-    let from = ReadFrom::parse(query.offset.as_deref()).map_err(|e| Refusal::bad(e.to_string()))?;
+    let offset = query.offset.unwrap_or_else(|| "-1".to_owned());
     match query.live {
         Live::No => {
-            let page = page(ctx, key, from).await?;
+            let page = source.page(ctx, &offset).await?;
             Ok(respond(
                 ctx,
                 &page,
-                from == ReadFrom::Tail,
+                offset == "now",
                 None,
                 request.headers(),
             ))
         }
         Live::LongPoll => {
-            long_poll(ctx, key, from, query.cursor.as_deref(), request.headers()).await
+            long_poll(
+                ctx,
+                &source,
+                offset,
+                query.cursor.as_deref(),
+                request.headers(),
+            )
+            .await
         }
-        Live::Sse => super::sse::respond(ctx, key, from, query.cursor).await,
+        Live::Sse => super::sse::respond(ctx, source, offset, query.cursor).await,
     }
 }
 
 /// A page as a `200` (or `304` for a matching `If-None-Match`).
 fn respond(
     ctx: &Ctx,
-    page: &Page,
+    page: &View,
     at_now: bool,
     live_cursor: Option<String>,
     request: &HeaderMap,
 ) -> Response {
-    let closed = page.info.closed && page.up_to_date;
+    let closed = page.closed && page.up_to_date;
     let mut out = HeaderMap::new();
-    set(&mut out, "content-type", &page.info.content_type);
-    set(&mut out, h::NEXT_OFFSET, page.next);
+    set(&mut out, "content-type", &page.content_type);
+    set(&mut out, h::NEXT_OFFSET, &page.next);
     if page.up_to_date {
         set(&mut out, h::UP_TO_DATE, "true");
     }
@@ -143,7 +141,7 @@ fn respond(
         let suffix = if closed { ":c" } else { "" };
         let etag = format!(
             "\"{}:{}:{}{suffix}\"",
-            page.info.generation, page.start, page.next
+            page.generation, page.start, page.next
         );
         let matches = request
             .get(header::IF_NONE_MATCH)
@@ -163,15 +161,15 @@ fn respond(
 
 async fn long_poll(
     ctx: &Ctx,
-    key: &str,
-    mut from: ReadFrom,
+    source: &Source,
+    mut offset: String,
     client_cursor: Option<&str>,
     request: &HeaderMap,
 ) -> Result<Response, Refusal> {
-    let mut waiter = Waiter::new(ctx, key).await?;
+    let mut waiter = Waiter::new(ctx, source).await?;
     let deadline = Instant::now() + ctx.options.long_poll_timeout;
     loop {
-        let page = page(ctx, key, from).await?;
+        let page = source.page(ctx, &offset).await?;
         if page.has_data {
             return Ok(respond(
                 ctx,
@@ -183,14 +181,14 @@ async fn long_poll(
         }
         let mut response = StatusCode::NO_CONTENT.into_response();
         let out = response.headers_mut();
-        set(out, h::NEXT_OFFSET, page.next);
+        set(out, h::NEXT_OFFSET, &page.next);
         set(out, h::UP_TO_DATE, "true");
         set(out, "cache-control", "no-store");
-        if page.info.closed {
+        if page.closed {
             set(out, h::CLOSED, "true");
             return Ok(response);
         }
-        from = ReadFrom::At(page.next);
+        offset = page.next;
         if !waiter.wait(deadline).await {
             set(response.headers_mut(), h::CURSOR, cursor(client_cursor));
             return Ok(response);
@@ -207,8 +205,8 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     /// Subscribed (so nothing published from now on is missed).
-    pub async fn new(ctx: &Ctx, key: &str) -> Result<Waiter, Refusal> {
-        let channel = channel(key);
+    pub async fn new(ctx: &Ctx, source: &Source) -> Result<Waiter, Refusal> {
+        let channel = source.channel();
         let subscription = ctx
             .bus
             .subscribe(&channel)

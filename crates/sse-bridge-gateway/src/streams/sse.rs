@@ -12,19 +12,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::json;
-use sse_bridge_core::streams::{Page, ReadFrom, config};
+use sse_bridge_core::streams::config;
 use tokio::time::Instant;
 
 use super::headers::{self as h, set};
-use super::read::{Waiter, cursor, page};
+use super::read::{Waiter, cursor};
+use super::source::{Source, View};
 use super::{Ctx, Refusal};
 
 struct Tail {
     ctx: Ctx,
-    key: String,
+    source: Source,
     waiter: Waiter,
-    from: ReadFrom,
-    first: Option<Page>,
+    from: String,
+    first: Option<View>,
     client_cursor: Option<String>,
     base64: bool,
     /// The reader has been told it is up to date at `from`.
@@ -35,18 +36,18 @@ struct Tail {
 
 pub(crate) async fn respond(
     ctx: &Ctx,
-    key: &str,
-    from: ReadFrom,
+    source: Source,
+    from: String,
     client_cursor: Option<String>,
 ) -> Result<Response, Refusal> {
-    let waiter = Waiter::new(ctx, key).await?;
-    let first = page(ctx, key, from).await?;
-    let base64 = !config::is_text(&first.info.content_type);
+    let waiter = Waiter::new(ctx, &source).await?;
+    let first = source.page(ctx, &from).await?;
+    let base64 = !config::is_text(&first.content_type);
     let tail = Tail {
         ctx: ctx.clone(),
-        key: key.to_owned(),
+        source,
         waiter,
-        from: ReadFrom::At(first.next),
+        from: first.next.clone(),
         first: Some(first),
         client_cursor,
         base64,
@@ -78,10 +79,10 @@ impl Tail {
         loop {
             let page = match self.first.take() {
                 Some(page) => page,
-                None => page(&self.ctx, &self.key, self.from).await.ok()?,
+                None => self.source.page(&self.ctx, &self.from).await.ok()?,
             };
-            self.from = ReadFrom::At(page.next);
-            let closed = page.info.closed && page.up_to_date;
+            self.from.clone_from(&page.next);
+            let closed = page.closed && page.up_to_date;
             if page.has_data {
                 self.told = page.up_to_date;
                 self.done = closed;
@@ -105,7 +106,7 @@ impl Tail {
         }
     }
 
-    fn data(&self, page: &Page) -> Vec<u8> {
+    fn data(&self, page: &View) -> Vec<u8> {
         let text = match self.base64 {
             true => base64::engine::general_purpose::STANDARD.encode(&page.body),
             false => String::from_utf8_lossy(&page.body).into_owned(),
@@ -115,8 +116,8 @@ impl Tail {
         out
     }
 
-    fn control(&self, page: &Page, closed: bool) -> Vec<u8> {
-        let mut control = json!({ "streamNextOffset": page.next.to_string() });
+    fn control(&self, page: &View, closed: bool) -> Vec<u8> {
+        let mut control = json!({ "streamNextOffset": page.next });
         if closed {
             control["streamClosed"] = json!(true);
             control["upToDate"] = json!(true);

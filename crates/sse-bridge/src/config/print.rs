@@ -146,7 +146,7 @@ impl Provenance {
 fn redacted(key: &str, value: &str) -> String {
     match key {
         // NAME=KEY: the principal's name stays readable.
-        "api_key" => match value.split_once('=') {
+        "api_key" | "worker_api_key" => match value.split_once('=') {
             Some((name, _)) => format!("{name}={REDACTED}"),
             None => REDACTED.to_owned(),
         },
