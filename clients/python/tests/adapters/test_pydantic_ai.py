@@ -377,3 +377,115 @@ def test_cancel_stops_the_run(gateway: Gateway, redis_client: redis.Redis, threa
     logged = logged_event_types(redis_client, sid)
     assert "FinalAnswerStreamEnd" not in logged and "Usage" not in logged
     assert redis_client.get(history_key(thread)) is None, "a cancelled run saves no history"
+
+
+# The official clients (node, tests/interop's packages).
+
+
+def official_client(gateway: Gateway, client: str, decision: str) -> Dict[str, Any]:
+    """Runs ``_pydantic_ai_clients.mjs``: the approval scenario through the
+    AG-UI ``HttpAgent`` or the AI SDK chat; what the client received."""
+    if not (INTEROP / "node_modules").is_dir():
+        pytest.fail(f"the official clients are missing: npm ci --prefix {INTEROP}")
+    script = Path(__file__).with_name("_pydantic_ai_clients.mjs")
+    done = subprocess.run(
+        ["node", str(script), str(INTEROP), gateway.url, client, decision],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def ag_ui_lines(events: List[Dict[str, Any]]) -> List[str]:
+    """An AG-UI event per line: its type and the fields that matter here."""
+    lines = []
+    for event in events:
+        fields = {
+            key: event[key]
+            for key in ("stepName", "toolCallId", "toolCallName", "delta", "content", "outcome", "name", "usage")
+            if key in event
+        }
+        lines.append(f"{event['type']} {json.dumps(fields)}" if fields else event["type"])
+    return lines
+
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_the_approval_through_the_ag_ui_client(gateway: Gateway, decision: str) -> None:
+    sent: List[Dict[str, Any]] = []
+    handler = pydantic_ai_handler(approval_agent(sent, []))
+    with running_worker(AsyncWorker(handler, REDIS_URL, **kit_options(gateway))):
+        seen = official_client(gateway, "ag-ui", decision)
+    first, resumed = seen["runs"]
+    print("\n".join(["AG-UI run 1:", *ag_ui_lines(first["events"]), "AG-UI run 2:", *ag_ui_lines(resumed["events"])]))
+    assert first["failures"] == [] and resumed["failures"] == []
+    assert [line for line in ag_ui_lines(first["events"]) if line.startswith("TOOL_CALL")] == [
+        'TOOL_CALL_START {"toolCallId": "call-send", "toolCallName": "send_report"}',
+        'TOOL_CALL_ARGS {"toolCallId": "call-send", "delta": "{\\"to\\": \\"finance\\"}"}',
+        'TOOL_CALL_END {"toolCallId": "call-send"}',
+    ]
+    (interrupt,) = first["outcome"]["interrupts"]
+    assert first["outcome"]["type"] == "interrupt"
+    assert (interrupt["reason"], interrupt["toolCallId"], interrupt["message"]) == (
+        "tool_call",
+        "call-send",
+        "Allow send_report?",
+    )
+    assert seen["pendingAfterFirst"] == [interrupt] and seen["pendingAfterResume"] == []
+    types = [e["type"] for e in resumed["events"]]
+    assert types[0] == "RUN_STARTED" and types[-1] == "RUN_FINISHED" and "RUN_ERROR" not in types
+    assert resumed["outcome"] is None or resumed["outcome"]["type"] != "interrupt"
+    results = [e for e in resumed["events"] if e["type"] == "TOOL_CALL_RESULT"]
+    assert [e["toolCallId"] for e in results] == ["call-send"]
+    answer = "".join(e["delta"] for e in resumed["events"] if e["type"] == "TEXT_MESSAGE_CONTENT")
+    if decision == "approve":
+        assert json.loads(results[0]["content"]) == {"sent": True}
+        assert answer == "Sent the report to finance." and sent == [{"to": "finance"}]
+    else:
+        assert "not today" in results[0]["content"]
+        assert answer == "Okay, I did not send the report (not today)." and sent == []
+    # The thread's messages: the call once, its result once, the answer last.
+    calls = [c for m in seen["messages"] for c in m.get("toolCalls", [])]
+    assert [c["id"] for c in calls] == ["call-send"]
+    assert [m.get("toolCallId") for m in seen["messages"] if m["role"] == "tool"] == ["call-send"]
+    assert seen["messages"][-1] == {"role": "assistant", "content": answer}
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_the_approval_through_the_ai_sdk_chat(gateway: Gateway, decision: str) -> None:
+    sent: List[Dict[str, Any]] = []
+    handler = pydantic_ai_handler(approval_agent(sent, []))
+    with running_worker(AsyncWorker(handler, REDIS_URL, **kit_options(gateway))):
+        seen = official_client(gateway, "ai-sdk", decision)
+    for n, chunks in enumerate(seen["requests"], 1):
+        print(f"AI SDK request {n}:", *(json.dumps(c) for c in chunks), sep="\n")
+    assert seen["errors"] == []
+    first, second = seen["requests"]
+    kinds = [c if c == "[DONE]" else c["type"] for c in first]
+    assert kinds[kinds.index("tool-input-start") :] == [
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-available",
+        "finish-step",
+        "message-metadata",
+        "tool-approval-request",
+        "finish",
+        "[DONE]",
+    ]
+    (tool,) = [p for p in seen["asked"]["parts"] if p["type"] == "dynamic-tool"]
+    assert (tool["toolCallId"], tool["state"], tool["input"]) == ("call-send", "approval-requested", {"to": "finance"})
+    assert seen["messages"] == 2, "the continuation is the same assistant message"
+    final = seen["final"]
+    assert final["id"] == seen["asked"]["id"]
+    (tool,) = [p for p in final["parts"] if p["type"] == "dynamic-tool"]
+    texts = [p["text"] for p in final["parts"] if p["type"] == "text"]
+    assert final["metadata"]["usage"]["inputTokens"] > 0
+    if decision == "approve":
+        assert (tool["state"], tool["output"], tool["approval"]["approved"]) == ("output-available", {"sent": True}, True)
+        assert texts == ["Let me send it. ", "Sent the report to finance."] and sent == [{"to": "finance"}]
+    else:
+        assert (tool["state"], tool["approval"]["approved"]) == ("output-denied", False)
+        assert texts == ["Let me send it. ", "Okay, I did not send the report (not today)."] and sent == []
+    assert not any(c != "[DONE]" and c["type"] == "error" for c in first + second)
