@@ -44,7 +44,8 @@ them, with a TTL (``history_ttl``, 24 h like the gateway's ``thread_ttl``).
 It is written after every run of a thread (before its ``interrupt`` is
 published, so a resume always finds it), read by the next run: a resume
 continues the interrupted run (and refuses a history saved by another
-session), a plain run continues the conversation. A run without a
+session), a plain run continues the conversation (the calls of an
+interrupt left unanswered closed out by ``repair_messages``). A run without a
 ``thread_id`` keeps nothing.
 """
 
@@ -76,6 +77,7 @@ try:
         ThinkingPartDelta,
         ToolCallPart,
         ToolCallPartDelta,
+        repair_messages,
     )
 except ImportError as missing:  # pragma: no cover - the extra is not installed
     raise ImportError(
@@ -383,6 +385,10 @@ def pydantic_ai_handler(
             deferred, mapping.client_calls, mapping.resumed_calls = _deferred_results(resume)
             user_prompt = None  # the run continues where it stopped
         message_history = saved.messages if saved is not None else None
+        if message_history and resume is None:
+            # A plain run after an interrupt nobody answered (the gateway
+            # abandoned it): its calls are closed out before the new prompt.
+            message_history = repair_messages(message_history)
 
         async with agent.iter(
             user_prompt,

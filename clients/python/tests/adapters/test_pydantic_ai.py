@@ -324,6 +324,22 @@ def test_a_plain_run_on_the_thread_continues_the_conversation(gateway: Gateway, 
     assert frames[-1].event_type == "FinalAnswerStreamEnd"
 
 
+def test_a_plain_run_after_an_unanswered_interrupt_closes_its_calls(gateway: Gateway, thread: str) -> None:
+    sent: List[Dict[str, Any]] = []
+    seen: List[List[ModelMessage]] = []
+    handler = pydantic_ai_handler(approval_agent(sent, seen))
+    with running_worker(AsyncWorker(handler, REDIS_URL, **kit_options(gateway))):
+        asked = gateway.start_session({"user_query": "send the report", "thread_id": thread}).read_all()
+        assert asked[-1].event_type == "interrupt"
+        again = gateway.start_session({"user_query": "never mind", "thread_id": thread}).read_all()
+    assert again[-1].event_type == "FinalAnswerStreamEnd", again[-1].data
+    # The model saw the abandoned call closed out, then the new prompt.
+    parts = [p for m in seen[-1] for p in m.parts]
+    closed = [p for p in parts if p.part_kind == "tool-return" and p.tool_call_id == "call-send"]
+    assert len(closed) == 1 and parts[-1].content == "never mind"
+    assert sent == []
+
+
 def test_a_resume_without_the_interrupted_runs_history_is_an_error(
     gateway: Gateway, redis_client: redis.Redis, thread: str
 ) -> None:
