@@ -34,7 +34,8 @@ or ``CallDeferred``) end the run with an ``interrupt``, one per call, whose
 ``metadata`` is ``{"tool_name", "tool_input"}`` (plus ``"executor":
 "client"`` for an external call). The resumed job turns the answers into
 ``DeferredToolResults`` — an approval ``True``, a denial
-``ToolDenied(reason)``, a client tool's output as the call's result — and
+``ToolDenied(reason)``, a client tool's output as the call's result (a
+cancelled one as ``ToolFailed``) — and
 continues the run from the thread's message history.
 
 **Where the history lives.** In Redis, next to the gateway's thread
@@ -63,6 +64,7 @@ try:
         DeferredToolResults,
         ModelMessagesTypeAdapter,
         ToolDenied,
+        ToolFailed,
     )
     from pydantic_ai.messages import (
         FunctionToolCallEvent,
@@ -338,7 +340,7 @@ def _deferred_results(resume: Resume) -> tuple[DeferredToolResults, Set[str], Di
         calls[result.call.id] = result.call
         client_calls.add(result.call.id)
         results.calls[result.call.id] = (
-            ToolDenied("The client did not run the tool.") if result.cancelled else result.output
+            ToolFailed("The client did not run the tool.") if result.cancelled else result.output
         )
     return results, client_calls, calls
 

@@ -260,8 +260,16 @@ def saved_session(client: redis.Redis, thread: str) -> str:
     return json.loads(client.get(history_key(thread)))["session_id"]
 
 
+@pytest.mark.parametrize(
+    "entry, answer",
+    [
+        ({"status": "resolved", "payload": "10:42"}, "Your browser says it is 10:42."),
+        ({"status": "cancelled"}, "No time from your browser: The client did not run the tool."),
+    ],
+    ids=["answered", "cancelled"],
+)
 def test_an_external_tool_is_the_clients_and_its_output_continues_the_run(
-    gateway: Gateway, thread: str
+    gateway: Gateway, thread: str, entry: Dict[str, Any], answer: str
 ) -> None:
     browser = ExternalToolset(
         [
@@ -278,7 +286,10 @@ def test_an_external_tool_is_the_clients_and_its_output_continues_the_run(
         if not returns:
             yield {0: DeltaToolCall(name="browser_time", json_args='{"format": "HH:MM"}', tool_call_id="call-time")}
             return
-        yield f"Your browser says it is {returns[0].content}."
+        if returns[0].outcome == "failed":
+            yield f"No time from your browser: {returns[0].content}"
+        else:
+            yield f"Your browser says it is {returns[0].content}."
 
     agent = Agent(FunctionModel(stream_function=model), toolsets=[browser])
     with running_worker(AsyncWorker(pydantic_ai_handler(agent), REDIS_URL, **kit_options(gateway))):
@@ -298,13 +309,13 @@ def test_an_external_tool_is_the_clients_and_its_output_continues_the_run(
             "metadata": {"tool_name": "browser_time", "tool_input": {"format": "HH:MM"}, "executor": "client"},
         }
         resumed = gateway.start_session(
-            {"thread_id": thread, "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": "10:42"}]}
+            {"thread_id": thread, "resume": [{"interrupt_id": interrupt["id"], **entry}]}
         ).read_all()
 
     kinds = [f.event_type for f in resumed]
     assert "AgentToolCallEnd" not in kinds and "AgentToolCallStart" not in kinds, "the client ran it"
-    answer = "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream")
-    assert answer == "Your browser says it is 10:42."
+    said = "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream")
+    assert said == answer
     assert kinds[-1] == "FinalAnswerStreamEnd"
 
 
