@@ -406,6 +406,41 @@ def test_cancel_stops_the_run(gateway: Gateway, redis_client: redis.Redis, threa
     assert redis_client.get(history_key(thread)) is None, "a cancelled run saves no history"
 
 
+def readme_snippet() -> str:
+    """The README's Pydantic AI worker (the first python block of its section)."""
+    readme = (ROOT / "clients" / "python" / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Pydantic AI\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_worker_runs(gateway: Gateway, thread: str) -> None:
+    code = readme_snippet()
+    assert len(code.strip().splitlines()) <= 14, code
+    # On TestModel, on this gateway's queue, run by the test instead of asyncio.run.
+    code = code.replace('Agent("openai:gpt-5.2"', 'Agent(TestModel(custom_output_text="Sent.")')
+    code = code.replace('"redis://127.0.0.1:6379")', '"redis://127.0.0.1:6379", **options)')
+    code, run_line = code.rstrip().rsplit("\n", 1)
+    assert run_line == "asyncio.run(worker.run(handle_signals=True))"
+    namespace: Dict[str, Any] = {"TestModel": TestModel, "options": kit_options(gateway)}
+    exec(compile(code, "README.md", "exec"), namespace)
+    with running_worker(namespace["worker"]):
+        asked = gateway.start_session({"user_query": "send the report", "thread_id": thread}).read_all()
+        (interrupt,) = asked[-1].data["payload"]["interrupts"]
+        assert interrupt["metadata"] == {"tool_name": "send_report", "tool_input": {"to": "a"}}
+        resumed = gateway.start_session(
+            {
+                "thread_id": thread,
+                "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}],
+            }
+        ).read_all()
+    ends = [f.data["payload"] for f in resumed if f.event_type == "AgentToolCallEnd"]
+    assert ends == [
+        {"tool_call_id": interrupt["tool_call_id"], "tool_name": "send_report", "output": {"sent": True, "to": "a"}}
+    ]
+    assert "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream") == "Sent."
+    assert resumed[-1].event_type == "FinalAnswerStreamEnd"
+
+
 # The official clients (node, tests/interop's packages).
 
 
