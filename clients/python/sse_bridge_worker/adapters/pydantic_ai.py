@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set
 
 try:
     from pydantic_ai import (
@@ -224,12 +224,12 @@ class _Run:
             elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
                 await self.session.thought(delta.content_delta)
             elif isinstance(delta, ToolCallPartDelta):
-                part = parts.get(event.index)
-                if isinstance(part, ToolCallPart):
-                    if delta.tool_call_id:
-                        part = ToolCallPart(part.tool_name, part.args, delta.tool_call_id)
-                        parts[event.index] = part
-                    await self.tool_input(run, part, delta.args_delta)
+                call = parts.get(event.index)
+                if isinstance(call, ToolCallPart):
+                    if delta.tool_call_id and delta.tool_call_id != call.tool_call_id:
+                        call = replace(call, tool_call_id=delta.tool_call_id)
+                        parts[event.index] = call
+                    await self.tool_input(run, call, delta.args_delta)
         elif isinstance(event, PartEndEvent) and isinstance(event.part, ToolCallPart):
             await self.tool_start(run, event.part)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -95,7 +94,9 @@ def research_agent() -> Agent:
     return agent
 
 
-def test_a_tool_call_and_streamed_text_thinking_and_input(gateway: Gateway, redis_client: redis.Redis) -> None:
+def test_a_tool_call_and_streamed_text_thinking_and_input(
+    gateway: Gateway, redis_client: redis.Redis
+) -> None:
     handler = pydantic_ai_handler(research_agent())
     with running_worker(AsyncWorker(handler, REDIS_URL, **kit_options(gateway))):
         frames = gateway.start_session({"user_query": "what is SSE?"}).read_all()
@@ -105,15 +106,36 @@ def test_a_tool_call_and_streamed_text_thinking_and_input(gateway: Gateway, redi
         ("AgentStepStart", {"name": "model_request"}),
         ("AgentThoughtStream", {"char": "I should "}),
         ("AgentThoughtStream", {"char": "search."}),
-        ("AgentToolCallInputStream", {"tool_call_id": "call-search", "tool_name": "search", "delta": '{"q": '}),
-        ("AgentToolCallInputStream", {"tool_call_id": "call-search", "tool_name": "search", "delta": '"sse"}'}),
-        ("AgentToolCallStart", {"tool_call_id": "call-search", "tool_name": "search", "tool_input": {"q": "sse"}}),
-        ("AgentToolCallInputStream", {"tool_call_id": "call-lookup", "tool_name": "lookup", "delta": '{"page": 7}'}),
-        ("AgentToolCallStart", {"tool_call_id": "call-lookup", "tool_name": "lookup", "tool_input": {"page": 7}}),
+        (
+            "AgentToolCallInputStream",
+            {"tool_call_id": "call-search", "tool_name": "search", "delta": '{"q": '},
+        ),
+        (
+            "AgentToolCallInputStream",
+            {"tool_call_id": "call-search", "tool_name": "search", "delta": '"sse"}'},
+        ),
+        (
+            "AgentToolCallStart",
+            {"tool_call_id": "call-search", "tool_name": "search", "tool_input": {"q": "sse"}},
+        ),
+        (
+            "AgentToolCallInputStream",
+            {"tool_call_id": "call-lookup", "tool_name": "lookup", "delta": '{"page": 7}'},
+        ),
+        (
+            "AgentToolCallStart",
+            {"tool_call_id": "call-lookup", "tool_name": "lookup", "tool_input": {"page": 7}},
+        ),
         ("AgentStepEnd", {"name": "model_request"}),
         ("AgentStepStart", {"name": "call_tools"}),
-        ("AgentToolCallEnd", {"tool_call_id": "call-search", "tool_name": "search", "output": ["sse result"]}),
-        ("AgentToolCallEnd", {"tool_call_id": "call-lookup", "tool_name": "lookup", "error": "page 7 does not exist"}),
+        (
+            "AgentToolCallEnd",
+            {"tool_call_id": "call-search", "tool_name": "search", "output": ["sse result"]},
+        ),
+        (
+            "AgentToolCallEnd",
+            {"tool_call_id": "call-lookup", "tool_name": "lookup", "error": "page 7 does not exist"},
+        ),
         ("AgentStepEnd", {"name": "call_tools"}),
         ("AgentStepStart", {"name": "model_request"}),
         ("FinalAnswerStream", {"char": "SSE is "}),
@@ -142,7 +164,9 @@ def test_test_model_calls_every_tool_and_answers(gateway: Gateway) -> None:
     ends = [f.data["payload"] for f in frames if f.event_type == "AgentToolCallEnd"]
     assert [(s["tool_name"], s["tool_input"]) for s in starts] == [("add", {"a": 0, "b": 0})]
     assert ends == [{"tool_call_id": starts[0]["tool_call_id"], "tool_name": "add", "output": 0}]
-    assert "".join(f.data["payload"]["char"] for f in frames if f.event_type == "FinalAnswerStream") == "Done."
+    assert (
+        "".join(f.data["payload"]["char"] for f in frames if f.event_type == "FinalAnswerStream") == "Done."
+    )
     assert frames[-1].event_type == "FinalAnswerStreamEnd"
 
 
@@ -155,7 +179,9 @@ def approval_agent(sent: List[Dict[str, Any]], seen: List[List[ModelMessage]]) -
         returns = [p for p in last_parts(messages) if p.part_kind == "tool-return"]
         if not returns:
             yield "Let me send it. "
-            yield {1: DeltaToolCall(name="send_report", json_args='{"to": "finance"}', tool_call_id="call-send")}
+            yield {
+                1: DeltaToolCall(name="send_report", json_args='{"to": "finance"}', tool_call_id="call-send")
+            }
             return
         (result,) = returns
         if result.outcome == "denied":
@@ -235,7 +261,10 @@ def test_a_tool_needing_approval_interrupts_and_the_resume_continues(
         assert saved["session_id"] == first_sid
 
         resumed = gateway.start_session(
-            {"thread_id": thread, "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": payload}]}
+            {
+                "thread_id": thread,
+                "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": payload}],
+            }
         ).read_all()
 
     assert events(resumed) == [
@@ -284,7 +313,11 @@ def test_an_external_tool_is_the_clients_and_its_output_continues_the_run(
     async def model(messages: List[ModelMessage], info: AgentInfo):  # type: ignore[no-untyped-def]
         returns = [p for p in last_parts(messages) if p.part_kind == "tool-return"]
         if not returns:
-            yield {0: DeltaToolCall(name="browser_time", json_args='{"format": "HH:MM"}', tool_call_id="call-time")}
+            yield {
+                0: DeltaToolCall(
+                    name="browser_time", json_args='{"format": "HH:MM"}', tool_call_id="call-time"
+                )
+            }
             return
         if returns[0].outcome == "failed":
             yield f"No time from your browser: {returns[0].content}"
@@ -306,7 +339,11 @@ def test_an_external_tool_is_the_clients_and_its_output_continues_the_run(
             "id": interrupt["id"],
             "reason": "tool_call",
             "tool_call_id": "call-time",
-            "metadata": {"tool_name": "browser_time", "tool_input": {"format": "HH:MM"}, "executor": "client"},
+            "metadata": {
+                "tool_name": "browser_time",
+                "tool_input": {"format": "HH:MM"},
+                "executor": "client",
+            },
         }
         resumed = gateway.start_session(
             {"thread_id": thread, "resume": [{"interrupt_id": interrupt["id"], **entry}]}
@@ -363,7 +400,9 @@ def test_a_resume_without_the_interrupted_runs_history_is_an_error(
         resumed = gateway.start_session(
             {
                 "thread_id": thread,
-                "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}],
+                "resume": [
+                    {"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}
+                ],
             }
         ).read_all()
     assert [f.event_type for f in resumed] == ["worker_ack", "error"]
@@ -388,7 +427,9 @@ def test_cancel_stops_the_run(gateway: Gateway, redis_client: redis.Redis, threa
 
     agent = Agent(FunctionModel(stream_function=model))
     with running_worker(AsyncWorker(pydantic_ai_handler(agent), REDIS_URL, **kit_options(gateway))):
-        stream = gateway.start_session({"user_query": "talk forever", "thread_id": thread, "on_disconnect": "cancel"})
+        stream = gateway.start_session(
+            {"user_query": "talk forever", "thread_id": thread, "on_disconnect": "cancel"}
+        )
         frames = stream.frames()
         seen = [next(frames).event_type for _ in range(4)]
         stream.close()
@@ -430,14 +471,22 @@ def test_the_readme_worker_runs(gateway: Gateway, thread: str) -> None:
         resumed = gateway.start_session(
             {
                 "thread_id": thread,
-                "resume": [{"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}],
+                "resume": [
+                    {"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}
+                ],
             }
         ).read_all()
     ends = [f.data["payload"] for f in resumed if f.event_type == "AgentToolCallEnd"]
     assert ends == [
-        {"tool_call_id": interrupt["tool_call_id"], "tool_name": "send_report", "output": {"sent": True, "to": "a"}}
+        {
+            "tool_call_id": interrupt["tool_call_id"],
+            "tool_name": "send_report",
+            "output": {"sent": True, "to": "a"},
+        }
     ]
-    assert "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream") == "Sent."
+    assert (
+        "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream") == "Sent."
+    )
     assert resumed[-1].event_type == "FinalAnswerStreamEnd"
 
 
@@ -466,12 +515,20 @@ def ag_ui_lines(events: List[Dict[str, Any]]) -> List[str]:
     for event in events:
         fields = {
             key: event[key]
-            for key in ("stepName", "toolCallId", "toolCallName", "delta", "content", "outcome", "name", "usage")
+            for key in (
+                "stepName",
+                "toolCallId",
+                "toolCallName",
+                "delta",
+                "content",
+                "outcome",
+                "name",
+                "usage",
+            )
             if key in event
         }
         lines.append(f"{event['type']} {json.dumps(fields)}" if fields else event["type"])
     return lines
-
 
 
 @pytest.mark.parametrize("decision", ["approve", "deny"])
@@ -481,7 +538,11 @@ def test_the_approval_through_the_ag_ui_client(gateway: Gateway, decision: str) 
     with running_worker(AsyncWorker(handler, REDIS_URL, **kit_options(gateway))):
         seen = official_client(gateway, "ag-ui", decision)
     first, resumed = seen["runs"]
-    print("\n".join(["AG-UI run 1:", *ag_ui_lines(first["events"]), "AG-UI run 2:", *ag_ui_lines(resumed["events"])]))
+    print(
+        "\n".join(
+            ["AG-UI run 1:", *ag_ui_lines(first["events"]), "AG-UI run 2:", *ag_ui_lines(resumed["events"])]
+        )
+    )
     assert first["failures"] == [] and resumed["failures"] == []
     assert [line for line in ag_ui_lines(first["events"]) if line.startswith("TOOL_CALL")] == [
         'TOOL_CALL_START {"toolCallId": "call-send", "toolCallName": "send_report"}',
@@ -537,7 +598,11 @@ def test_the_approval_through_the_ai_sdk_chat(gateway: Gateway, decision: str) -
         "[DONE]",
     ]
     (tool,) = [p for p in seen["asked"]["parts"] if p["type"] == "dynamic-tool"]
-    assert (tool["toolCallId"], tool["state"], tool["input"]) == ("call-send", "approval-requested", {"to": "finance"})
+    assert (tool["toolCallId"], tool["state"], tool["input"]) == (
+        "call-send",
+        "approval-requested",
+        {"to": "finance"},
+    )
     assert seen["messages"] == 2, "the continuation is the same assistant message"
     final = seen["final"]
     assert final["id"] == seen["asked"]["id"]
@@ -545,7 +610,11 @@ def test_the_approval_through_the_ai_sdk_chat(gateway: Gateway, decision: str) -
     texts = [p["text"] for p in final["parts"] if p["type"] == "text"]
     assert final["metadata"]["usage"]["inputTokens"] > 0
     if decision == "approve":
-        assert (tool["state"], tool["output"], tool["approval"]["approved"]) == ("output-available", {"sent": True}, True)
+        assert (tool["state"], tool["output"], tool["approval"]["approved"]) == (
+            "output-available",
+            {"sent": True},
+            True,
+        )
         assert texts == ["Let me send it. ", "Sent the report to finance."] and sent == [{"to": "finance"}]
     else:
         assert (tool["state"], tool["approval"]["approved"]) == ("output-denied", False)
