@@ -53,7 +53,6 @@ interrupt left unanswered closed out by ``repair_messages``). A run without a
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set
 
@@ -92,8 +91,6 @@ from ..resume import Resume
 from ..session import AsyncSession
 
 __all__ = ["RedisHistory", "pydantic_ai_handler", "history_key"]
-
-log = logging.getLogger(__name__)
 
 #: How long a thread's history is kept (the gateway's default ``thread_ttl``).
 DEFAULT_HISTORY_TTL = 24 * 3600
@@ -174,10 +171,8 @@ class _Run:
     """The mapping of one agent run to one session's events."""
 
     session: AsyncSession
-    agent: Agent[Any, Any]
     approval_message: ApprovalMessage
-    #: Calls whose ``AgentToolCallInputStream`` / ``AgentToolCallStart`` went out.
-    streaming: Set[str] = field(default_factory=set)
+    #: Calls whose ``AgentToolCallStart`` went out in this run.
     started: Dict[str, ToolCall] = field(default_factory=dict)
     #: Calls the resume answered for the client: their ends are the client's.
     client_calls: Set[str] = field(default_factory=set)
@@ -239,7 +234,6 @@ class _Run:
             return  # arguments given whole (a dict): the start carries them
         if self.tool_kind(run, part.tool_name) == "output":
             return
-        self.streaming.add(part.tool_call_id)
         await self.session.publish(
             "AgentToolCallInputStream",
             {"tool_call_id": part.tool_call_id, "tool_name": part.tool_name, "delta": delta},
@@ -372,7 +366,7 @@ def pydantic_ai_handler(
         run_options.setdefault("output_type", [*types, DeferredToolRequests])
 
     async def handle(session: AsyncSession) -> None:
-        mapping = _Run(session, agent, approval_message)
+        mapping = _Run(session, approval_message)
         thread_id = session.thread_id
         saved = await store.load(session, thread_id) if thread_id is not None else None
         resume = session.resume
