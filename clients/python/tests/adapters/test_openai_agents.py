@@ -29,6 +29,10 @@ from sse_bridge_worker.adapters.openai_agents import STATE_KEY_PREFIX, openai_ag
 REDIS_URL = "redis://127.0.0.1:6379"
 INTEROP = Path(__file__).resolve().parents[4] / "tests" / "interop"
 CLIENTS_SCRIPT = Path(__file__).with_name("_openai_agents_clients.mjs")
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_RUN_LINE = (
+    'asyncio.run(AsyncWorker(openai_agents_handler(agent), "redis://127.0.0.1:6379").run(handle_signals=True))'
+)
 
 set_tracing_disabled(True)
 
@@ -176,6 +180,36 @@ def test_a_tool_that_needs_approval_interrupts_and_the_resume_continues_the_run(
         assert {"call_id": "call_r1", "output": "not today", "type": "function_call_output"} in model.inputs[1]
     assert not model.turns, "the run went on from the saved state: two model calls in all"
     assert redis_client.get(STATE_KEY_PREFIX + thread) is None, "the finished run's state is deleted"
+
+
+def readme_snippet() -> str:
+    """The README's OpenAI Agents snippet (the section's first Python block)."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## OpenAI Agents SDK adapter") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_snippet_runs_and_asks_for_approval(gateway: Gateway, thread: str) -> None:
+    snippet = readme_snippet()
+    lines = [line for line in snippet.splitlines() if line.strip()]
+    assert len(lines) == 10 and lines[-1] == README_RUN_LINE, lines
+    # The snippet without its last line defines the agent; then its last line,
+    # on this gateway's queue and with the scripted model instead of OpenAI's.
+    namespace: Dict[str, Any] = {}
+    exec(compile(snippet.replace(README_RUN_LINE, ""), str(README), "exec"), namespace)
+    agent = namespace["agent"]
+    agent.model = approval_model(["Sent."])
+    handler = namespace["openai_agents_handler"](agent)
+    with running_worker(namespace["AsyncWorker"](handler, REDIS_URL, **kit_options(gateway))):
+        asked = gateway.start_session({"user_query": "Send the report", "thread_id": thread}).read_all()
+        (interrupt,) = asked[-1].data["payload"]["interrupts"]
+        entry = {"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}
+        resumed = gateway.start_session({"thread_id": thread, "resume": [entry]}).read_all()
+    assert interrupt["tool_call_id"] == "call_r1"
+    assert [f.event_type for f in resumed][1] == "AgentToolCallEnd"
+    assert resumed[1].data["payload"]["output"] == {"sent": True}
+    assert "".join(f.data["payload"]["char"] for f in resumed if f.event_type == "FinalAnswerStream") == "Sent."
 
 
 def test_an_approval_without_a_thread_is_a_worker_error(gateway: Gateway) -> None:
