@@ -182,6 +182,53 @@ def test_a_tool_that_needs_approval_interrupts_and_the_resume_continues_the_run(
     assert redis_client.get(STATE_KEY_PREFIX + thread) is None, "the finished run's state is deleted"
 
 
+def test_two_approvals_in_one_turn_are_decided_each_by_its_call_id(
+    gateway: Gateway, redis_client: redis.Redis, thread: str
+) -> None:
+    model = StubModel([
+        Turn([Call("send_report", ['{"to": "finance"}'], "call_a"), Call("send_report", ['{"to": "press"}'], "call_b")]),
+        Turn([Text(["One sent, one not."])]),
+    ])
+    tools = Tools()
+    with running_worker(worker(gateway, model, tools)):
+        asked = gateway.start_session({"user_query": "Send both", "thread_id": thread}).read_all()
+        interrupts = asked[-1].data["payload"]["interrupts"]
+        assert sorted(i["tool_call_id"] for i in interrupts) == ["call_a", "call_b"]
+        decisions = {"call_a": {"approved": True}, "call_b": {"approved": False, "reason": "not the press"}}
+        entries = [
+            {"interrupt_id": i["id"], "status": "resolved", "payload": decisions[i["tool_call_id"]]}
+            for i in reversed(interrupts)
+        ]
+        resumed = gateway.start_session({"thread_id": thread, "resume": entries}).read_all()
+    ends = {f.data["payload"]["tool_call_id"]: f.data["payload"] for f in resumed if f.event_type == "AgentToolCallEnd"}
+    assert ends == {
+        "call_a": {"tool_call_id": "call_a", "tool_name": "send_report", "output": {"sent": True}},
+        "call_b": {"tool_call_id": "call_b", "tool_name": "send_report", "denied": True, "error": "not the press"},
+    }
+    assert "AgentToolCallStart" not in [f.event_type for f in resumed], "the calls are not started again"
+    assert tools.calls == [("send_report", "finance")]
+    assert resumed[-1].event_type == "FinalAnswerStreamEnd"
+
+
+def test_a_resume_that_answers_other_interrupts_than_the_saved_state_is_refused(
+    gateway: Gateway, redis_client: redis.Redis, thread: str
+) -> None:
+    tools = Tools()
+    with running_worker(worker(gateway, approval_model(["never"]), tools)):
+        asked = gateway.start_session({"user_query": "Send the report", "thread_id": thread}).read_all()
+        (interrupt,) = asked[-1].data["payload"]["interrupts"]
+        # The state saved for another interrupt of this thread (e.g. a stale one).
+        key = STATE_KEY_PREFIX + thread
+        saved = json.loads(redis_client.get(key))
+        saved["interrupts"] = {"int-someother": "call_r1"}
+        redis_client.set(key, json.dumps(saved))
+        entry = {"interrupt_id": interrupt["id"], "status": "resolved", "payload": {"approved": True}}
+        resumed = gateway.start_session({"thread_id": thread, "resume": [entry]}).read_all()
+    assert resumed[-1].event_type == "error" and resumed[-1].data["payload"]["code"] == "worker_error"
+    assert "waits for interrupts" in resumed[-1].data["payload"]["error"]
+    assert tools.calls == []
+
+
 def readme_snippet() -> str:
     """The README's OpenAI Agents snippet (the section's first Python block)."""
     text = README.read_text(encoding="utf-8")
