@@ -280,6 +280,8 @@ impl Encoder for AgUi {
                 self.steps.push(name);
             }
             event_type::STEP_END => {
+                // What the step said ends with it.
+                self.close_all(out);
                 let name = text_of(&payload["name"]);
                 match self.steps.iter().rposition(|open| *open == name) {
                     Some(at) => {
