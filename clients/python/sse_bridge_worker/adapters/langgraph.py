@@ -19,7 +19,8 @@ with ``stream_mode`` ``messages``, ``updates``, ``custom``, ``tasks`` and
   parsed ``tool_calls``); a ``ToolMessage`` → ``AgentToolCallEnd`` with
   the same id (``error`` when its status is ``"error"``; ``denied: true``
   for a call a person denied on resume);
-* the top graph's nodes → ``AgentStepStart`` / ``AgentStepEnd``;
+* the top graph's nodes → ``AgentStepStart`` (at the node's first event:
+  a node that publishes nothing is no step) / ``AgentStepEnd``;
 * custom writes (``get_stream_writer()``) → ``Data`` (``{"name", "data",
   "id"?, "transient"?}`` as is; anything else as ``{"name": "custom",
   "data": ...}``; ``{"event_type": "Source" | "File" | ..., "payload"}``
@@ -153,6 +154,10 @@ class _Run:
         self.interrupts: Dict[str, GraphInterrupt] = {}
         # Calls a person denied (resumed run): id -> reason.
         self.denied: Dict[str, Optional[str]] = {}
+        # Top-level nodes running: announced (no event yet) and open
+        # (AgentStepStart sent).
+        self.pending_steps: List[str] = []
+        self.open_steps: List[str] = []
 
     async def run(self, make_input: GraphInput, make_resume: ResumeValues, extra: Mapping[str, Any]) -> None:
         session = self.session
@@ -252,6 +257,7 @@ class _Run:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         reasoning = message.additional_kwargs.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
+            await self._step()
             await self.session.thought(reasoning)
         for block in blocks or []:
             if isinstance(block, str):
@@ -260,12 +266,14 @@ class _Run:
                 continue
             kind = block.get("type")
             if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
+                await self._step()
                 await self.session.answer(block["text"])
             elif kind in ("reasoning", "thinking"):
                 text = block.get(kind)
                 if not isinstance(text, str):
                     text = "".join(s.get("text", "") for s in block.get("summary") or [] if isinstance(s, dict))
                 if text:
+                    await self._step()
                     await self.session.thought(text)
 
     async def _tool_call_chunks(self, message: AIMessageChunk) -> None:
@@ -281,6 +289,7 @@ class _Run:
                 self.calls.setdefault(call_id, ToolCall(chunk["name"], None, call_id))
             args = chunk.get("args")
             if args and call_id not in self.started:
+                await self._step()
                 self.streaming.add(call_id)
                 await self.session.publish(
                     "AgentToolCallInputStream",
@@ -296,6 +305,7 @@ class _Run:
             tool_call = ToolCall(call["name"], call.get("args"), call_id)
             self.calls[call_id] = tool_call
             self.started.add(call_id)
+            await self._step()
             await self.session.tool_start(tool_call.name, tool_call.input, tool_call_id=call_id)
         if message.usage_metadata and message.id:
             await self._usage(message.id, dict(message.usage_metadata), message)
@@ -314,6 +324,7 @@ class _Run:
         model = usage.get("model") or _model_of(message)
         if model:
             payload["model"] = model
+        await self._step()
         await self.session.publish("Usage", payload)
 
     async def _tool_result(self, message: ToolMessage) -> None:
@@ -321,13 +332,14 @@ class _Run:
         if not call_id or call_id in self.ended:
             return
         self.ended.add(call_id)
+        await self._step()
         call = self.calls.get(call_id) or ToolCall(message.name or "tool", None, call_id)
         if call_id in self.denied:
             await self.session.tool_denied(call, self.denied[call_id] or _text_of(message.content) or None)
         elif message.status == "error":
             await self.session.tool_end(call, error=_text_of(message.content) or "error")
         else:
-            await self.session.tool_end(call, jsonable(message.content))
+            await self.session.tool_end(call, _output_of(message.content))
 
     # -- updates, custom, tasks, values -----------------------------------
 
@@ -347,6 +359,7 @@ class _Run:
                     await self._tool_result(message)
 
     async def _custom(self, data: Any) -> None:
+        await self._step()
         if isinstance(data, Mapping):
             if data.get("event_type") in PASSED_EVENTS and "payload" in data:
                 await self.session.publish(data["event_type"], jsonable(data["payload"]))
@@ -359,11 +372,28 @@ class _Run:
         await self.session.publish("Data", {"name": "custom", "data": jsonable(data)})
 
     async def _task(self, data: Mapping[str, Any]) -> None:
+        """A top-level node starts or ends. Its step starts with its first
+        event: a node that publishes nothing (a router, a node that only
+        interrupts) is no step, so a tool call and the interrupt about it
+        stay in one step (the AI SDK's ``sendAutomaticallyWhen`` helpers
+        look at the last step only)."""
         name = data.get("name")
         if not isinstance(name, str) or name.startswith("__"):
             return
-        started = "triggers" in data and "result" not in data and "error" not in data
-        await self.session.publish("AgentStepStart" if started else "AgentStepEnd", {"name": name})
+        if "triggers" in data and "result" not in data and "error" not in data:
+            self.pending_steps.append(name)
+        elif name in self.open_steps:
+            self.open_steps.remove(name)
+            await self.session.publish("AgentStepEnd", {"name": name})
+        elif name in self.pending_steps:
+            self.pending_steps.remove(name)
+
+    async def _step(self) -> None:
+        """Opens the steps of the nodes running (before an event of theirs)."""
+        while self.pending_steps:
+            name = self.pending_steps.pop(0)
+            self.open_steps.append(name)
+            await self.session.publish("AgentStepStart", {"name": name})
 
     async def _state(self, values: Any) -> None:
         if self.state_mode is None:
@@ -454,6 +484,17 @@ def _messages(value: Any) -> Iterator[BaseMessage]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _messages(item)
+
+
+def _output_of(content: Any) -> Any:
+    """A tool's output: ``ToolNode`` turns a tool's dict or list into JSON
+    text, which is sent parsed; any other content as it is."""
+    if isinstance(content, str) and content[:1] in ("{", "["):
+        try:
+            return json.loads(content)
+        except ValueError:
+            pass
+    return jsonable(content)
 
 
 def _model_of(message: BaseMessage) -> Optional[str]:
