@@ -146,7 +146,12 @@ def _research_subgraph() -> Any:
 
 
 def agent_graph(model: ScriptedChatModel, checkpointer: Optional[Any] = None) -> Any:
-    """The graph the tests run (see the module's doc)."""
+    """The graph the tests run (see the module's doc), compiled."""
+    return agent_builder(model).compile(checkpointer=checkpointer or InMemorySaver())
+
+
+def agent_builder(model: ScriptedChatModel) -> StateGraph:
+    """The graph the tests run (see the module's doc), to compile."""
 
     async def agent(state: MessagesState) -> Dict[str, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}
@@ -180,4 +185,4 @@ def agent_graph(model: ScriptedChatModel, checkpointer: Optional[Any] = None) ->
     builder.add_edge("research", "agent")
     builder.add_conditional_edges("agent", route, ["approve", END])
     builder.add_edge("tools", "agent")
-    return builder.compile(checkpointer=checkpointer or InMemorySaver())
+    return builder

@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import redis
-from _langgraph_agents import ScriptedChatModel, agent_graph, usage
+from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, usage
 from conftest import PATIENCE, Frame, Gateway, kit_options, running_gateway, running_worker, unique
 from langchain_core.messages import AIMessage
 
@@ -33,6 +33,7 @@ REDIS_URL = "redis://127.0.0.1:6379"
 LANGGRAPH_ID = re.compile("[0-9a-f]{32}")
 HERE = Path(__file__).resolve().parent
 INTEROP = HERE.parents[3] / "tests" / "interop"
+README = HERE.parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +185,30 @@ def test_tool_calls_text_reasoning_steps_data_state_and_usage(gateway: Gateway, 
     ]
     values = asyncio.run(graph.aget_state({"configurable": {"thread_id": thread}})).values
     assert [m.content for m in values["messages"]] == [m["content"] for m in state["messages"]]
+
+
+def readme_snippet() -> str:
+    """The first Python block of the README's LangGraph section."""
+    section = README.read_text(encoding="utf-8").split("\n## LangGraph\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_lines_run_a_graph(gateway: Gateway, thread: str) -> None:
+    snippet = readme_snippet()
+    lines = [line for line in snippet.splitlines() if line.strip()]
+    assert len(lines) == 7, snippet
+    # The README's lines, on this gateway's queue, without blocking the test.
+    url = '"redis://127.0.0.1:6379")'
+    run_line = "asyncio.run(worker.run(handle_signals=True))"
+    assert url in snippet and run_line in snippet
+    code = snippet.replace(url, '"redis://127.0.0.1:6379", **options)').replace(run_line, "")
+    model = ScriptedChatModel(script=[AIMessage("Hello from the README.")])
+    scope: Dict[str, Any] = {"builder": agent_builder(model), "options": kit_options(gateway)}
+    exec(compile(code, str(README), "exec"), scope)
+    with running_worker(scope["worker"]):
+        frames = gateway.start_session({"user_query": "Hi", "thread_id": thread}).read_all()
+    assert text(frames) == "Hello from the README."
+    assert frames[-1].event_type == "FinalAnswerStreamEnd"
 
 
 def approval_script(answer: str) -> List[AIMessage]:
