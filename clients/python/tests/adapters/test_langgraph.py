@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -22,12 +24,33 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 import redis
 from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, usage
-from conftest import PATIENCE, Frame, Gateway, kit_options, running_gateway, running_worker, unique
 from langchain_core.messages import AIMessage
 
 from sse_bridge_worker import AsyncWorker
 from sse_bridge_worker.adapters.langgraph import interrupt_of, json_patch, langgraph_handler, resume_values
 from sse_bridge_worker.publish import log_key
+
+
+def _kit_conftest() -> Any:
+    """The kit's tests/conftest.py (gateways, workers), loaded by its path:
+    ``import conftest`` would find this folder's conftest.py if one is added."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_sse_bridge_kit_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_kit = _kit_conftest()
+PATIENCE, Frame, Gateway = _kit.PATIENCE, _kit.Frame, _kit.Gateway
+kit_options, running_gateway, running_worker, unique = (
+    _kit.kit_options,
+    _kit.running_gateway,
+    _kit.running_worker,
+    _kit.unique,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379"
 LANGGRAPH_ID = re.compile("[0-9a-f]{32}")
@@ -216,8 +239,9 @@ def approval_script(answer: str) -> List[AIMessage]:
         AIMessage(
             "I will send it.",
             tool_calls=[{"id": "call_report", "name": "send_report", "args": {"to": "finance"}}],
+            usage_metadata=usage(20, 10),
         ),
-        AIMessage(answer),
+        AIMessage(answer, usage_metadata=usage(40, 5)),
     ]
 
 
@@ -297,6 +321,12 @@ def test_an_interrupt_is_resumed_on_the_checkpointer_thread(
     messages = asyncio.run(graph.aget_state({"configurable": {"thread_id": thread}})).values["messages"]
     assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
     assert messages[-1].content == answer
+    # The graph got the decision: the tool ran only when approved.
+    result = messages[2]
+    if "output" in end:
+        assert (result.status, json.loads(result.content)) == ("success", end["output"])
+    else:
+        assert (result.status, result.content) == ("error", f"Denied: {(payload or {}).get('reason', 'denied')}")
 
 
 def test_cancel_stops_the_graph(redis_client: redis.Redis, thread: str) -> None:
@@ -357,6 +387,9 @@ def test_the_ag_ui_client_reads_an_approval(gateway: Gateway, decision: str) -> 
     outcome = first["events"][-1]["outcome"]
     assert outcome["type"] == "interrupt"
     assert outcome["interrupts"][0]["toolCallId"] == "call_report"
+    assert first["events"][-1]["usage"] == [
+        {"model": "scripted-1", "inputTokens": 20, "outputTokens": 10, "totalTokens": 30}
+    ]
     second_types = [e["type"] for e in second["events"]]
     assert second_types[-1] == "RUN_FINISHED" and "RUN_ERROR" not in second_types
     (result,) = [e for e in second["events"] if e["type"] == "TOOL_CALL_RESULT"]
@@ -392,6 +425,10 @@ def test_the_ai_sdk_client_reads_an_approval(gateway: Gateway, decision: str) ->
     else:
         assert tool["state"] == "output-denied", tool
     assert [p["text"] for p in parts if p["type"] == "text"][-1] == "Done."
+    assert seen["final"]["metadata"] == {
+        "usage": {"inputTokens": 40, "outputTokens": 5, "totalTokens": 45},
+        "model": "scripted-1",
+    }
 
 
 # -- the pure helpers -----------------------------------------------------
