@@ -154,8 +154,10 @@ class _Run:
         self.interrupts: Dict[str, GraphInterrupt] = {}
         # Calls a person denied (resumed run): id -> reason.
         self.denied: Dict[str, Optional[str]] = {}
-        # Top-level nodes running: announced (no event yet) and open
-        # (AgentStepStart sent).
+        # Top-level nodes running (tasks by name: parallel tasks of one
+        # node, e.g. ``Send``s, are one step), those without an event yet,
+        # and those whose AgentStepStart was sent.
+        self.running_tasks: Dict[str, int] = {}
         self.pending_steps: List[str] = []
         self.open_steps: List[str] = []
 
@@ -381,8 +383,16 @@ class _Run:
         if not isinstance(name, str) or name.startswith("__"):
             return
         if "triggers" in data and "result" not in data and "error" not in data:
-            self.pending_steps.append(name)
-        elif name in self.open_steps:
+            self.running_tasks[name] = self.running_tasks.get(name, 0) + 1
+            if name not in self.open_steps and name not in self.pending_steps:
+                self.pending_steps.append(name)
+            return
+        left = self.running_tasks.get(name, 0) - 1
+        if left > 0:
+            self.running_tasks[name] = left
+            return
+        self.running_tasks.pop(name, None)
+        if name in self.open_steps:
             self.open_steps.remove(name)
             await self.session.publish("AgentStepEnd", {"name": name})
         elif name in self.pending_steps:

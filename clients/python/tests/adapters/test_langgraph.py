@@ -18,13 +18,15 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import redis
-from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, usage
+from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, search, usage
 from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
 
 from sse_bridge_worker import AsyncWorker
 from sse_bridge_worker.adapters.langgraph import interrupt_of, json_patch, langgraph_handler, resume_values
@@ -208,6 +210,41 @@ def test_tool_calls_text_reasoning_steps_data_state_and_usage(gateway: Gateway, 
     ]
     values = asyncio.run(graph.aget_state({"configurable": {"thread_id": thread}})).values
     assert [m.content for m in values["messages"]] == [m["content"] for m in state["messages"]]
+
+
+def test_parallel_tool_tasks_of_the_prebuilt_agent_are_one_step(gateway: Gateway, thread: str) -> None:
+    from langgraph.prebuilt import create_react_agent
+
+    model = ScriptedChatModel(
+        script=[
+            AIMessage(
+                "",
+                tool_calls=[
+                    {"id": "call_paris", "name": "search", "args": {"q": "Paris"}},
+                    {"id": "call_rome", "name": "search", "args": {"q": "Rome"}},
+                ],
+            ),
+            AIMessage("Sunny in both."),
+        ]
+    )
+    with warnings.catch_warnings():  # deprecated for langchain's create_agent, still LangGraph's own
+        warnings.simplefilter("ignore")
+        graph = create_react_agent(model, [search], checkpointer=InMemorySaver())
+    with running_worker(worker_for(gateway, graph)):
+        frames = gateway.start_session({"user_query": "Paris and Rome?", "thread_id": thread}).read_all()
+    steps = [(f.event_type, f.data["payload"]["name"]) for f in frames if f.event_type.startswith("AgentStep")]
+    # Each tool call is a task of its own (`Send`): one `tools` step for both.
+    assert steps == [
+        ("AgentStepStart", "agent"),
+        ("AgentStepEnd", "agent"),
+        ("AgentStepStart", "tools"),
+        ("AgentStepEnd", "tools"),
+        ("AgentStepStart", "agent"),
+        ("AgentStepEnd", "agent"),
+    ], steps
+    ends = {p["tool_call_id"]: p["output"] for p in payloads(frames, "AgentToolCallEnd")}
+    assert ends == {"call_paris": "Sunny in Paris", "call_rome": "Sunny in Rome"}
+    assert text(frames) == "Sunny in both." and frames[-1].event_type == "FinalAnswerStreamEnd"
 
 
 def readme_snippet() -> str:
