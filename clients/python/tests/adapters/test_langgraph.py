@@ -529,3 +529,36 @@ def test_resume_values_give_decisions_and_payloads() -> None:
         "i2": "ACC-7",
         "i3": {"approved": False},
     }
+
+
+def test_reasoning_and_text_content_blocks_are_thoughts_and_answer() -> None:
+    from langchain_core.messages import AIMessageChunk
+
+    from sse_bridge_worker import AsyncSession, Job
+    from sse_bridge_worker.adapters.langgraph import _Run
+
+    class Recording(AsyncSession):
+        def __init__(self) -> None:
+            super().__init__(Job("s", {"user_query": "q"}, 0, "1-0"), "0" * 16, None, 1.0)  # type: ignore[arg-type]
+            self.events: List[Tuple[str, Any]] = []
+
+        async def publish(self, event_type: str, payload: Any = None) -> Any:
+            self.events.append((event_type, payload))
+
+    session = Recording()
+    run = _Run(session, graph=None, state=None)
+    chunks = [
+        AIMessageChunk(content=[{"type": "thinking", "thinking": "Anthropic thinks. ", "index": 0}], id="m1"),
+        AIMessageChunk(content=[{"type": "reasoning", "reasoning": "Standard block. ", "index": 1}], id="m1"),
+        AIMessageChunk(content=[{"type": "reasoning", "summary": [{"text": "OpenAI summary."}]}], id="m1"),
+        AIMessageChunk(content=[{"type": "text", "text": "Answer", "index": 2}, "!"], id="m1"),
+    ]
+    for chunk in chunks:
+        asyncio.run(run._message(chunk))
+    assert session.events == [
+        ("AgentThoughtStream", {"char": "Anthropic thinks. "}),
+        ("AgentThoughtStream", {"char": "Standard block. "}),
+        ("AgentThoughtStream", {"char": "OpenAI summary."}),
+        ("FinalAnswerStream", {"char": "Answer"}),
+        ("FinalAnswerStream", {"char": "!"}),
+    ]
