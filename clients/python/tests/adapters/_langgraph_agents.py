@@ -186,3 +186,22 @@ def agent_builder(model: ScriptedChatModel) -> StateGraph:
     builder.add_conditional_edges("agent", route, ["approve", END])
     builder.add_edge("tools", "agent")
     return builder
+
+
+def asking_graph() -> Any:
+    """A graph whose subgraph asks a question (``interrupt("Which
+    account?")``) and answers with what it was told."""
+
+    def ask(state: MessagesState) -> Dict[str, Any]:
+        account = interrupt("Which account?")
+        return {"messages": [AIMessage(f"Paying from {account}.")]}
+
+    inner = StateGraph(MessagesState)
+    inner.add_node("ask", ask)
+    inner.add_edge(START, "ask")
+    inner.add_edge("ask", END)
+    builder = StateGraph(MessagesState)
+    builder.add_node("payment", inner.compile())
+    builder.add_edge(START, "payment")
+    builder.add_edge("payment", END)
+    return builder.compile(checkpointer=InMemorySaver())

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import redis
-from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, search, usage
+from _langgraph_agents import ScriptedChatModel, agent_builder, agent_graph, asking_graph, search, usage
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -364,6 +364,24 @@ def test_an_interrupt_is_resumed_on_the_checkpointer_thread(
         assert (result.status, json.loads(result.content)) == ("success", end["output"])
     else:
         assert (result.status, result.content) == ("error", f"Denied: {(payload or {}).get('reason', 'denied')}")
+
+
+def test_a_question_asked_in_a_subgraph_is_answered_by_a_resume(gateway: Gateway, thread: str) -> None:
+    graph = asking_graph()
+    with running_worker(worker_for(gateway, graph)):
+        asked = gateway.start_session({"user_query": "Pay the invoice", "thread_id": thread}).read_all()
+        (interrupt,) = asked[-1].data["payload"]["interrupts"]
+        (pending,) = asyncio.run(graph.aget_state({"configurable": {"thread_id": thread}})).interrupts
+        assert interrupt == {
+            "id": pending.id,
+            "reason": "input_required",
+            "message": "Which account?",
+            "metadata": {"value": "Which account?"},
+        }
+        entry = {"interrupt_id": interrupt["id"], "status": "resolved", "payload": "ACC-7"}
+        resumed = gateway.start_session({"thread_id": thread, "resume": [entry]}).read_all()
+    assert text(resumed) == "Paying from ACC-7."
+    assert resumed[-1].event_type == "FinalAnswerStreamEnd"
 
 
 def test_cancel_stops_the_graph(redis_client: redis.Redis, thread: str) -> None:
