@@ -139,11 +139,10 @@ class _Run:
         self.state_mode = state
         self.state: Any = _NOTHING
         # Tool calls by id: started (AgentToolCallStart sent, here or by the
-        # interrupted run), ended, and those whose input is streaming.
+        # interrupted run) and ended.
         self.calls: Dict[str, ToolCall] = {}
         self.started: Set[str] = set()
         self.ended: Set[str] = set()
-        self.streaming: Set[str] = set()
         # (message id, chunk index) -> tool call id of a streaming call.
         self.chunk_calls: Dict[Tuple[Any, Any], str] = {}
         # Messages whose text/usage was already published (or that the
@@ -292,7 +291,6 @@ class _Run:
             args = chunk.get("args")
             if args and call_id not in self.started:
                 await self._step()
-                self.streaming.add(call_id)
                 await self.session.publish(
                     "AgentToolCallInputStream",
                     {"tool_call_id": call_id, "tool_name": self.calls[call_id].name, "delta": args},
