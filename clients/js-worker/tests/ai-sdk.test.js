@@ -1,0 +1,336 @@
+/**
+ * The AI SDK adapter: `streamText` with `MockLanguageModelV3` (from
+ * `ai/test`) run by a worker of the kit, through the real gateway and
+ * Redis, read back by the `ai` client's own chat (`AbstractChat`, what
+ * `useChat` wraps) over `DefaultChatTransport` — a text answer, and a tool
+ * with `needsApproval`: the interrupt, `addToolApprovalResponse`, the
+ * resumed run continuing the agent (approved: the tool's output and the
+ * answer; denied: `output-denied` and the answer). Plus the mapping of every
+ * kind of part, on a session whose Redis calls are recorded.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+
+import {
+  AbstractChat,
+  DefaultChatTransport,
+  isToolUIPart,
+  jsonSchema,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  stepCountIs,
+  streamText,
+  tool,
+} from 'ai';
+import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
+
+import { Session } from '../src/index.js';
+import { modelMessages, pipeFullStream, streamAgent } from '../src/ai-sdk.js';
+import { runWorker, startGateway, until } from './support.js';
+
+const usage = (input, output) => ({
+  inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 },
+  outputTokens: { total: output, text: output, reasoning: 0 },
+});
+const finish = (unified, tokens = usage(10, 5)) => ({ type: 'finish', finishReason: { unified, raw: undefined }, usage: tokens });
+const textChunks = (text) => [
+  { type: 'text-start', id: 't1' },
+  ...text.match(/.{1,8}/g).map((delta) => ({ type: 'text-delta', id: 't1', delta })),
+  { type: 'text-end', id: 't1' },
+];
+
+/**
+ * The test agent's model: asked to send the report, it calls `send_report`
+ * (input streamed); given the tool's result it answers from it; otherwise
+ * it echoes the question. `prompts` records what each call was given.
+ */
+function reportModel(prompts = []) {
+  return new MockLanguageModelV3({
+    modelId: 'mock-report',
+    doStream: async ({ prompt }) => {
+      prompts.push(prompt);
+      const last = prompt.at(-1);
+      let chunks;
+      if (last.role === 'tool') {
+        const result = last.content.find((p) => p.type === 'tool-result');
+        chunks = result.output.type === 'execution-denied'
+          ? textChunks(`Okay, I did not send the report (${result.output.reason ?? 'no reason'}).`)
+          : textChunks('Sent the report to finance.');
+        chunks.push(finish('stop'));
+      } else {
+        const question = last.content.filter((p) => p.type === 'text').map((p) => p.text).join('');
+        if (/send the report/i.test(question)) {
+          chunks = [
+            { type: 'reasoning-start', id: 'r1' },
+            { type: 'reasoning-delta', id: 'r1', delta: 'The user wants the report sent.' },
+            { type: 'reasoning-end', id: 'r1' },
+            { type: 'tool-input-start', id: 'call-send-1', toolName: 'send_report' },
+            { type: 'tool-input-delta', id: 'call-send-1', delta: '{"to":' },
+            { type: 'tool-input-delta', id: 'call-send-1', delta: '"finance"}' },
+            { type: 'tool-input-end', id: 'call-send-1' },
+            { type: 'tool-call', toolCallId: 'call-send-1', toolName: 'send_report', input: '{"to":"finance"}' },
+            finish('tool-calls'),
+          ];
+        } else {
+          chunks = [...textChunks(`Echo: ${question}`), finish('stop')];
+        }
+      }
+      return { stream: convertArrayToReadableStream([{ type: 'stream-start', warnings: [] }, ...chunks]) };
+    },
+  });
+}
+
+/** What the tool did: one entry per run of `send_report`. */
+const sent = [];
+const tools = {
+  send_report: tool({
+    description: 'Sends the report',
+    inputSchema: jsonSchema({ type: 'object', properties: { to: { type: 'string' } }, required: ['to'] }),
+    needsApproval: true,
+    execute: async ({ to }) => {
+      sent.push(to);
+      return { sent: true, to };
+    },
+  }),
+};
+
+/** The user's worker: ten lines (the README's). */
+const prompts = [];
+const model = reportModel(prompts);
+const handler = (session) =>
+  streamAgent(
+    session,
+    ({ messages, abortSignal }) => streamText({ model, tools, messages, abortSignal, stopWhen: stepCountIs(5) }),
+    { approvalMessage: ({ input }) => `Send the report to ${input.to}?` },
+  );
+
+/** @type {import('./support.js').Gateway} */
+let gateway;
+let worker;
+before(async () => {
+  gateway = await startGateway();
+  worker = runWorker(gateway, handler);
+});
+after(async () => {
+  await worker?.stop();
+  await gateway?.stop();
+});
+
+/** `ChatState` as `ai`'s framework bindings keep it. */
+class ArrayChatState {
+  status = 'ready';
+  error = undefined;
+  messages = [];
+  pushMessage = (message) => {
+    this.messages = this.messages.concat(message);
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (index, message) => {
+    this.messages = [...this.messages.slice(0, index), message, ...this.messages.slice(index + 1)];
+  };
+  snapshot = (value) => structuredClone(value);
+}
+class Chat extends AbstractChat {
+  constructor(init) {
+    super({ ...init, state: new ArrayChatState() });
+  }
+}
+
+/** A chat on the gateway's AI SDK endpoint; `log` keeps each response's chunks. */
+function chat(options = {}) {
+  const log = [];
+  const transport = new DefaultChatTransport({
+    api: `${gateway.url}/v1/ai-sdk/chat`,
+    fetch: async (input, init = {}) => {
+      const response = await fetch(input, init);
+      const sid = response.headers.get('x-session-id');
+      if (sid) gateway.sessions.add(sid);
+      const entry = { chunks: [] };
+      log.push(entry);
+      const [mine, theirs] = response.body.tee();
+      entry.done = new Response(mine).text().then((text) => {
+        entry.chunks = text
+          .split('\n\n')
+          .map((frame) => frame.split('\n').find((line) => line.startsWith('data: ')))
+          .filter(Boolean)
+          .map((line) => line.slice(6))
+          .map((data) => (data === '[DONE]' ? data : JSON.parse(data)));
+      });
+      return new Response(theirs, { status: response.status, headers: response.headers });
+    },
+  });
+  const errors = [];
+  const id = `chat-${randomUUID()}`;
+  gateway.threads.add(id);
+  const c = new Chat({ id, transport, onError: (error) => errors.push(error), ...options });
+  return { chat: c, log, errors };
+}
+
+const idle = (c, log, requests) => async () => {
+  if (c.status !== 'ready' || log.length !== requests) return false;
+  await Promise.all(log.map((e) => e.done));
+  return true;
+};
+const toolParts = (message) => message.parts.filter(isToolUIPart);
+const textOf = (message) => message.parts.filter((p) => p.type === 'text').map((p) => p.text).join('');
+/** The chunk types, runs of deltas folded into one. */
+const chunkTypes = (entry) =>
+  entry.chunks
+    .map((c) => (c === '[DONE]' ? c : c.type))
+    .filter((t, i, all) => !(t.endsWith('-delta') && all[i - 1] === t));
+
+test('a text answer reaches the ai chat', async (t) => {
+  const { chat: c, log, errors } = chat();
+  await c.sendMessage({ text: 'What is 2+3?' });
+  await until(idle(c, log, 1), 'the answer');
+  t.diagnostic(`chunks: ${chunkTypes(log[0]).join(' ')}`);
+  assert.deepEqual(errors, []);
+  const answer = c.messages.at(-1);
+  assert.equal(answer.role, 'assistant');
+  assert.equal(textOf(answer), 'Echo: What is 2+3?');
+  assert.deepEqual(answer.metadata?.usage?.inputTokens, 10, JSON.stringify(answer.metadata));
+});
+
+for (const approved of [true, false]) {
+  test(`needsApproval: the interrupt, addToolApprovalResponse, the resumed agent (${approved ? 'approved' : 'denied'})`, async (t) => {
+    const before = sent.length;
+    const { chat: c, log, errors } = chat({ sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses });
+    await c.sendMessage({ text: 'Please send the report to finance' });
+    await until(idle(c, log, 1), 'the approval request');
+    t.diagnostic(`first response: ${chunkTypes(log[0]).join(' ')}`);
+    const [, assistant] = c.messages;
+    const [asked] = toolParts(assistant);
+    assert.equal(toolParts(assistant).length, 1, JSON.stringify(assistant.parts));
+    assert.equal(asked.state, 'approval-requested', JSON.stringify(asked));
+    assert.equal(asked.toolCallId, 'call-send-1', 'the model\'s tool call id reaches the client');
+    assert.deepEqual(asked.input, { to: 'finance' });
+    assert.equal(sent.length, before, 'nothing sent before the approval');
+    const approval = log[0].chunks.find((ch) => ch.type === 'tool-approval-request');
+    assert.deepEqual(approval, { type: 'tool-approval-request', approvalId: asked.approval.id, toolCallId: 'call-send-1' });
+
+    await c.addToolApprovalResponse(approved ? { id: asked.approval.id, approved } : { id: asked.approval.id, approved, reason: 'not today' });
+    await until(idle(c, log, 2), 'the continuation');
+    t.diagnostic(`second response: ${chunkTypes(log[1]).join(' ')}`);
+    for (const [n, entry] of log.entries()) t.diagnostic(`response ${n + 1} frames: ${JSON.stringify(entry.chunks)}`);
+    assert.deepEqual(errors, []);
+    assert.equal(c.messages.length, 2, 'the continuation is the same assistant message');
+    const final = c.messages.at(-1);
+    assert.equal(final.id, assistant.id);
+    const parts = toolParts(final);
+    assert.equal(parts.length, 1, `one tool part for the call: ${JSON.stringify(final.parts)}`);
+    assert.equal(parts[0].toolCallId, 'call-send-1');
+    if (approved) {
+      assert.equal(parts[0].state, 'output-available', JSON.stringify(parts[0]));
+      assert.deepEqual(parts[0].output, { sent: true, to: 'finance' });
+      assert.deepEqual(sent.slice(before), ['finance'], 'the tool ran once, after the approval');
+      assert.match(textOf(final), /Sent the report to finance\.$/);
+    } else {
+      assert.equal(parts[0].state, 'output-denied', JSON.stringify(parts[0]));
+      assert.equal(sent.length, before, 'a denied tool never runs');
+      assert.match(textOf(final), /Okay, I did not send the report \(not today\)\.$/);
+    }
+    // The resumed model call saw the decision as the AI SDK records it.
+    const resumedPrompt = prompts.at(-1);
+    assert.equal(resumedPrompt.at(-1).role, 'tool');
+    assert.equal(resumedPrompt.at(-2).content.find((p) => p.type === 'tool-call')?.toolCallId, 'call-send-1');
+  });
+}
+
+/** A session whose Redis calls are recorded (every append accepted). */
+function recordingSession(job = {}) {
+  const events = [];
+  const redis = {
+    call: async (...args) => {
+      events.push(JSON.parse(args[6])); // FCALL name 3 k1 k2 k3 <event> ...
+      return [1, `${events.length}-0`, 1];
+    },
+  };
+  const session = new Session({ sessionId: 's', entryId: '1-0', createdAt: 0, request: { user_query: 'q' }, ...job }, 'a1', /** @type {any} */ (redis));
+  return { session, events };
+}
+
+test('every fullStream part maps to its native event', async () => {
+  const { session, events } = recordingSession();
+  const parts = [
+    { type: 'start' },
+    { type: 'start-step', request: {}, warnings: [] },
+    { type: 'reasoning-delta', id: 'r', text: 'hmm' },
+    { type: 'tool-input-start', id: 'c1', toolName: 'search' },
+    { type: 'tool-input-delta', id: 'c1', delta: '{"q":"x"}' },
+    { type: 'tool-call', toolCallId: 'c1', toolName: 'search', input: { q: 'x' } },
+    { type: 'tool-result', toolCallId: 'c1', toolName: 'search', input: { q: 'x' }, output: [1], preliminary: true },
+    { type: 'tool-result', toolCallId: 'c1', toolName: 'search', input: { q: 'x' }, output: [1, 2] },
+    { type: 'tool-call', toolCallId: 'c2', toolName: 'fetch', input: {} },
+    { type: 'tool-error', toolCallId: 'c2', toolName: 'fetch', input: {}, error: new Error('timeout') },
+    { type: 'source', sourceType: 'url', id: 'src1', url: 'https://example.com', title: 'Example' },
+    { type: 'file', file: { mediaType: 'text/plain', base64: 'aGk=' } },
+    { type: 'finish-step', response: { modelId: 'm1' }, usage: {}, finishReason: 'stop' },
+    { type: 'start-step', request: {}, warnings: [] },
+    { type: 'text-delta', id: 't', text: 'Done.' },
+    { type: 'finish-step', response: { modelId: 'm1' }, usage: {}, finishReason: 'stop' },
+    { type: 'finish', finishReason: 'stop', totalUsage: { inputTokens: 7, outputTokens: 3, outputTokenDetails: { reasoningTokens: 1 } } },
+  ];
+  const result = await pipeFullStream(session, parts);
+  assert.deepEqual(result, { interrupted: false, text: 'Done.', finishReason: 'stop' });
+  assert.deepEqual(
+    events.map((e) => [e.event_type, e.payload]),
+    [
+      ['AgentStepStart', { name: 'step-1' }],
+      ['AgentThoughtStream', { char: 'hmm' }],
+      ['AgentToolCallInputStream', { tool_call_id: 'c1', tool_name: 'search', delta: '{"q":"x"}' }],
+      ['AgentToolCallStart', { tool_call_id: 'c1', tool_name: 'search', tool_input: { q: 'x' } }],
+      ['AgentToolCallEnd', { tool_call_id: 'c1', tool_name: 'search', output: [1, 2] }],
+      ['AgentToolCallStart', { tool_call_id: 'c2', tool_name: 'fetch', tool_input: {} }],
+      ['AgentToolCallEnd', { tool_call_id: 'c2', tool_name: 'fetch', error: 'timeout' }],
+      ['Source', { id: 'src1', url: 'https://example.com', title: 'Example' }],
+      ['File', { media_type: 'text/plain', url: 'data:text/plain;base64,aGk=' }],
+      ['AgentStepEnd', { name: 'step-1' }],
+      ['AgentStepStart', { name: 'step-2' }],
+      ['FinalAnswerStream', { char: 'Done.' }],
+      ['AgentStepEnd', { name: 'step-2' }],
+      ['Usage', { input_tokens: 7, output_tokens: 3, reasoning_tokens: 1, model: 'm1' }],
+    ],
+  );
+  assert.ok(events.every((e) => e.attempt === 'a1'));
+});
+
+test('tool-approval-request parts end the run with one interrupt naming the calls; an error part throws', async () => {
+  const { session, events } = recordingSession();
+  const toolCall = { type: 'tool-call', toolCallId: 'c9', toolName: 'pay', input: { amount: 5 } };
+  const result = await pipeFullStream(session, [toolCall, { type: 'tool-approval-request', approvalId: 'ap-1', toolCall }], { steps: false });
+  assert.equal(result.interrupted, true);
+  const [start, interrupt] = events;
+  assert.equal(start.event_type, 'AgentToolCallStart');
+  assert.equal(interrupt.event_type, 'interrupt');
+  const [entry] = interrupt.payload.interrupts;
+  assert.equal(entry.reason, 'tool_call');
+  assert.equal(entry.tool_call_id, 'c9');
+  assert.equal(entry.message, 'Run pay?');
+  assert.deepEqual(entry.metadata, { tool_name: 'pay', tool_input: { amount: 5 }, approval_id: 'ap-1' });
+  assert.ok(session.ended);
+
+  const failing = recordingSession().session;
+  await assert.rejects(pipeFullStream(failing, [{ type: 'error', error: new Error('rate limited') }]), /rate limited/);
+});
+
+test('a resumed run\'s model messages: the parent request, the call and the decision as tool-approval-response', async () => {
+  const interrupt = { id: 'int-1', reason: 'tool_call', tool_call_id: 'c9', metadata: { tool_name: 'pay', tool_input: { amount: 5 }, approval_id: 'ap-1' } };
+  const { session } = recordingSession({
+    request: { thread_id: 't', resume: [{ interrupt_id: 'int-1', status: 'resolved', payload: { approved: false, reason: 'too much' } }] },
+    parentRequest: { user_query: 'pay it', messages: [{ id: 'u1', role: 'user', parts: [{ type: 'text', text: 'pay it' }] }] },
+    interrupts: [interrupt],
+  });
+  assert.deepEqual(await modelMessages(session), [
+    { role: 'user', content: [{ type: 'text', text: 'pay it' }] },
+    {
+      role: 'assistant',
+      content: [
+        { type: 'tool-call', toolCallId: 'c9', toolName: 'pay', input: { amount: 5 } },
+        { type: 'tool-approval-request', approvalId: 'ap-1', toolCallId: 'c9' },
+      ],
+    },
+    { role: 'tool', content: [{ type: 'tool-approval-response', approvalId: 'ap-1', approved: false, reason: 'too much' }] },
+  ]);
+});
