@@ -9,7 +9,8 @@
 //!
 //! Keys carry the stream's escaped key as their hash tag, so one stream
 //! lives on one shard. A fork copies its source in the same call, which on
-//! a cluster needs both on one slot: forks across slots are refused there.
+//! a cluster needs both on one slot: a fork across slots is refused
+//! ([`CreateOutcome::ForkAcrossShards`], `501`) before Redis is asked.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use sse_bridge_core::streams::{
 };
 
 use crate::RedisBus;
+use crate::cluster::slot_of;
 
 /// The function library, loaded with `FUNCTION LOAD REPLACE`.
 pub const STREAM_FUNCTIONS: &str = include_str!("streams.lua");
@@ -141,6 +143,11 @@ impl StreamStore for RedisStreams {
         let mut json_mode = request.content_type.as_deref().is_some_and(config::is_json);
         if let Some(fork) = &request.fork {
             let source = keys(&fork.source);
+            if self.bus.keyspace().is_cluster()
+                && slot_of(source[0].as_bytes()) != slot_of(names[0].as_bytes())
+            {
+                return Ok(CreateOutcome::ForkAcrossShards);
+            }
             if request.content_type.is_none() {
                 let ct: Option<String> = self
                     .bus

@@ -114,6 +114,9 @@ pub enum CreateOutcome {
     BadBody(json::JsonBodyError),
     /// The store holds all it may (`507`).
     Full,
+    /// The store cannot copy the source into the fork in one step: on
+    /// Redis Cluster they hash to different slots (`501`).
+    ForkAcrossShards,
 }
 
 /// Producer headers of an append.

@@ -156,6 +156,12 @@ pub(crate) async fn create(
         }
         CreateOutcome::BadBody(error) => return Err(Refusal::bad(error.to_string())),
         CreateOutcome::Full => return Err(full()),
+        CreateOutcome::ForkAcrossShards => {
+            return Err(Refusal::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "this fork's source lives on another Redis Cluster shard: forks across shards are not supported",
+            ));
+        }
     };
     let mut response = status.into_response();
     h::describe(response.headers_mut(), &info);

@@ -15,6 +15,7 @@
 mod resp;
 mod shard;
 mod slots;
+pub(crate) use slots::slot_of;
 mod subscriber;
 
 pub(crate) use subscriber::{ShardedSubscriberTask, link_group};
