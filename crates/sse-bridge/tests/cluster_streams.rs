@@ -133,10 +133,11 @@ impl SseReader {
     }
 
     /// Data messages until a control event says `upToDate` (or, with
-    /// `closed`, `streamClosed`); at most 5 s.
+    /// `closed`, `streamClosed`); at most 10 s (a woken reader takes
+    /// milliseconds; the margin is for a loaded CI machine).
     async fn until(&mut self, closed: bool) -> Vec<Value> {
         let mut messages = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::time::timeout(Duration::from_secs(10), async {
             while let Some((event, data)) = self.next().await {
                 let value: Value = serde_json::from_str(&data).expect("JSON data");
                 match event.as_str() {
