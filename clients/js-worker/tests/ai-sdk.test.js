@@ -16,87 +16,17 @@ import {
   AbstractChat,
   DefaultChatTransport,
   isToolUIPart,
-  jsonSchema,
   lastAssistantMessageIsCompleteWithApprovalResponses,
   stepCountIs,
   streamText,
-  tool,
 } from 'ai';
-import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
 
 import { Session } from '../src/index.js';
 import { modelMessages, pipeFullStream, streamAgent } from '../src/ai-sdk.js';
+import { model, prompts, sent, tools } from '../examples/agent.js';
 import { runWorker, startGateway, until } from './support.js';
 
-const usage = (input, output) => ({
-  inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 },
-  outputTokens: { total: output, text: output, reasoning: 0 },
-});
-const finish = (unified, tokens = usage(10, 5)) => ({ type: 'finish', finishReason: { unified, raw: undefined }, usage: tokens });
-const textChunks = (text) => [
-  { type: 'text-start', id: 't1' },
-  ...text.match(/.{1,8}/g).map((delta) => ({ type: 'text-delta', id: 't1', delta })),
-  { type: 'text-end', id: 't1' },
-];
-
-/**
- * The test agent's model: asked to send the report, it calls `send_report`
- * (input streamed); given the tool's result it answers from it; otherwise
- * it echoes the question. `prompts` records what each call was given.
- */
-function reportModel(prompts = []) {
-  return new MockLanguageModelV3({
-    modelId: 'mock-report',
-    doStream: async ({ prompt }) => {
-      prompts.push(prompt);
-      const last = prompt.at(-1);
-      let chunks;
-      if (last.role === 'tool') {
-        const result = last.content.find((p) => p.type === 'tool-result');
-        chunks = result.output.type === 'execution-denied'
-          ? textChunks(`Okay, I did not send the report (${result.output.reason ?? 'no reason'}).`)
-          : textChunks('Sent the report to finance.');
-        chunks.push(finish('stop'));
-      } else {
-        const question = last.content.filter((p) => p.type === 'text').map((p) => p.text).join('');
-        if (/send the report/i.test(question)) {
-          chunks = [
-            { type: 'reasoning-start', id: 'r1' },
-            { type: 'reasoning-delta', id: 'r1', delta: 'The user wants the report sent.' },
-            { type: 'reasoning-end', id: 'r1' },
-            { type: 'tool-input-start', id: 'call-send-1', toolName: 'send_report' },
-            { type: 'tool-input-delta', id: 'call-send-1', delta: '{"to":' },
-            { type: 'tool-input-delta', id: 'call-send-1', delta: '"finance"}' },
-            { type: 'tool-input-end', id: 'call-send-1' },
-            { type: 'tool-call', toolCallId: 'call-send-1', toolName: 'send_report', input: '{"to":"finance"}' },
-            finish('tool-calls'),
-          ];
-        } else {
-          chunks = [...textChunks(`Echo: ${question}`), finish('stop')];
-        }
-      }
-      return { stream: convertArrayToReadableStream([{ type: 'stream-start', warnings: [] }, ...chunks]) };
-    },
-  });
-}
-
-/** What the tool did: one entry per run of `send_report`. */
-const sent = [];
-const tools = {
-  send_report: tool({
-    description: 'Sends the report',
-    inputSchema: jsonSchema({ type: 'object', properties: { to: { type: 'string' } }, required: ['to'] }),
-    needsApproval: true,
-    execute: async ({ to }) => {
-      sent.push(to);
-      return { sent: true, to };
-    },
-  }),
-};
-
-/** The user's worker: ten lines (the README's). */
-const prompts = [];
-const model = reportModel(prompts);
+/** The user's worker: the README's adapter, with the test's model. */
 const handler = (session) =>
   streamAgent(
     session,
