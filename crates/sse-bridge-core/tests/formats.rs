@@ -483,7 +483,10 @@ fn the_demo_agent_in_the_ai_sdk() {
 fn an_ai_sdk_state_grows_no_larger_than_its_bound() {
     let mut encoder = AiSdk::new("msg-1");
     let mut out = BytesMut::new();
-    encoder.event(&Event::new("StateSnapshot", json!({"state": {"n": 0}})), &mut out);
+    encoder.event(
+        &Event::new("StateSnapshot", json!({"state": {"n": 0}})),
+        &mut out,
+    );
     let huge = "x".repeat(2 << 20);
     let grow = json!({"patch": [{"op": "add", "path": "/blob", "value": huge}]});
     let before = out.len();

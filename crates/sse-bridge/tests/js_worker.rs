@@ -31,9 +31,15 @@ async fn js_worker_kit_passes_its_tests_against_the_gateway() {
     }
 
     let mut tsc = tokio::process::Command::new("node");
-    tsc.args(["node_modules/typescript/bin/tsc", "-p", "."]).current_dir(&dir);
+    tsc.args(["node_modules/typescript/bin/tsc", "-p", "."])
+        .current_dir(&dir);
     let out = run_to_end(tsc, NODE_LIMIT, "tsc -p clients/js-worker").await;
-    assert!(out.status.success(), "tsc -p clients/js-worker failed ({}):\n{}", out.status, out.report);
+    assert!(
+        out.status.success(),
+        "tsc -p clients/js-worker failed ({}):\n{}",
+        out.status,
+        out.report
+    );
 
     let mut node = tokio::process::Command::new("node");
     node.arg("--test")
@@ -46,6 +52,9 @@ async fn js_worker_kit_passes_its_tests_against_the_gateway() {
         "node --test in clients/js-worker failed ({}):\n{report}",
         out.status
     );
-    assert!(report.contains("# fail 0"), "node --test reported failures:\n{report}");
+    assert!(
+        report.contains("# fail 0"),
+        "node --test reported failures:\n{report}"
+    );
     println!("{report}");
 }
