@@ -1,9 +1,11 @@
 /**
  * The stand-in agent of the examples and tests: `MockLanguageModelV3` (from
- * `ai/test`) and one tool that needs approval. Asked to send the report, the
- * model calls `send_report` (its input streamed); given the tool's result it
- * answers from it; otherwise it echoes the question. No model provider is
- * called. Put your own model (`openai('gpt-5')`, ...) and tools here.
+ * `ai/test`), a tool that needs approval and a tool the client runs. Asked
+ * to send the report, the model calls `send_report` (its input streamed);
+ * asked the time, it calls `browser_time` (no `execute`: the browser
+ * answers); given a tool's result it answers from it; otherwise it echoes
+ * the question. No model provider is called. Put your own model
+ * (`openai('gpt-5')`, ...) and tools here.
  */
 import { jsonSchema, tool } from 'ai';
 import { MockLanguageModelV3, convertArrayToReadableStream } from 'ai/test';
@@ -20,9 +22,8 @@ const textChunks = (text) => [
 ];
 
 /**
- * The test agent's model: asked to send the report, it calls `send_report`
- * (input streamed); given the tool's result it answers from it; otherwise
- * it echoes the question. `prompts` records what each call was given.
+ * The test agent's model (see the module's doc); `prompts` records what
+ * each call was given.
  */
 function reportModel(prompts) {
   return new MockLanguageModelV3({
@@ -33,9 +34,13 @@ function reportModel(prompts) {
       let chunks;
       if (last.role === 'tool') {
         const result = last.content.find((p) => p.type === 'tool-result');
-        chunks = result.output.type === 'execution-denied'
-          ? textChunks(`Okay, I did not send the report (${result.output.reason ?? 'no reason'}).`)
-          : textChunks('Sent the report to finance.');
+        if (result.toolName === 'browser_time') {
+          chunks = textChunks(`Your browser says it is ${result.output.value}.`);
+        } else if (result.output.type === 'execution-denied') {
+          chunks = textChunks(`Okay, I did not send the report (${result.output.reason ?? 'no reason'}).`);
+        } else {
+          chunks = textChunks('Sent the report to finance.');
+        }
         chunks.push(finish('stop'));
       } else {
         const question = last.content.filter((p) => p.type === 'text').map((p) => p.text).join('');
@@ -49,6 +54,11 @@ function reportModel(prompts) {
             { type: 'tool-input-delta', id: 'call-send-1', delta: '"finance"}' },
             { type: 'tool-input-end', id: 'call-send-1' },
             { type: 'tool-call', toolCallId: 'call-send-1', toolName: 'send_report', input: '{"to":"finance"}' },
+            finish('tool-calls'),
+          ];
+        } else if (/what time is it/i.test(question)) {
+          chunks = [
+            { type: 'tool-call', toolCallId: 'call-time-1', toolName: 'browser_time', input: '{}' },
             finish('tool-calls'),
           ];
         } else {
@@ -71,6 +81,10 @@ export const tools = {
       sent.push(to);
       return { sent: true, to };
     },
+  }),
+  browser_time: tool({
+    description: 'The time on the user\'s device (the client runs it)',
+    inputSchema: jsonSchema({ type: 'object', properties: {} }),
   }),
 };
 

@@ -5,7 +5,10 @@
  * `useChat` wraps) over `DefaultChatTransport` — a text answer, and a tool
  * with `needsApproval`: the interrupt, `addToolApprovalResponse`, the
  * resumed run continuing the agent (approved: the tool's output and the
- * answer; denied: `output-denied` and the answer). Plus the mapping of every
+ * answer; denied: `output-denied` and the answer), and a tool without
+ * `execute` run by the client (`onToolCall`, `addToolOutput`, the resumed
+ * agent answering from its output). `toUIMessageStream()` gives the same
+ * events as `fullStream`. Plus the mapping of every
  * kind of part, on a session whose Redis calls are recorded.
  */
 import assert from 'node:assert/strict';
@@ -15,14 +18,16 @@ import { after, before, test } from 'node:test';
 import {
   AbstractChat,
   DefaultChatTransport,
+  createUIMessageStream,
   isToolUIPart,
   lastAssistantMessageIsCompleteWithApprovalResponses,
+  lastAssistantMessageIsCompleteWithToolCalls,
   stepCountIs,
   streamText,
 } from 'ai';
 
 import { Session } from '../src/index.js';
-import { modelMessages, pipeFullStream, streamAgent } from '../src/ai-sdk.js';
+import { modelMessages, pipeFullStream, pipeUIMessageStream, streamAgent } from '../src/ai-sdk.js';
 import { model, prompts, sent, tools } from '../examples/agent.js';
 import { runWorker, startGateway, until } from './support.js';
 
@@ -164,9 +169,140 @@ for (const approved of [true, false]) {
     // The resumed model call saw the decision as the AI SDK records it.
     const resumedPrompt = prompts.at(-1);
     assert.equal(resumedPrompt.at(-1).role, 'tool');
-    assert.equal(resumedPrompt.at(-2).content.find((p) => p.type === 'tool-call')?.toolCallId, 'call-send-1');
+    const interrupted = resumedPrompt.at(-2).content;
+    assert.equal(interrupted.find((p) => p.type === 'tool-call')?.toolCallId, 'call-send-1');
+    assert.deepEqual(
+      interrupted.filter((p) => p.type === 'reasoning').map((p) => p.text),
+      ['The user wants the report sent.'],
+      'the interrupted run\'s reasoning is in the conversation the agent continues',
+    );
   });
 }
+
+test('a tool without execute is the client\'s: onToolCall, addToolOutput, the resumed agent answers from it', async (t) => {
+  const calls = [];
+  let c;
+  const made = chat({
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
+    onToolCall: ({ toolCall }) => {
+      calls.push(toolCall);
+      // Not awaited: the chat is still streaming this response.
+      c.addToolOutput({ tool: 'browser_time', toolCallId: toolCall.toolCallId, output: '10:42:07' });
+    },
+  });
+  c = made.chat;
+  const { log, errors } = made;
+  await c.sendMessage({ text: 'What time is it?' });
+  await until(idle(c, log, 2), 'the answer from the browser\'s time');
+  for (const [n, entry] of log.entries()) t.diagnostic(`response ${n + 1}: ${chunkTypes(entry).join(' ')}`);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(calls.map((call) => [call.toolName, call.toolCallId]), [['browser_time', 'call-time-1']]);
+  assert.ok(!log[0].chunks.some((ch) => ch.type === 'tool-approval-request'), 'a client tool asks no approval');
+  assert.deepEqual(log[0].chunks.at(-2), { type: 'finish', finishReason: 'tool-calls' });
+  assert.equal(c.messages.length, 2, 'the continuation is the same assistant message');
+  const final = c.messages.at(-1);
+  const parts = toolParts(final);
+  assert.equal(parts.length, 1, JSON.stringify(final.parts));
+  assert.equal(parts[0].state, 'output-available');
+  assert.equal(parts[0].output, '10:42:07');
+  assert.match(textOf(final), /Your browser says it is 10:42:07\.$/);
+  const resumedPrompt = prompts.at(-1);
+  const [result] = resumedPrompt.at(-1).content;
+  assert.deepEqual([result.type, result.toolCallId, result.output.value], ['tool-result', 'call-time-1', '10:42:07']);
+});
+
+test('calls nothing answered are the client\'s: one interrupt with the approvals; the resume\'s outputs become tool results', async () => {
+  const { session, events } = recordingSession();
+  const approve = { type: 'tool-call', toolCallId: 'c1', toolName: 'pay', input: { amount: 5 } };
+  const parts = [
+    approve,
+    { type: 'tool-call', toolCallId: 'c2', toolName: 'browser_time', input: {} },
+    { type: 'tool-call', toolCallId: 'c3', toolName: 'web_search', input: {}, providerExecuted: true },
+    { type: 'tool-approval-request', approvalId: 'ap-1', toolCall: approve },
+  ];
+  assert.equal((await pipeFullStream(session, parts, { steps: false })).interrupted, true);
+  const { interrupts } = events.at(-1).payload;
+  assert.deepEqual(interrupts.map((i) => [i.tool_call_id, i.metadata.executor]), [['c1', undefined], ['c2', 'client']]);
+  assert.deepEqual(interrupts[1].metadata, { tool_name: 'browser_time', tool_input: {}, executor: 'client' });
+
+  const resumed = recordingSession({
+    request: {
+      thread_id: 't',
+      resume: [
+        { interrupt_id: interrupts[0].id, status: 'resolved', payload: { approved: true } },
+        { interrupt_id: interrupts[1].id, status: 'cancelled' },
+      ],
+    },
+    parentRequest: { user_query: 'pay, then tell me the time' },
+    interrupts,
+  }).session;
+  const [, assistant, tool] = await modelMessages(resumed);
+  assert.deepEqual(assistant.content.map((p) => [p.type, p.toolCallId]), [
+    ['tool-call', 'c2'],
+    ['tool-call', 'c1'],
+    ['tool-approval-request', 'c1'],
+  ]);
+  assert.deepEqual(tool.content, [
+    { type: 'tool-result', toolCallId: 'c2', toolName: 'browser_time', output: { type: 'error-text', value: 'the client cancelled the tool call' } },
+    { type: 'tool-approval-response', approvalId: 'ap-1', approved: true },
+  ]);
+});
+
+test('toUIMessageStream() publishes what fullStream does: the same events, the same interrupt', async () => {
+  for (const question of ['Please send the report to finance', 'What time is it?', 'Hello']) {
+    const published = [];
+    for (const shape of ['fullStream', 'ui']) {
+      const { session, events } = recordingSession({ request: { user_query: question } });
+      const result = streamText({ model, tools, messages: await modelMessages(session), stopWhen: stepCountIs(5) });
+      const outcome = shape === 'ui'
+        ? await pipeUIMessageStream(session, result.toUIMessageStream())
+        : await pipeFullStream(session, result.fullStream);
+      published.push({
+        outcome,
+        // Usage comes only with fullStream's `finish`; interrupt and approval ids are fresh per run.
+        events: events
+          .filter((e) => e.event_type !== 'Usage')
+          .map((e) => (e.event_type === 'interrupt' ? { ...e, payload: { interrupts: e.payload.interrupts.map(withoutFreshIds) } } : e)),
+      });
+    }
+    const [full, ui] = published;
+    assert.deepEqual(ui.events, full.events, question);
+    assert.deepEqual(ui.outcome, full.outcome, question);
+  }
+});
+
+/** An interrupt without the ids each run makes afresh (`id`, `metadata.approval_id`). */
+function withoutFreshIds({ id, metadata, ...rest }) {
+  const { approval_id: approvalId, ...kept } = metadata ?? {};
+  assert.equal(typeof id, 'string');
+  return { ...rest, metadata: kept, approvalAsked: approvalId !== undefined };
+}
+
+test('a composed UI message stream: custom data parts become Data events', async () => {
+  const { session, events } = recordingSession();
+  const stream = createUIMessageStream({
+    execute: ({ writer }) => {
+      writer.write({ type: 'data-weather', id: 'w1', data: { city: 'Oslo', t: -3 } });
+      writer.write({ type: 'data-progress', data: 0.5, transient: true });
+      writer.write({ type: 'source-url', sourceId: 's1', url: 'https://example.com' });
+      writer.write({ type: 'text-start', id: 't' });
+      writer.write({ type: 'text-delta', id: 't', delta: 'Cold.' });
+      writer.write({ type: 'text-end', id: 't' });
+    },
+  });
+  assert.deepEqual(await pipeUIMessageStream(session, stream), { interrupted: false, text: 'Cold.', finishReason: undefined });
+  assert.deepEqual(events.map((e) => [e.event_type, e.payload]), [
+    ['Data', { name: 'weather', data: { city: 'Oslo', t: -3 }, id: 'w1' }],
+    ['Data', { name: 'progress', data: 0.5, transient: true }],
+    ['Source', { id: 's1', url: 'https://example.com' }],
+    ['FinalAnswerStream', { char: 'Cold.' }],
+  ]);
+  const failing = recordingSession().session;
+  await assert.rejects(
+    pipeUIMessageStream(failing, createUIMessageStream({ execute: () => { throw new Error('upstream down'); } })),
+    /upstream down|An error occurred/,
+  );
+});
 
 /** A session whose Redis calls are recorded (every append accepted). */
 function recordingSession(job = {}) {

@@ -315,16 +315,23 @@ fn check_ai_sdk(frames: &[String], end: End) -> (String, String) {
         .map(|f| serde_json::from_str(f).unwrap())
         .collect();
     assert_eq!(chunks[0], json!({"type": "start", "messageId": "msg-1"}));
-    assert_eq!(chunks[1]["type"], "start-step");
     let (mut text, mut reasoning, mut tools) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut streaming = HashSet::new();
-    let mut step_open = true;
+    let mut step_open = false;
     let (mut answer, mut thought) = (String::new(), String::new());
-    for (i, c) in chunks.iter().enumerate().skip(2) {
+    for (i, c) in chunks.iter().enumerate().skip(1) {
         let id = c["id"].as_str().unwrap_or_default().to_owned();
         let call = c["toolCallId"].as_str().unwrap_or_default().to_owned();
         let last = i == chunks.len() - 1;
-        match c["type"].as_str().unwrap() {
+        let kind = c["type"].as_str().unwrap();
+        if kind.starts_with("text-")
+            || kind.starts_with("reasoning-")
+            || kind.starts_with("tool-input-")
+            || kind.starts_with("tool-output-")
+        {
+            assert!(step_open, "{kind} outside a step");
+        }
+        match kind {
             "text-start" => assert!(text.insert(id) && reasoning.is_empty()),
             "text-delta" => {
                 assert!(text.contains(&id), "text-delta without text-start");
@@ -459,8 +466,8 @@ fn the_demo_agent_in_the_ai_sdk() {
     let frames = encode(&mut AiSdk::new("msg-1"), &steps, true);
     let expected = [
         r#"{"type":"start","messageId":"msg-1"}"#,
-        r#"{"type":"start-step"}"#,
         r#"{"type":"data-worker_ack","data":{},"transient":true}"#,
+        r#"{"type":"start-step"}"#,
         r#"{"type":"reasoning-start","id":"reasoning-1"}"#,
         r#"{"type":"reasoning-delta","id":"reasoning-1","delta":"T"}"#,
         r#"{"type":"reasoning-end","id":"reasoning-1"}"#,
@@ -500,4 +507,38 @@ fn an_ai_sdk_state_grows_no_larger_than_its_bound() {
         serde_json::from_str::<Value>(last).unwrap(),
         json!({"type": "data-state", "id": "state", "data": {"n": 1}})
     );
+}
+
+/// A call the worker learnt only at the run's end was the client's (the AI
+/// SDK's tools without `execute`): its start says nothing, its interrupt
+/// says `executor: client`. The call stays `input-available` for the
+/// client's `onToolCall`: no approval is asked for it.
+#[test]
+fn an_ai_sdk_client_call_named_only_by_its_interrupt_asks_no_approval() {
+    let start = json!({"tool_call_id": "c1", "tool_name": "browser_time", "tool_input": {}});
+    let interrupt = |executor: Value| {
+        let metadata = json!({"tool_name": "browser_time", "tool_input": {}, "executor": executor});
+        Event::new(
+            "interrupt",
+            json!({"interrupts": [{"id": "i1", "reason": "tool_call", "tool_call_id": "c1", "metadata": metadata}]}),
+        )
+    };
+    let chunk_types = |executor: Value| {
+        let mut encoder = AiSdk::new("msg-1");
+        let mut out = BytesMut::new();
+        encoder.event(&Event::new("AgentToolCallStart", start.clone()), &mut out);
+        encoder.event(&interrupt(executor), &mut out);
+        String::from_utf8(out.to_vec())
+            .unwrap()
+            .split_terminator("\n\n")
+            .map(|frame| frame.trim_start_matches("data: ").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let client = chunk_types(json!("client"));
+    assert!(!client.iter().any(|c| c.contains("tool-approval-request")));
+    assert!(client.contains(&r#"{"type":"finish","finishReason":"tool-calls"}"#.to_owned()));
+    let approval = chunk_types(Value::Null);
+    assert!(approval.contains(
+        &r#"{"type":"tool-approval-request","approvalId":"i1","toolCallId":"c1"}"#.to_owned()
+    ));
 }

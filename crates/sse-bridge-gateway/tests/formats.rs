@@ -188,8 +188,8 @@ async fn ai_sdk_chats_stream_and_resume_only_while_live() {
         types(&live),
         [
             "start",
-            "start-step",
             "data-worker_ack",
+            "start-step",
             "text-start",
             "text-delta",
             "text-end",

@@ -391,8 +391,8 @@ async fn ai_sdk_approvals_resume_the_same_message(backend: Backend) {
         types(&live),
         [
             "start",
-            "start-step",
             "data-worker_ack",
+            "start-step",
             "tool-input-available",
             "tool-approval-request",
             "finish-step",

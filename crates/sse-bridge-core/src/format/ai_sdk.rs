@@ -2,7 +2,7 @@
 //!
 //! | worker event | UI message chunks |
 //! |---|---|
-//! | (stream start) | `start {messageId}`, `start-step` |
+//! | (stream start) | `start {messageId}` |
 //! | `worker_ack` | `data-worker_ack` (transient) |
 //! | `AgentThoughtStream` | `reasoning-start` once, then `reasoning-delta` |
 //! | `AgentToolCallStart` | `tool-input-available` (`dynamic: true`) |
@@ -20,6 +20,11 @@
 //! | `Usage` | `message-metadata {messageMetadata: {usage: {inputTokens, outputTokens, totalTokens, reasoningTokens}, model}}` |
 //! | anything else | `data-<event_type> {data: payload}` |
 //!
+//! A step opens (`start-step`) before the first text, reasoning, tool,
+//! source or file part outside one, so a run whose worker marks its steps
+//! gets no empty step before its first (the client keeps a `step-start`
+//! part per step, in the message and in every continuation of it).
+//!
 //! The SDK is strict (an unknown chunk type errors the stream, a delta needs
 //! its start, a tool output needs its tool part), so a reasoning or text
 //! part is ended before any other part starts.
@@ -31,6 +36,20 @@ use super::ag_ui::{take_call, tool_call_id};
 use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
+
+/// Events whose parts belong to a step.
+fn is_step_content(kind: &str) -> bool {
+    matches!(
+        kind,
+        event_type::THOUGHT
+            | event_type::ANSWER
+            | event_type::TOOL_CALL_START
+            | event_type::TOOL_CALL_END
+            | event_type::TOOL_INPUT
+            | event_type::SOURCE
+            | event_type::FILE
+    )
+}
 
 /// The largest state a stream keeps and sends as `data-state`.
 const STATE_MAX_BYTES: usize = 1 << 20;
@@ -167,7 +186,15 @@ impl AiSdk {
         let mut waits_on_tools = false;
         for interrupt in &interrupts {
             match interrupt.tool_call_id() {
-                Some(call) if self.client_calls.iter().any(|c| c == call) => waits_on_tools = true,
+                // A client call is known by its start or, when the worker
+                // learnt only at the run's end that nobody ran it (the AI
+                // SDK's tools without `execute`), by the interrupt.
+                Some(call)
+                    if interrupt.hands_call_to_client()
+                        || self.client_calls.iter().any(|c| c == call) =>
+                {
+                    waits_on_tools = true
+                }
                 Some(call) => {
                     waits_on_tools = true;
                     write_data(
@@ -195,12 +222,14 @@ impl AiSdk {
 impl Encoder for AiSdk {
     fn start(&mut self, out: &mut BytesMut) {
         write_data(out, &json!({"type": "start", "messageId": self.message_id}));
-        write_data(out, &json!({"type": "start-step"}));
-        self.step_open = true;
     }
 
     fn event(&mut self, event: &Event, out: &mut BytesMut) {
         let payload = event.payload();
+        if is_step_content(event.event_type()) && !self.step_open {
+            write_data(out, &json!({"type": "start-step"}));
+            self.step_open = true;
+        }
         match event.event_type() {
             event_type::WORKER_ACK => write_data(
                 out,

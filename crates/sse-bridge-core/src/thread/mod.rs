@@ -155,6 +155,16 @@ impl Interrupt {
         self.str_field("tool_call_id")
     }
 
+    /// A call the client runs (`metadata.executor == "client"`): the
+    /// interrupt waits for the client's output, not for an approval.
+    pub fn hands_call_to_client(&self) -> bool {
+        self.0
+            .get("metadata")
+            .and_then(|metadata| metadata.get("executor"))
+            .and_then(Value::as_str)
+            == Some("client")
+    }
+
     pub fn expires_at(&self) -> Option<&str> {
         self.str_field("expires_at")
     }
