@@ -1,6 +1,8 @@
 // Durable Streams load, the same for any server speaking the protocol at
-// `${DS_URL}/v1/stream/…` over HTTP/1.1 (keep-alive, node:http): run by
-// bench/durable-streams.sh against the gateway and the reference Node
+// `${DS_URL}/v1/stream/…` over HTTP/1.1 (keep-alive, node:http), or over
+// HTTP/2 with PROTOCOL=h2 (cleartext, prior knowledge, node:http2: H2_CONNECTIONS
+// connections, requests spread over them round-robin, at most 256 streams each):
+// run by bench/durable-streams.sh against the gateway and the reference Node
 // server, one after the other, in one run. Prints one JSON line per
 // scenario:
 //
@@ -14,6 +16,7 @@
 //
 // Latency is one monotonic clock (writer and readers live in this process).
 import http from "node:http"
+import http2 from "node:http2"
 import { performance } from "node:perf_hooks"
 
 const base = process.env.DS_URL
@@ -25,11 +28,41 @@ const RATE = Number(process.env.RATE ?? 200)
 const READERS = Number(process.env.READERS ?? 1000)
 const FANOUT_MESSAGES = Number(process.env.FANOUT_MESSAGES ?? 50)
 
+const PROTOCOL = process.env.PROTOCOL ?? "http1.1"
+if (!["http1.1", "h2"].includes(PROTOCOL)) throw new Error(`PROTOCOL is http1.1 or h2, not ${PROTOCOL}`)
+const H2_CONNECTIONS = Number(process.env.H2_CONNECTIONS ?? 8)
+
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity })
 const run = process.env.RUN ?? `bench-${process.pid}-${Date.now()}`
 
+const h2Sessions = PROTOCOL === "h2" ? Array.from({ length: H2_CONNECTIONS }, () => http2.connect(base)) : []
+let h2Next = 0
+
+/**
+ * An HTTP/2 request on the next connection; calls `onResponse(status,
+ * headers)` once and `onData(chunk)` per body chunk.
+ */
+function h2Stream(method, url, headers, body) {
+  const { pathname, search } = new URL(url)
+  const session = h2Sessions[h2Next++ % h2Sessions.length]
+  const stream = session.request({ ":method": method, ":path": pathname + search, ...headers }, { endStream: body === undefined })
+  if (body !== undefined) stream.end(body)
+  return stream
+}
+
 /** One request; resolves with status, headers and the body (a string). */
 function request(method, url, { headers = {}, body } = {}) {
+  if (PROTOCOL === "h2") {
+    return new Promise((resolve, reject) => {
+      const stream = h2Stream(method, url, headers, body)
+      let head = {}
+      const chunks = []
+      stream.on("response", (h) => (head = h))
+      stream.on("data", (c) => chunks.push(c))
+      stream.on("end", () => resolve({ status: head[":status"], headers: head, body: Buffer.concat(chunks).toString() }))
+      stream.on("error", reject)
+    })
+  }
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent }, (res) => {
       const chunks = []
@@ -85,28 +118,39 @@ function longPollReader(url, offset, got, stop) {
 
 /** An SSE reader from `offset`; resolves once the response is open. */
 function sseReader(url, offset, got, stop) {
+  let buffer = ""
+  const onData = (chunk) => {
+    buffer += chunk
+    let end
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      if (!frame.includes("event: data") && !frame.includes("event:data")) continue
+      const data = frame
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).replace(/^ /, ""))
+        .join("\n")
+      const now = performance.now()
+      for (const m of JSON.parse(data)) got(m, now)
+    }
+  }
+  const target = `${url}?offset=${offset}&live=sse`
   return new Promise((opened, failed) => {
-    const req = http.get(`${url}?offset=${offset}&live=sse`, { agent }, (res) => {
+    if (PROTOCOL === "h2") {
+      const stream = h2Stream("GET", target, {})
+      stream.on("response", (h) => (h[":status"] === 200 ? opened() : failed(new Error(`SSE: ${h[":status"]}`))))
+      stream.setEncoding("utf8")
+      stream.on("data", onData)
+      stream.on("error", (e) => (stop.done ? opened() : failed(e)))
+      stop.requests.push({ destroy: () => stream.close() })
+      return
+    }
+    const req = http.get(target, { agent }, (res) => {
       if (res.statusCode !== 200) return failed(new Error(`SSE: ${res.statusCode}`))
       opened()
-      let buffer = ""
       res.setEncoding("utf8")
-      res.on("data", (chunk) => {
-        buffer += chunk
-        let end
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const frame = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          if (!frame.includes("event: data") && !frame.includes("event:data")) continue
-          const data = frame
-            .split("\n")
-            .filter((l) => l.startsWith("data:"))
-            .map((l) => l.slice(5).replace(/^ /, ""))
-            .join("\n")
-          const now = performance.now()
-          for (const m of JSON.parse(data)) got(m, now)
-        }
-      })
+      res.on("data", onData)
       res.on("error", () => {})
     })
     req.on("error", (e) => (stop.done ? opened() : failed(e)))
@@ -212,7 +256,8 @@ for (const [name, scenario] of [
 ]) {
   if (!only.includes(name)) continue
   const result = await scenario()
-  console.log(JSON.stringify({ server: label, ...result }))
+  console.log(JSON.stringify({ server: label, protocol: PROTOCOL, ...result }))
 }
 agent.destroy()
+for (const session of h2Sessions) session.close()
 process.exit(0)

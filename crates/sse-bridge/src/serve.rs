@@ -59,10 +59,12 @@ pub async fn run(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result
         ))
     });
 
-    let streams = args.streams.build(bus.clone(), redis);
+    let streams = args
+        .streams
+        .build(bus.clone(), redis, &args.broker.redis_stream);
     let dispatcher: Arc<dyn sse_bridge_core::JobDispatcher> = match args.streams.http_workers {
         true => {
-            let jobs = StreamDispatcher::new(streams.store.clone());
+            let jobs = StreamDispatcher::new(streams.store.clone(), &args.broker.redis_stream);
             jobs.open().await.context("creating the jobs stream")?;
             Arc::new(jobs)
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use sse_bridge_core::EventLog;
-use sse_bridge_core::streams::{MemoryStreams, StreamLimits, StreamStore};
+use sse_bridge_core::streams::{MemoryStreams, StreamLimits, StreamStore, jobs};
 use sse_bridge_gateway::streams::{StreamOptions, Streams};
 use sse_bridge_redis::{RedisBus, RedisStreams};
 
@@ -52,7 +52,8 @@ impl StreamArgs {
 
     /// The streams' store and settings: in Redis when the bus is Redis,
     /// else in memory (announcing changes on `bus`).
-    pub fn build(&self, bus: Arc<dyn EventLog>, redis: Option<RedisBus>) -> Streams {
+    /// `queue` names the job queue, and so the jobs stream of HTTP workers.
+    pub fn build(&self, bus: Arc<dyn EventLog>, redis: Option<RedisBus>, queue: &str) -> Streams {
         let store: Arc<dyn StreamStore> = match redis {
             Some(redis) => Arc::new(RedisStreams::new(redis, self.limits())),
             None => Arc::new(MemoryStreams::new(bus, self.limits())),
@@ -65,6 +66,7 @@ impl StreamArgs {
                 max_body_bytes: self.stream_max_body,
                 ..StreamOptions::default()
             },
+            jobs_key: jobs::key(queue),
         }
     }
 }

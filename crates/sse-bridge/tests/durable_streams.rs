@@ -269,3 +269,67 @@ async fn an_http_worker_serves_a_session_on_redis() {
     ];
     an_http_worker_serves_a_session(&args, "ds-http-worker-redis").await;
 }
+
+/// The jobs stream is the deployment's job queue over HTTP: gateways that
+/// share a Redis and a `--redis-stream` share it (a job dispatched through
+/// one is read through the other); a deployment with another queue never
+/// sees those jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_streams_are_named_by_the_job_queue() {
+    use sse_bridge_testkit::redis::{REDIS_URL, unique};
+    let gateway = |queue: String, name: &'static str| async move {
+        let args = [
+            "--redis-url",
+            REDIS_URL,
+            "--redis-stream",
+            &queue,
+            "--http-workers",
+            "--worker-api-key",
+            "py=worker-secret",
+        ];
+        spawn_gateway(&bin(), &args, name).await
+    };
+    let (ours, theirs) = (unique("sse_jobs_ds_ours"), unique("sse_jobs_ds_theirs"));
+    let (_a, url_a) = gateway(ours.clone(), "ds-jobs-a").await;
+    let (_b, url_b) = gateway(ours, "ds-jobs-b").await;
+    let (_c, url_c) = gateway(theirs, "ds-jobs-c").await;
+
+    let client = sse_bridge_testkit::sse::client();
+    let response = sse_bridge_testkit::sse::post_session(
+        &client,
+        &url_a,
+        serde_json::json!({"user_query": "whose job?"}),
+    )
+    .await;
+    let id = response.headers()["x-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let jobs_of = |url: String| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("{url}/v1/stream/jobs?offset=-1"))
+                .bearer_auth("worker-secret")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let jobs: Vec<serde_json::Value> = response.json().await.unwrap();
+            jobs.iter()
+                .map(|job| job["session_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        jobs_of(url_b).await,
+        [id.clone()],
+        "the same queue, another gateway"
+    );
+    assert_eq!(jobs_of(url_a).await, [id]);
+    assert!(
+        jobs_of(url_c).await.is_empty(),
+        "another queue's jobs stream"
+    );
+    drop(response);
+}

@@ -1,6 +1,9 @@
 //! Jobs for HTTP workers: the gateway appends every job it dispatches to
 //! one JSON stream, `/v1/stream/jobs`, which callers with the worker role
-//! read like any stream (long-poll or SSE from `now`).
+//! read like any stream (long-poll or SSE from `now`). The stream is the
+//! deployment's job queue over HTTP, so it is named by the queue's name
+//! (`--redis-stream`): two deployments sharing a Redis, each with its own
+//! queue, never see each other's jobs.
 //!
 //! Every reader sees every job: workers race, and the session's attempt
 //! rule settles it — the first attempt whose `worker_ack` the log takes
@@ -25,20 +28,26 @@ use crate::queue::JobDispatcher;
 /// The path of the jobs stream under `/v1/stream/`.
 pub const PATH: &str = "jobs";
 
-/// The jobs stream's store key: an owner no principal can be (principals
-/// are `key:…`, `jwt:…`, `worker:…` or `anonymous`).
-pub fn key() -> String {
-    super::key("@gateway", PATH)
+/// The store key of the jobs stream of job queue `queue`: an owner no
+/// principal can be (principals are `key:…`, `jwt:…`, `worker:…` or
+/// `anonymous`).
+pub fn key(queue: &str) -> String {
+    super::key("@gateway", &format!("{PATH}/{queue}"))
 }
 
 /// Dispatches jobs by appending them to the jobs stream.
 pub struct StreamDispatcher {
     store: Arc<dyn StreamStore>,
+    key: String,
 }
 
 impl StreamDispatcher {
-    pub fn new(store: Arc<dyn StreamStore>) -> Self {
-        StreamDispatcher { store }
+    /// Appends to the jobs stream of queue `queue` (see [`key`]).
+    pub fn new(store: Arc<dyn StreamStore>, queue: &str) -> Self {
+        StreamDispatcher {
+            store,
+            key: key(queue),
+        }
     }
 
     /// Creates the jobs stream if it is not there, so workers can start
@@ -51,7 +60,7 @@ impl StreamDispatcher {
             fork: None,
             body: Bytes::new(),
         };
-        match self.store.create(&key(), create).await? {
+        match self.store.create(&self.key, create).await? {
             CreateOutcome::Created(_) | CreateOutcome::Existed(_) => Ok(()),
             other => Err(BrokerError::Rejected(format!(
                 "creating the jobs stream: {other:?}"
@@ -67,7 +76,7 @@ impl StreamDispatcher {
             stream_seq: None,
             producer: None,
         };
-        self.store.append(&key(), request).await
+        self.store.append(&self.key, request).await
     }
 }
 
@@ -91,6 +100,6 @@ impl JobDispatcher for StreamDispatcher {
     }
 
     async fn check_ready(&self) -> Result<(), BrokerError> {
-        self.store.head(&key()).await.map(|_| ())
+        self.store.head(&self.key).await.map(|_| ())
     }
 }

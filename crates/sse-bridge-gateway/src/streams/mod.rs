@@ -115,6 +115,8 @@ impl Default for StreamOptions {
 pub struct Streams {
     pub store: Arc<dyn StreamStore>,
     pub options: StreamOptions,
+    /// The store key `/v1/stream/jobs` serves ([`jobs::key`] of the job queue).
+    pub jobs_key: String,
 }
 
 impl Streams {
@@ -123,6 +125,7 @@ impl Streams {
         Streams {
             store: Arc::new(MemoryStreams::new(bus, StreamLimits::default())),
             options: StreamOptions::default(),
+            jobs_key: jobs::key("sse_jobs"),
         }
     }
 }
@@ -165,7 +168,7 @@ async fn dispatch(
             .unwrap_or_else(IntoResponse::into_response);
     }
     if path == jobs::PATH {
-        return jobs_stream(&ctx, &caller, request)
+        return jobs_stream(&ctx, &caller, &state.streams.jobs_key, request)
             .await
             .unwrap_or_else(IntoResponse::into_response);
     }
@@ -186,7 +189,12 @@ async fn dispatch(
 }
 
 /// `/v1/stream/jobs`: workers read it; nobody writes it but the gateway.
-async fn jobs_stream(ctx: &Ctx, caller: &str, request: Request<Body>) -> Result<Response, Refusal> {
+async fn jobs_stream(
+    ctx: &Ctx,
+    caller: &str,
+    jobs_key: &str,
+    request: Request<Body>,
+) -> Result<Response, Refusal> {
     if !crate::auth::is_worker(caller) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -194,8 +202,8 @@ async fn jobs_stream(ctx: &Ctx, caller: &str, request: Request<Body>) -> Result<
         ));
     }
     match *request.method() {
-        Method::GET => read::get(ctx, source::Source::Store(jobs::key()), request).await,
-        Method::HEAD => write::head(ctx, &jobs::key()).await,
+        Method::GET => read::get(ctx, source::Source::Store(jobs_key.to_owned()), request).await,
+        Method::HEAD => write::head(ctx, jobs_key).await,
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
         _ => Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
