@@ -3,7 +3,8 @@
 # store, and Redis at $REDIS_URL) and the reference Node server
 # (`@durable-streams/server`, tests/durable-streams/reference-server.mjs),
 # each loaded by tests/durable-streams/bench.mjs (appends/s, append→reader
-# latency, long-poll and SSE fan-out to $READERS readers). Appends one JSON
+# latency, long-poll and SSE fan-out to $READERS readers), the gateway over
+# HTTP/1.1 and HTTP/2 (h2c; the reference server speaks HTTP/1.1 only). Appends one JSON
 # line per scenario and server to bench/durable-streams-results.jsonl, with
 # the load average before each server's run (the machine may be shared).
 #
@@ -25,10 +26,10 @@ trap cleanup EXIT
 
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 
-measure() { # label url
+measure() { # label url [protocol: http1.1 (default) or h2]
     local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
-    echo "== $1 (load average $load)" >&2
-    (cd tests/durable-streams && DS_URL=$2 LABEL=$1 RUN="dsbench-$$" node bench.mjs) \
+    echo "== $1 ${3:-http1.1} (load average $load)" >&2
+    (cd tests/durable-streams && DS_URL=$2 LABEL=$1 PROTOCOL=${3:-http1.1} RUN="dsbench-$$-${3:-http1.1}" node bench.mjs) \
         | while read -r line; do echo "{\"date\":\"$(date -u +%FT%TZ)\",\"load_before\":\"$load\",${line#\{}"; done \
         | tee -a "$out"
 }
@@ -37,6 +38,7 @@ port=$(free_port)
 "$bin" serve --listen "127.0.0.1:$port" >/tmp/ds-bench-gateway.log 2>&1 & pids+=($!)
 wait_up "http://127.0.0.1:$port/healthz"
 measure "sse-bridge (embedded)" "http://127.0.0.1:$port"
+measure "sse-bridge (embedded)" "http://127.0.0.1:$port" h2
 kill "${pids[-1]}"
 
 if [ -z "${SKIP_REDIS:-}" ]; then
@@ -46,6 +48,7 @@ if [ -z "${SKIP_REDIS:-}" ]; then
         --group "sse_workers_dsbench_$$" >/tmp/ds-bench-gateway-redis.log 2>&1 & pids+=($!)
     wait_up "http://127.0.0.1:$port/healthz"
     measure "sse-bridge (Redis)" "http://127.0.0.1:$port"
+    measure "sse-bridge (Redis)" "http://127.0.0.1:$port" h2
     kill "${pids[-1]}"
     # The bench's streams and the gateway's jobs stream, from the shared Redis.
     redis-cli -u "$redis_url" --scan --pattern "*dsbench-$$*" | xargs -r redis-cli -u "$redis_url" del >/dev/null
