@@ -12,7 +12,7 @@ def emit(sid, attempt, event_type, payload):
     """Logs and publishes one event in one call; False: the session takes no more (stop)."""
     event = json.dumps({"event_type": event_type, "payload": payload, "attempt": attempt})
     keys = [f"sse_events:{sid}", f"sse_session_meta:{sid}", f"sse_folded:{sid}"]
-    return r.fcall("sse_bridge_v3_append", 3, *keys, event, event_type, attempt)[0] != 0
+    return r.fcall("sse_bridge_v4_append", 3, *keys, event, event_type, attempt)[0] != 0
 
 while True:
     for _stream, entries in r.xreadgroup(group, f"py-{os.getpid()}", {stream: ">"}, count=1, block=5000) or []:

@@ -5,7 +5,7 @@
 //! worker side (its own consumer group on the job stream, events published
 //! on Redis Pub/Sub with their publish time — or, with `--mode resumable`,
 //! appended to sse-bridge's session log and published by one
-//! `FCALL sse_bridge_v3_append`). Each run appends one JSON line per scenario to
+//! `FCALL sse_bridge_v4_append`). Each run appends one JSON line per scenario to
 //! `--out`; a run with failed sessions or undelivered events exits non-zero.
 //! With `--redis-cluster` it drives a gateway on a Redis Cluster: jobs and
 //! events through the cluster client, cluster names and sharded Pub/Sub,
@@ -69,7 +69,7 @@ struct Cli {
     #[arg(long, default_value = "ours")]
     label: String,
     /// How the bench's worker sends events: plain PUBLISH (any gateway), or
-    /// FCALL sse_bridge_v3_append into the session log (sse-bridge only).
+    /// FCALL sse_bridge_v4_append into the session log (sse-bridge only).
     #[arg(long, value_enum, default_value_t = Mode::Pubsub)]
     mode: Mode,
     /// Append each report as a JSON line to this file.

@@ -174,7 +174,7 @@ fn resumable_summary(results: &Results) -> String {
         .filter(|row| LOAD_SCENARIOS.contains(&row.0))
         .collect();
     let mut out = String::from(
-        "\n### Resumable mode (ours): every event through `FCALL sse_bridge_v3_append`\n\n",
+        "\n### Resumable mode (ours): every event through `FCALL sse_bridge_v4_append`\n\n",
     );
     out.push_str(&table(results, columns, &rows));
     out.push('\n');

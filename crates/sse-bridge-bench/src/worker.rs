@@ -1,9 +1,11 @@
 //! The worker side of the bench: takes jobs from the Redis Stream with its
 //! own consumer group and sends each session's events the way PROTOCOL.md
 //! asks of a worker — so any conforming gateway (ours, the Python reference)
-//! can be driven. [`Mode`] picks how: a plain `PUBLISH` (live only), or
-//! `FCALL sse_bridge_v3_append` (logged in the session's Stream and published in
-//! one call; sse-bridge only). Anything the worker could not deliver — a
+//! can be driven. [`Mode`] picks how: a plain `PUBLISH` (live only),
+//! `FCALL sse_bridge_v4_append` (logged in the session's Stream and published in
+//! one call; sse-bridge only), or `FCALL sse_bridge_v4_append_batch` with the
+//! events that queued up while the last call was in flight, as the worker
+//! SDKs batch them. Anything the worker could not deliver — a
 //! failed command, a refused append — is counted in its [`Faults`].
 //!
 //! Against a Redis Cluster (`--redis-cluster`, PROTOCOL §6) the worker reads
@@ -19,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Value};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::now_us;
 use crate::conn::Conn;
@@ -32,9 +34,13 @@ pub enum Mode {
     /// (cluster: `SPUBLISH sse_session:{<id>} <json>`).
     #[default]
     Pubsub,
-    /// `FCALL sse_bridge_v3_append`: appended to `sse_events:{id}` and
+    /// `FCALL sse_bridge_v4_append`: appended to `sse_events:{id}` and
     /// published in one server-side call, under an attempt id per session.
     Resumable,
+    /// Resumable, the SDKs' way: the session's events go through a queue,
+    /// and each `FCALL sse_bridge_v4_append_batch` takes every event that
+    /// queued up while the call before it was in flight.
+    Batched,
 }
 
 impl Mode {
@@ -43,6 +49,7 @@ impl Mode {
         match self {
             Mode::Pubsub => "pubsub",
             Mode::Resumable => "resumable",
+            Mode::Batched => "batched",
         }
     }
 }
@@ -216,14 +223,32 @@ fn session_id_of(job: &str) -> Option<String> {
 /// `FinalAnswerStreamEnd`. Stops at the first event that was not delivered.
 async fn run_session(mut ctx: Sessions, session: String) {
     let mut events = Emitter::new(ctx.redis, ctx.mode, ctx.cluster, &session);
-    let mut send =
-        async |event_type: &str, payload: &str| match events.emit(event_type, payload).await {
+    // Batched: the events queue up, a task of their own sends them.
+    let queue = (ctx.mode == Mode::Batched).then(|| {
+        let (queue, queued) = mpsc::unbounded_channel();
+        let emitter = Emitter::new(events.redis.clone(), ctx.mode, ctx.cluster, &session);
+        let (faults, session) = (ctx.faults.clone(), session.clone());
+        tokio::spawn(async move {
+            if let Err(fault) = emitter.drain(queued).await {
+                faults.record(format!("session {session}: {fault}"));
+            }
+        });
+        queue
+    });
+    let mut send = async |event_type: &str, payload: &str| {
+        if let Some(queue) = &queue {
+            let event = events.event(event_type, payload);
+            // Closed: the sending task stopped at a fault it recorded.
+            return queue.send((event_type.to_owned(), event)).is_ok();
+        }
+        match events.emit(event_type, payload).await {
             Ok(()) => true,
             Err(fault) => {
                 ctx.faults.record(format!("session {session}: {fault}"));
                 false
             }
-        };
+        }
+    };
     if !send("worker_ack", "{}").await {
         return;
     }
@@ -295,7 +320,7 @@ impl Emitter {
         let attempt = format!("{:016x}", NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed));
         let attempt_field = match mode {
             Mode::Pubsub => String::new(),
-            Mode::Resumable => format!(r#","attempt":"{attempt}""#),
+            Mode::Resumable | Mode::Batched => format!(r#","attempt":"{attempt}""#),
         };
         // Cluster: the id as a hash tag, so the session's channel, log and
         // metadata share a slot (PROTOCOL §6).
@@ -317,12 +342,70 @@ impl Emitter {
         }
     }
 
-    /// Delivers one event (`payload` is its compact JSON); `Err` says why not.
-    async fn emit(&mut self, event_type: &str, payload: &str) -> Result<(), String> {
-        let event = format!(
+    /// The event's JSON (`payload` is its compact JSON).
+    fn event(&self, event_type: &str, payload: &str) -> String {
+        format!(
             r#"{{"event_type":"{event_type}","payload":{payload}{}}}"#,
             self.attempt_field
-        );
+        )
+    }
+
+    /// Sends what `queued` brings (event type, JSON), each call taking all
+    /// that queued up while the one before was in flight, until the session
+    /// is done; `Err` at the first event not delivered.
+    async fn drain(
+        mut self,
+        mut queued: mpsc::UnboundedReceiver<(String, String)>,
+    ) -> Result<(), String> {
+        const MAX_BATCH: usize = 256;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.send_batch(&batch).await?;
+            batch.clear();
+        }
+        Ok(())
+    }
+
+    /// One `FCALL sse_bridge_v4_append_batch` (event type, JSON each).
+    async fn send_batch(&mut self, batch: &[(String, String)]) -> Result<(), String> {
+        {
+            let mut call = redis::cmd("FCALL");
+            call.arg("sse_bridge_v4_append_batch")
+                .arg(3)
+                .arg(&self.log_key)
+                .arg(&self.meta_key)
+                .arg(&self.folded_key)
+                .arg(&self.attempt)
+                .arg("")
+                .arg("");
+            for (event_type, event) in batch {
+                call.arg(event).arg(event_type);
+            }
+            let reply: Value = call
+                .query_async(&mut self.redis)
+                .await
+                .map_err(|e| format!("FCALL sse_bridge_v4_append_batch failed: {e}"))?;
+            match &reply {
+                Value::Array(parts) => match parts.as_slice() {
+                    [Value::Array(ids), Value::BulkString(refusal), Value::Int(_)]
+                        if refusal.is_empty() && ids.len() == batch.len() => {}
+                    [_, Value::BulkString(refusal), _] => {
+                        return Err(format!(
+                            "batch refused ({})",
+                            String::from_utf8_lossy(refusal)
+                        ));
+                    }
+                    _ => return Err(format!("unexpected reply {reply:?}")),
+                },
+                _ => return Err(format!("unexpected reply {reply:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers one event (`payload` is its compact JSON); `Err` says why not.
+    async fn emit(&mut self, event_type: &str, payload: &str) -> Result<(), String> {
+        let event = self.event(event_type, payload);
         match self.mode {
             Mode::Pubsub if self.sharded => {
                 let sent: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
@@ -336,9 +419,14 @@ impl Emitter {
                 let sent: redis::RedisResult<i64> = self.redis.publish(&self.channel, event).await;
                 sent.map(drop).map_err(|e| format!("PUBLISH failed: {e}"))
             }
+            // The session's queue sends them (`drain`).
+            Mode::Batched => {
+                let batch = [(event_type.to_owned(), event)];
+                self.send_batch(&batch).await
+            }
             Mode::Resumable => {
                 let reply: Value = redis::cmd("FCALL")
-                    .arg("sse_bridge_v3_append")
+                    .arg("sse_bridge_v4_append")
                     .arg(3)
                     .arg(&self.log_key)
                     .arg(&self.meta_key)
@@ -348,14 +436,14 @@ impl Emitter {
                     .arg(&self.attempt)
                     .query_async(&mut self.redis)
                     .await
-                    .map_err(|e| format!("FCALL sse_bridge_v3_append failed: {e}"))?;
+                    .map_err(|e| format!("FCALL sse_bridge_v4_append failed: {e}"))?;
                 appended(&reply).map_err(|why| format!("{event_type}: {why}"))
             }
         }
     }
 }
 
-/// Reads `sse_bridge_v3_append`'s reply: `[1, log id, receivers]` (logged) and
+/// Reads `sse_bridge_v4_append`'s reply: `[1, log id, receivers]` (logged) and
 /// `[2, "", receivers]` (published only) are deliveries; `[0, reason]` is a
 /// refusal.
 fn appended(reply: &Value) -> Result<(), String> {

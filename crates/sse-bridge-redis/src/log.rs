@@ -3,9 +3,9 @@
 //!
 //! Every call is one round trip on the bus's command connection: appends
 //! and gateway ends are `FCALL`s (log, attempt rule, bound and PUBLISH in
-//! one atomic step), reads are `FCALL_RO sse_bridge_v3_read`, metadata is
+//! one atomic step), reads are `FCALL_RO sse_bridge_v4_read`, metadata is
 //! one `HSET` + `PEXPIRE` transaction at creation and one `HGETALL` to look
-//! up; an alias is claimed by `FCALL sse_bridge_v3_claim` (one key) and
+//! up; an alias is claimed by `FCALL sse_bridge_v4_claim` (one key) and
 //! resolved by one `GET`. The function library is (re)loaded on every new
 //! command connection, so a Redis restarted without persistence gets it back
 //! with the first command; its name carries its version, so loading it
@@ -33,7 +33,7 @@ pub const FUNCTIONS: &str = include_str!("functions.lua");
 /// A function of the library, named with its version (`functions.lua`).
 macro_rules! versioned {
     ($name:literal) => {
-        concat!("sse_bridge_v3_", $name)
+        concat!("sse_bridge_v4_", $name)
     };
 }
 
@@ -69,6 +69,7 @@ fn aliased_session(value: &str) -> Option<SessionId> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Function {
     Append,
+    AppendBatch,
     End,
     Read,
     Follow,
@@ -80,6 +81,7 @@ impl Function {
     fn name(self) -> &'static str {
         match self {
             Function::Append => versioned!("append"),
+            Function::AppendBatch => versioned!("append_batch"),
             Function::End => versioned!("end"),
             Function::Read => versioned!("read"),
             Function::Follow => versioned!("follow"),
@@ -134,6 +136,56 @@ fn log_id(value: &Value) -> Option<LogId> {
 }
 
 impl RedisBus {
+    /// `FCALL sse_bridge_v4_append_batch` for events of one attempt: one
+    /// outcome per event, the first refusal repeated for the rest.
+    async fn append_batch_call(
+        &self,
+        id: SessionId,
+        events: &[Event],
+        again: bool,
+    ) -> Result<Vec<Appended>, BrokerError> {
+        let first = &events[0];
+        let mut call = fcall(Function::AppendBatch, self.keyspace(), id);
+        call.arg(first.attempt().unwrap_or_default())
+            .arg(first.key().unwrap_or_default())
+            .arg(if again { "again" } else { "" });
+        for event in events {
+            call.arg(event.to_wire()).arg(event.event_type());
+        }
+        let reply: Value = self.commands().query(&call).await?;
+        let bad = || unexpected(Function::AppendBatch.name(), &reply);
+        let Value::Array(parts) = &reply else {
+            return Err(bad());
+        };
+        let [Value::Array(ids), refusal, receivers] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let receivers = int(receivers).unwrap_or_default().max(0) as u64;
+        let refusal = match text(refusal).as_deref() {
+            Some("") => None,
+            Some(label) => Some(Refusal::from_label(label).ok_or_else(bad)?),
+            None => return Err(bad()),
+        };
+        if ids.len() > events.len() {
+            return Err(bad());
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for id in ids {
+            outcomes.push(match text(id).as_deref() {
+                Some("") => Appended::Published { receivers },
+                _ => Appended::Logged {
+                    id: log_id(id).ok_or_else(bad)?,
+                    receivers,
+                },
+            });
+        }
+        // A retried batch found logged may answer fewer ids (the events
+        // refused the first time): those were refused as the session ended.
+        let rest = refusal.unwrap_or(Refusal::Ended);
+        outcomes.resize(events.len(), Appended::Refused(rest));
+        Ok(outcomes)
+    }
+
     /// `FCALL sse_bridge_append`; `again`: a retry that must not duplicate.
     async fn append_call(
         &self,
@@ -194,6 +246,8 @@ impl EventLog for RedisBus {
             ("publish", keyspace.publish_command().to_owned()),
             ("max_len", VERSION_1_MAX_LEN.to_string()),
             ("live_ms", limits.live.as_millis().to_string()),
+            // This gateway reads a JSON array on the channel as a batch of events.
+            ("batches", "1".to_owned()),
         ];
         let labels = [
             ("thread_id", &meta.thread_id),
@@ -310,6 +364,25 @@ impl EventLog for RedisBus {
 
     async fn append_again(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
         self.append_call(id, event, true).await
+    }
+
+    async fn append_batch(
+        &self,
+        id: SessionId,
+        events: &[Event],
+        again: bool,
+    ) -> Result<Vec<Appended>, BrokerError> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        // One call per run of events of one attempt (a batch is one
+        // attempt's, but nothing stops a caller from mixing).
+        for run in events.chunk_by(|a, b| a.attempt() == b.attempt()) {
+            if let Some(Appended::Refused(refusal)) = outcomes.last().copied() {
+                outcomes.resize(events.len(), Appended::Refused(refusal));
+                break;
+            }
+            outcomes.extend(self.append_batch_call(id, run, again).await?);
+        }
+        Ok(outcomes)
     }
 
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError> {

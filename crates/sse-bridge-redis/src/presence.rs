@@ -2,7 +2,7 @@
 //! a gateway that crashed expires on its own (issue 18).
 //!
 //! A stream that joins or leaves a session adds ±1 to the field
-//! `followers:<instance>` of the session's metadata (`sse_bridge_v3_follow`)
+//! `followers:<instance>` of the session's metadata (`sse_bridge_v4_follow`)
 //! and keeps the session in its gateway's set `sse_gateway_sessions:<instance>`.
 //! Every gateway renews a lease — `sse_gateway:<instance>` with a TTL, and its
 //! expiry in the sorted set `sse_gateways` — every third of

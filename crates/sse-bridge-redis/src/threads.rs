@@ -1,5 +1,5 @@
 //! The [`ThreadStore`] on Redis: a hash per thread (`rev`, `record`), read
-//! with one `HMGET` and written by `FCALL sse_bridge_v3_thread_put` only if
+//! with one `HMGET` and written by `FCALL sse_bridge_v4_thread_put` only if
 //! its revision is unchanged (`functions.lua`). In a cluster the key carries
 //! the thread id as a hash tag, like every per-session name.
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{REDIS_URL, plain, unique};
 use redis::AsyncTypedCommands;
-use sse_bridge_core::log::{Appended, Claim, EventLog, LogLimits, SessionMeta};
+use sse_bridge_core::log::{Appended, Claim, EventLog, LogId, LogLimits, SessionMeta};
 use sse_bridge_core::protocol::{Event, OnDisconnect};
 use sse_bridge_core::{EventBus, SessionId};
 use sse_bridge_redis::{RedisBus, RedisConfig};
@@ -65,13 +65,14 @@ async fn log_and_metadata_are_bounded_in_bytes_and_expire() {
     assert!((20..=34).contains(&len), "XLEN {len}");
     let folded = conn.xlen(id.folded_key()).await.unwrap();
     assert!((2..=3).contains(&folded), "folded XLEN {folded}");
-    let counted: Vec<Option<i64>> = redis::cmd("HMGET")
+    // The function's hot record starts `tail_bytes|folded_bytes|…`.
+    let hot: String = redis::cmd("HGET")
         .arg(id.meta_key())
-        .arg("tail_bytes")
-        .arg("folded_bytes")
+        .arg("hot")
         .query_async(&mut conn)
         .await
         .unwrap();
+    let counted: Vec<Option<i64>> = hot.split('|').take(2).map(|n| n.parse().ok()).collect();
     let ranges = |key: String| {
         let mut conn = conn.clone();
         async move {
@@ -118,7 +119,7 @@ async fn any_client_appends_with_one_fcall() {
     let mut sub = bus.subscribe(&id.event_channel()).await.unwrap();
     let mut conn = plain(REDIS_URL).await;
     let reply: (i64, String, i64) = redis::cmd("FCALL")
-        .arg("sse_bridge_v3_append")
+        .arg("sse_bridge_v4_append")
         .arg(3)
         .arg(format!("sse_events:{id}"))
         .arg(format!("sse_session_meta:{id}"))
@@ -190,6 +191,50 @@ async fn a_retried_append_is_not_logged_twice() {
     assert!(extra.is_err(), "a duplicate was published: {extra:?}");
 }
 
+/// A batch retried after an ambiguous failure is answered with the ids of
+/// the entries its first try appended (its first event's key names it),
+/// and published once, as one message.
+#[tokio::test]
+async fn a_retried_batch_is_not_logged_twice() {
+    let bus = bus(LogLimits::default()).await;
+    let id = sse_bridge_testkit::log::created(&bus).await;
+    let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
+    let keyed = |kind: &str, key: &str| {
+        Event::new(kind, serde_json::json!({"char": "x"}))
+            .from_attempt(Some("a"))
+            .with_key(key)
+    };
+    let batch = [
+        keyed("worker_ack", "a:0"),
+        keyed("FinalAnswerStream", "a:1"),
+        keyed("worker_heartbeat", "a:2"),
+        keyed("FinalAnswerStreamEnd", "a:3"),
+    ];
+    let first = bus.append_batch(id, &batch, false).await.unwrap();
+    let again = bus.append_batch(id, &batch, true).await.unwrap();
+    let ids = |outcomes: &[Appended]| -> Vec<Option<LogId>> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Appended::Logged { id, .. } => Some(*id),
+                Appended::Published { .. } => None,
+                Appended::Refused(refusal) => panic!("{refusal}"),
+            })
+            .collect()
+    };
+    assert_eq!(ids(&again), ids(&first));
+    assert_eq!(ids(&first).iter().flatten().count(), 3);
+    let mut conn = plain(REDIS_URL).await;
+    assert_eq!(conn.xlen(id.log_key()).await.unwrap(), 3);
+    let sse_bridge_core::Delivery::Message(message) = live.recv().await else {
+        panic!("no message")
+    };
+    let events = sse_bridge_core::protocol::batch(&message).expect("one batch message");
+    assert_eq!(events.len(), 4);
+    let extra = tokio::time::timeout(Duration::from_millis(200), live.recv()).await;
+    assert!(extra.is_err(), "a duplicate was published: {extra:?}");
+}
+
 /// The function library refuses, with a reason, a call whose arguments and
 /// event disagree: readers rely on what the log holds.
 #[tokio::test]
@@ -199,7 +244,7 @@ async fn appends_that_contradict_their_event_are_refused_with_a_reason() {
     let mut conn = plain(REDIS_URL).await;
     let append = |event: &str, event_type: &str, attempt: &str| {
         redis::cmd("FCALL")
-            .arg("sse_bridge_v3_append")
+            .arg("sse_bridge_v4_append")
             .arg(3)
             .arg(id.log_key())
             .arg(id.meta_key())
@@ -275,7 +320,7 @@ async fn version_1_workers_append_beside_version_2_gateways() {
         .unwrap();
     let listed = format!("{libraries:?}");
     assert!(
-        listed.contains("sse_bridge_v3") && listed.contains("\"sse_bridge\""),
+        listed.contains("sse_bridge_v4") && listed.contains("\"sse_bridge\""),
         "{listed}"
     );
     let reply: (i64, String, i64) = redis::cmd("FCALL")

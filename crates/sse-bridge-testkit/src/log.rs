@@ -45,6 +45,30 @@ async fn next_live(sub: &mut Subscription) -> Event {
     Event::parse(&raw, 1 << 20).expect("a valid event")
 }
 
+/// The next `count` live events, whether they come one message each or
+/// in batch messages (a JSON array: the Redis log's batches).
+async fn next_live_events(sub: &mut Subscription, count: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let delivery = tokio::time::timeout(std::time::Duration::from_secs(5), sub.recv())
+            .await
+            .expect("a live message in time");
+        let Delivery::Message(raw) = delivery else {
+            panic!("{delivery:?}")
+        };
+        match sse_bridge_core::protocol::batch(&raw) {
+            Some(batch) => events.extend(
+                batch
+                    .iter()
+                    .map(|e| Event::parse(e.get().as_bytes(), 1 << 20).expect("a valid event")),
+            ),
+            None => events.push(Event::parse(&raw, 1 << 20).expect("a valid event")),
+        }
+    }
+    assert_eq!(events.len(), count, "no more than asked for");
+    events
+}
+
 /// The bounds a log under [`check_event_log`] must have: [`PIECES`] events
 /// are far more than they hold, and attempts go stale after [`LIVE`].
 pub const CHECK_LIMITS: LogLimits = LogLimits {
@@ -67,6 +91,7 @@ const PIECES: usize = 300;
 pub async fn check_event_log(log: &dyn EventLog) {
     unknown_sessions_are_refused(log).await;
     attempt_rule_and_live_messages(log).await;
+    batches_admit_each_event_and_stop_at_the_first_refusal(log).await;
     takeover_before_output(log).await;
     gateway_end_is_exclusive(log).await;
     reads_page_and_fold_long_logs(log).await;
@@ -117,6 +142,91 @@ async fn aliases_belong_to_their_first_owner(log: &dyn EventLog) {
             .chat_id
             .as_deref(),
         Some("c1")
+    );
+}
+
+async fn batches_admit_each_event_and_stop_at_the_first_refusal(log: &dyn EventLog) {
+    let id = created(log).await;
+    let mut live = log.subscribe(&id.event_channel()).await.unwrap();
+    let first = [
+        event(event_type::WORKER_ACK, "a"),
+        event(event_type::ANSWER, "a"),
+        event(event_type::WORKER_HEARTBEAT, "a"),
+        event(event_type::ANSWER, "a"),
+    ];
+    let outcomes = log.append_batch(id, &first, false).await.unwrap();
+    let [ack, piece, beat, second_piece] = outcomes.as_slice() else {
+        panic!("{outcomes:?}")
+    };
+    let (ack, piece, second_piece) = (logged(*ack), logged(*piece), logged(*second_piece));
+    assert!(matches!(beat, Appended::Published { .. }), "{beat:?}");
+    assert!(ack < piece && piece < second_piece);
+    let received: Vec<_> = next_live_events(&mut live, 4)
+        .await
+        .iter()
+        .map(|e| (e.event_type().to_owned(), e.log_id()))
+        .collect();
+    assert_eq!(
+        received,
+        [
+            (event_type::WORKER_ACK.to_owned(), Some(ack)),
+            (event_type::ANSWER.to_owned(), Some(piece)),
+            (event_type::WORKER_HEARTBEAT.to_owned(), None),
+            (event_type::ANSWER.to_owned(), Some(second_piece)),
+        ],
+        "each event of a batch is delivered with its own log id"
+    );
+
+    let foreign = [event(event_type::ANSWER, "b")];
+    assert_eq!(
+        log.append_batch(id, &foreign, false).await.unwrap(),
+        [Appended::Refused(Refusal::Foreign)]
+    );
+    let ending = [
+        event(event_type::ANSWER, "a"),
+        event(event_type::ANSWER_END, "a"),
+        event(event_type::ANSWER, "a"),
+        event(event_type::ANSWER, "a"),
+    ];
+    let outcomes = log.append_batch(id, &ending, false).await.unwrap();
+    assert!(matches!(
+        outcomes[..2],
+        [Appended::Logged { .. }, Appended::Logged { .. }]
+    ));
+    assert_eq!(outcomes[2..], [Appended::Refused(Refusal::Ended); 2]);
+    let ended = logged(outcomes[1]);
+    assert_eq!(log.meta(id).await.unwrap().unwrap().ended, Some(ended));
+    let types: Vec<_> = log
+        .read(id, None, ALL)
+        .await
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| {
+            Event::parse(&e.event, 1 << 20)
+                .unwrap()
+                .event_type()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            event_type::WORKER_ACK,
+            event_type::ANSWER,
+            event_type::ANSWER,
+            event_type::ANSWER,
+            event_type::ANSWER_END
+        ],
+        "a refused event is neither logged nor published, nor what follows it"
+    );
+    let received = next_live_events(&mut live, 2).await;
+    assert_eq!(received[1].log_id(), Some(ended));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), live.recv())
+            .await
+            .is_err(),
+        "nothing after the terminal event"
     );
 }
 

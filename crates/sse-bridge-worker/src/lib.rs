@@ -10,6 +10,9 @@
 //!   [`JobSource`](sse_bridge_core::JobSource), runs a [`JobHandler`] per job
 //!   with bounded concurrency, stops it on `cancel`, keeps the gateway's idle
 //!   timer fed with `worker_heartbeat`, acks the job when the session ended.
+//! * `outbox` — every event of a [`SessionHandle`] goes through its
+//!   session's outbox, in order; those sent ([`SessionHandle::send`]) while
+//!   an append is in flight go together in one batch.
 //! * [`tool_call`] — [`ToolCall`]: tool calls with ids, started and ended
 //!   (output, error, or denied) through the [`SessionHandle`].
 //! * Human in the loop (PROTOCOL §8): [`interrupt`] — [`Interrupt`] and
@@ -27,6 +30,7 @@ pub mod approval;
 pub mod client_tool;
 pub mod demo;
 pub mod interrupt;
+mod outbox;
 pub mod publish;
 pub mod resume;
 pub mod runner;

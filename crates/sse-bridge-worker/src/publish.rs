@@ -6,7 +6,7 @@ use sse_bridge_core::log::{Appended, EventLog, LogId, Refusal};
 use sse_bridge_core::{BrokerError, Event, SessionId};
 
 /// Why an event could not be published.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("event_type must not be empty")]
     EmptyEventType,

@@ -19,7 +19,7 @@
 //! stuck on it (Kafka).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,13 +30,14 @@ use sse_bridge_core::{
     BrokerError, Delivery, ErrorCode, Event, EventLog, Job, JobSource, ReceivedJob, SessionId,
     Subscription,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::publish::{PublishError, Published, published};
+use crate::outbox::Outbox;
+use crate::publish::{PublishError, Published};
 
 /// What a handler may fail with; the message reaches the client in an `error` event.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,18 +82,16 @@ impl Default for WorkerOptions {
 pub struct SessionHandle {
     job: Job,
     attempt: String,
-    bus: Arc<dyn EventLog>,
     /// Cancelled by a `cancel` control message or by the log refusing an event.
     cancel: CancellationToken,
-    publish_retry: Duration,
+    /// Every event goes through it, in order, batched while an append is
+    /// in flight.
+    outbox: Arc<Outbox>,
     born: Instant,
     /// Milliseconds after `born` of the last publish, for the heartbeat.
     last_publish_ms: AtomicU64,
     /// Publishes so far: the idempotency key of the next one.
     published: AtomicU64,
-    /// Set once a terminal event (`FinalAnswerStreamEnd`, `error`,
-    /// `interrupt`) of this attempt was logged: the session has ended.
-    ended: AtomicBool,
 }
 
 impl SessionHandle {
@@ -109,16 +108,44 @@ impl SessionHandle {
         &self.attempt
     }
 
-    /// Publishes one event of this session, riding out a short broker
-    /// outage (see [`WorkerOptions::publish_retry`]). Each publish carries
-    /// an idempotency key, so a retry after a timeout (when the first try
-    /// may have reached Redis) never logs the event twice. A refusal by the
-    /// log also cancels the session: the runner stops the handler.
+    /// Publishes one event of this session and waits until it is logged,
+    /// riding out a short broker outage (see
+    /// [`WorkerOptions::publish_retry`]). Each event carries an idempotency
+    /// key, so a retry after a timeout (when the first try may have reached
+    /// Redis) never logs it twice. Events sent before it ([`Self::send`])
+    /// are logged first. A refusal by the log also cancels the session: the
+    /// runner stops the handler.
     pub async fn publish(
         &self,
         event_type: &str,
         payload: Value,
     ) -> Result<Published, PublishError> {
+        let event = self.event(event_type, payload)?;
+        let (done, outcome) = oneshot::channel();
+        self.outbox.push(event, Some(done)).await?;
+        outcome
+            .await
+            .unwrap_or(Err(PublishError::Broker(BrokerError::Closed)))
+    }
+
+    /// Sends one event of this session without waiting for the log: it
+    /// goes with the next append, together with every event sent while the
+    /// one before was in flight (one call for a burst of LLM deltas). Waits
+    /// only while a megabyte of events is queued. A refusal of an earlier
+    /// event is returned here (and by [`Self::flush`]), and cancels the
+    /// session as [`Self::publish`] does.
+    pub async fn send(&self, event_type: &str, payload: Value) -> Result<(), PublishError> {
+        let event = self.event(event_type, payload)?;
+        self.outbox.push(event, None).await
+    }
+
+    /// Waits until every event sent so far is logged.
+    pub async fn flush(&self) -> Result<(), PublishError> {
+        self.outbox.flush().await
+    }
+
+    /// This attempt's next event, with its idempotency key `<attempt>:<n>`.
+    fn event(&self, event_type: &str, payload: Value) -> Result<Event, PublishError> {
         if event_type.is_empty() {
             return Err(PublishError::EmptyEventType);
         }
@@ -129,43 +156,14 @@ impl SessionHandle {
             self.attempt,
             self.published.fetch_add(1, Ordering::Relaxed)
         );
-        let event = Event::new(event_type, payload)
+        Ok(Event::new(event_type, payload)
             .from_attempt(Some(&self.attempt))
-            .with_key(&key);
-        let id = self.job.session_id;
-        let terminal = event.is_terminal();
-        let give_up = Instant::now() + self.publish_retry;
-        let mut pause = Duration::from_millis(50);
-        let mut result = self.bus.append(id, &event).await;
-        loop {
-            match result {
-                Err(BrokerError::Unavailable(_) | BrokerError::Timeout(_))
-                    if Instant::now() + pause < give_up =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                    result = self.bus.append_again(id, &event).await;
-                }
-                other => {
-                    let outcome = published(other?);
-                    if terminal && outcome.is_ok() {
-                        self.ended.store(true, Ordering::Relaxed);
-                    }
-                    // `busy` refuses an ack only: this attempt has not started.
-                    if let Err(PublishError::Refused(refusal)) = &outcome
-                        && *refusal != Refusal::Busy
-                    {
-                        self.cancel.cancel();
-                    }
-                    return outcome;
-                }
-            }
-        }
+            .with_key(&key))
     }
 
     /// True once this attempt published its session's terminal event.
     pub fn has_ended(&self) -> bool {
-        self.ended.load(Ordering::Relaxed)
+        self.outbox.has_ended()
     }
 
     /// True once the gateway asked to stop (client gone) or the session
@@ -306,16 +304,15 @@ async fn run_job(
             );
         }
     };
+    let cancel = CancellationToken::new();
     let session = SessionHandle {
+        outbox: Outbox::new(id, bus, options.publish_retry, cancel.clone()),
         job,
         attempt,
-        bus,
-        cancel: CancellationToken::new(),
-        publish_retry: options.publish_retry,
+        cancel,
         born: Instant::now(),
         last_publish_ms: AtomicU64::new(0),
         published: AtomicU64::new(0),
-        ended: AtomicBool::new(false),
     };
     match send_worker_ack(&session).await {
         Ok(_) => run_handler(&session, control, handler.as_ref(), options.heartbeat).await,
@@ -368,6 +365,12 @@ async fn run_handler(
         () = wait_for_cancel(control, &session.cancel) => Ended::Cancelled,
         () = send_heartbeats(session, heartbeat) => unreachable!("heartbeats never end"),
     };
+    if let Ended::Returned(_) = ended {
+        // What the handler sent without waiting is logged before it is judged.
+        if let Err(error) = session.flush().await {
+            tracing::info!("the session took not all the handler sent: {error}");
+        }
+    }
     match ended {
         Ended::Returned(Ok(())) if session.has_ended() || session.is_cancelled() => {
             tracing::info!("job done")

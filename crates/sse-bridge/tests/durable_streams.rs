@@ -323,7 +323,7 @@ async fn jobs_streams_are_named_by_the_job_queue() {
     };
     assert_eq!(
         jobs_of(url_b).await,
-        [id.clone()],
+        std::slice::from_ref(&id),
         "the same queue, another gateway"
     );
     assert_eq!(jobs_of(url_a).await, [id]);

@@ -9,7 +9,7 @@
 //! rule) and expire [`LogLimits::ttl`] after their last write, like their
 //! Redis counterparts. Aliases are claimed by their first owner and expire
 //! the log's TTL after their last claim, as the Redis function
-//! `sse_bridge_v3_claim` keeps them.
+//! `sse_bridge_v4_claim` keeps them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,4 +1,4 @@
-//! The embedded backend's thread records: `sse_bridge_v3_thread_put`'s
+//! The embedded backend's thread records: `sse_bridge_v4_thread_put`'s
 //! compare-and-set in memory, expiring like their Redis counterparts.
 
 use std::collections::HashMap;

@@ -15,6 +15,11 @@
 //!   splicing the second answer onto the first would corrupt it, so the
 //!   session is lost instead.
 //!
+//! Activity is recorded at a resolution of 1/32 of the window (the Redis log
+//! writes it at most that often: each write costs Redis CPU on the hot
+//! path), and the window counts from the last recorded activity plus that
+//! resolution, so a live attempt is never judged stale early.
+//!
 //! [`AttemptGate`] is that rule as a pure state machine, given the time. The
 //! embedded log and the gateway's live-only path run it in Rust; the Redis
 //! log runs the same rule in its server-side function
@@ -79,7 +84,7 @@ impl AttemptGate {
                 if !is_ack && event_type != event_type::WORKER_HEARTBEAT {
                     self.output = true;
                 }
-                self.active = Some(now);
+                self.mark_active(now);
                 Admission::Accept
             }
             Some(_) if !is_ack => Admission::Foreign,
@@ -95,9 +100,24 @@ impl AttemptGate {
         Admission::Accept
     }
 
+    /// How often activity is recorded at most (1/32 of the window).
+    fn resolution(&self) -> Duration {
+        self.live / 32
+    }
+
+    fn mark_active(&mut self, now: Instant) {
+        let due = self
+            .active
+            .is_none_or(|active| now.saturating_duration_since(active) >= self.resolution());
+        if due {
+            self.active = Some(now);
+        }
+    }
+
     fn is_live(&self, now: Instant) -> bool {
-        self.active
-            .is_some_and(|active| now.saturating_duration_since(active) < self.live)
+        self.active.is_some_and(|active| {
+            now.saturating_duration_since(active) < self.live + self.resolution()
+        })
     }
 }
 
@@ -164,14 +184,39 @@ mod tests {
         gate.admit(ACK, Some("a"), t);
         gate.admit(BEAT, Some("a"), t + secs(5));
         assert_eq!(
-            gate.admit(ACK, Some("b"), t + secs(20)),
+            gate.admit(ACK, Some("b"), t + secs(21)),
             Accept,
             "heartbeats are not output"
         );
-        assert_eq!(gate.admit(PIECE, Some("a"), t + secs(20)), Foreign);
-        assert_eq!(gate.admit(PIECE, Some("b"), t + secs(21)), Accept);
-        assert_eq!(gate.admit(ACK, Some("c"), t + secs(35)), Busy);
-        assert_eq!(gate.admit(ACK, Some("c"), t + secs(36)), Lost);
+        assert_eq!(gate.admit(PIECE, Some("a"), t + secs(21)), Foreign);
+        assert_eq!(gate.admit(PIECE, Some("b"), t + secs(22)), Accept);
+        assert_eq!(gate.admit(ACK, Some("c"), t + secs(37)), Busy);
+        assert_eq!(gate.admit(ACK, Some("c"), t + secs(38)), Lost);
+    }
+
+    #[test]
+    fn activity_is_recorded_at_a_resolution_of_a_thirty_second_of_the_window() {
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        let resolution = LIVE / 32; // 468.75 ms
+        gate.admit(ACK, Some("a"), t);
+        gate.admit(PIECE, Some("a"), t + resolution / 2);
+        // The piece was not recorded: live for the window plus the
+        // resolution after the ack, so not stale before the piece's window.
+        let after_ack = t + LIVE + resolution;
+        assert_eq!(
+            gate.admit(ACK, Some("b"), after_ack - Duration::from_millis(1)),
+            Busy
+        );
+        assert_eq!(gate.admit(ACK, Some("b"), after_ack), Lost);
+        let (mut gate, t) = (AttemptGate::new(LIVE), Instant::now());
+        gate.admit(ACK, Some("a"), t);
+        gate.admit(PIECE, Some("a"), t + resolution);
+        let after_piece = t + resolution + LIVE + resolution;
+        assert_eq!(
+            gate.admit(ACK, Some("b"), after_piece - Duration::from_millis(1)),
+            Busy
+        );
+        assert_eq!(gate.admit(ACK, Some("b"), after_piece), Lost);
     }
 
     #[test]

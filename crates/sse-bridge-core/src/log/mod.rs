@@ -262,6 +262,32 @@ pub trait EventLog: EventBus + ThreadStore {
         self.append(id, event).await
     }
 
+    /// Several events of one session and one attempt, in order, in one
+    /// step where the log can (one round trip on Redis, one live message
+    /// for the batch): each is admitted as [`EventLog::append`] admits it,
+    /// and the first refusal refuses the events after it too (those before
+    /// it stand). One outcome per event. `again` retries a batch after an
+    /// ambiguous failure: a batch whose first event's [`Event::key`] is
+    /// already logged is answered, not appended twice. The default, one
+    /// append after the other, suits logs in one process.
+    async fn append_batch(
+        &self,
+        id: SessionId,
+        events: &[Event],
+        again: bool,
+    ) -> Result<Vec<Appended>, BrokerError> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let outcome = match outcomes.last() {
+                Some(Appended::Refused(refusal)) => Appended::Refused(*refusal),
+                _ if again => self.append_again(id, event).await?,
+                _ => self.append(id, event).await?,
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
     /// The gateway ends the session with `terminal` unless it already ended.
     async fn end(&self, id: SessionId, terminal: &Event) -> Result<Ending, BrokerError>;
 

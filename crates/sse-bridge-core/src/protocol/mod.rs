@@ -15,8 +15,10 @@ use serde_json::{Map, Value};
 
 use crate::thread::{InvalidThreadId, ResumeEntry, ThreadId};
 
+mod batch;
 mod event;
 
+pub use batch::batch;
 pub use event::{Event, MalformedEvent, reserved};
 
 /// Unix milliseconds now.

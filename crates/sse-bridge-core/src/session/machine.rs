@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use super::coalesce::TextRun;
 use crate::format::Encoder;
 use crate::log::{Admission, AttemptGate, LogEntry, LogId};
-use crate::protocol::{ErrorCode, Event, MalformedEvent, event_type};
+use crate::protocol::{self, ErrorCode, Event, MalformedEvent, event_type};
 use crate::sse;
 
 /// Every duration and bound of a session; defaults are PROTOCOL.md's.
@@ -318,8 +318,23 @@ impl SessionMachine {
         matches!(self.phase, Phase::Finished(_))
     }
 
-    /// Feeds one raw channel message.
+    /// Feeds one raw channel message: one event, or a batch of them (a JSON
+    /// array, as the Redis log publishes the events one call appended),
+    /// fed one by one.
     pub fn on_message(&mut self, raw: &[u8], now: Instant, out: &mut BytesMut) -> Progress {
+        if let Some(batch) = protocol::batch(raw) {
+            for event in batch {
+                let progress = self.on_event_message(event.get().as_bytes(), now, out);
+                if progress != Progress::Continue {
+                    return progress;
+                }
+            }
+            return Progress::Continue;
+        }
+        self.on_event_message(raw, now, out)
+    }
+
+    fn on_event_message(&mut self, raw: &[u8], now: Instant, out: &mut BytesMut) -> Progress {
         if let Phase::Finished(outcome) = self.phase {
             return Progress::Finished(outcome);
         }

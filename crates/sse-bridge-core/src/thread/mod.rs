@@ -19,7 +19,7 @@
 //!
 //! The record is changed by read → rule → compare-and-set, retried when
 //! another gateway wrote in between: one rule, in Rust, whichever backend
-//! stores it (Redis: `sse_bridge_v3_thread_put`, one key, Cluster-safe).
+//! stores it (Redis: `sse_bridge_v4_thread_put`, one key, Cluster-safe).
 
 pub mod answers;
 pub mod rule;

@@ -141,9 +141,11 @@ impl DemoAgent {
         text: &str,
     ) -> Result<(), HandlerError> {
         let mut piece = [0u8; 4];
+        // Sent, not published: pieces that come faster than the log takes
+        // them go together (the terminal event's publish waits for them).
         for c in text.chars() {
             session
-                .publish(kind, json!({ "char": &*c.encode_utf8(&mut piece) }))
+                .send(kind, json!({ "char": &*c.encode_utf8(&mut piece) }))
                 .await?;
             self.pause().await;
         }

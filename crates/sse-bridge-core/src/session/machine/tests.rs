@@ -204,7 +204,8 @@ fn malformed_messages_are_counted_and_skipped() {
     ] {
         assert_eq!(m.on_message(bad, t0, &mut out), Progress::Continue);
     }
-    assert_eq!(m.stats().malformed, 4);
+    // `[1,2]` is a batch of two events that are not objects.
+    assert_eq!(m.stats().malformed, 5);
     assert_eq!(
         m.on_message(END, t0, &mut out),
         Progress::Finished(Outcome::Completed)
@@ -413,9 +414,37 @@ fn live_only_events_follow_the_attempt_rule() {
         "a is live: c's ack is dropped"
     );
     assert_eq!(m.stats().foreign, 3);
-    let stale = t0 + SessionConfig::default().worker_heartbeat * 3;
+    // Past the window (three heartbeats) and its resolution.
+    let stale = t0 + SessionConfig::default().worker_heartbeat * 4;
     assert_eq!(
         expired(m.on_message(&of(ACK, "c"), stale, &mut out)),
         ErrorCode::WorkerLost
     );
+}
+
+#[test]
+fn a_batch_message_is_its_events_one_by_one_and_a_bad_one_is_skipped_alone() {
+    let (mut m, t0) = machine();
+    let mut out = BytesMut::new();
+    let message = [
+        with_log_id(ACK, 1),
+        with_log_id(&piece("a"), 2),
+        br#""not an event""#.to_vec(),
+        with_log_id(&piece("b"), 3),
+    ]
+    .join(&b","[..]);
+    let message = [&b"["[..], &message, b"]"].concat();
+    assert_eq!(m.on_message(&message, t0, &mut out), Progress::Continue);
+    assert_eq!(m.text_of(&out), "ab");
+    assert_eq!(m.stats().malformed, 1, "the string in the batch");
+    assert_eq!(m.last_log_id(), Some(LogId::new(3, 0)));
+    let end = format!("[{}]", String::from_utf8(with_log_id(END, 4)).unwrap());
+    assert_eq!(
+        m.on_message(end.as_bytes(), t0, &mut out),
+        Progress::Finished(Outcome::Completed)
+    );
+    // A message that only starts like an array is one (malformed) event.
+    let (mut m, t0) = machine();
+    m.on_message(b"[{\"event_type\":", t0, &mut out);
+    assert_eq!(m.stats().malformed, 1);
 }
