@@ -145,7 +145,7 @@ run_scenarios() { # label hold_streams mode… (throughput and latency in each)
     stop_gateway
 }
 
-run_scenarios ours "$HOLD_OURS" pubsub resumable
+run_scenarios ours "$HOLD_OURS" pubsub resumable batched
 [ "${ONLY_OURS:-0}" = 1 ] || run_scenarios reference "$HOLD_REF" pubsub
 
 "$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee bench/summary.md

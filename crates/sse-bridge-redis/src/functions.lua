@@ -20,8 +20,8 @@
 -- knew no `interrupt` (PROTOCOL §8) and no thread records; version 3 made
 -- ten Redis calls per event (about 20 µs of Redis CPU) and had no batches.
 --
--- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON,
--- `k` = an idempotency key) holds the events as they were appended; the
+-- Per session: the Stream `sse_events:<id>` (field `e` = the event's JSON)
+-- holds the events as they were appended; the
 -- Stream `sse_folded:<id>` holds the log's folded head (field `e`, and `f` =
 -- the first log id an entry covers; its id is the last one); the hash
 -- `sse_session_meta:<id>` is written by the gateway at creation (created_at,
@@ -180,11 +180,16 @@ local function bound(keys, meta, state, changes)
   end
 end
 
--- The entry of the last `depth` with idempotency key `key`, if any.
-local function already_logged(log_key, key, depth)
-  for _, entry in ipairs(redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', depth)) do
-    if field(entry[2], 'k') == key then return entry[1] end
-  end
+-- The first entry the session's last keyed call logged, if that call's
+-- idempotency key is `key` (metadata field `last_key` = `<key>\n<id>`). A
+-- retry comes right after the call it repeats (an SDK sends a session's
+-- calls one after the other), so the last call is the only one to check:
+-- one field read, paid only by calls that ask.
+local function already_logged(meta_key, key)
+  local last = redis.call('HGET', meta_key, 'last_key')
+  if not last then return nil end
+  local logged_key, id = string.match(last, '^(.*)\n([^\n]*)$')
+  if logged_key == key then return id end
   return nil
 end
 
@@ -305,11 +310,8 @@ local function log_event(call, event, terminal, key)
   local keys, meta = call.keys, call.meta
   local id
   if meta.tail_max then
-    if key and key ~= '' then
-      id = redis.call('XADD', keys[1], '*', 'e', event, 'k', key)
-    else
-      id = redis.call('XADD', keys[1], '*', 'e', event)
-    end
+    id = redis.call('XADD', keys[1], '*', 'e', event)
+    if key and key ~= '' then call.changes.last_key = key .. '\n' .. id end
     call.state.tail_bytes = call.state.tail_bytes + #event
     call.logged = true
   else
@@ -429,9 +431,10 @@ end
 -- {2, '', receivers} when only published (heartbeats), {0, refusal} when
 -- refused: unknown | ended | not_acked | foreign | busy | lost; an error reply for
 -- an event that is not what the call says.
--- Optional ARGV[4] is the publish's idempotency key, stored with the entry;
--- with ARGV[5] = 'again' (a retry after an ambiguous failure), an entry
--- already carrying that key is answered instead of appending a duplicate.
+-- Optional ARGV[4] is the publish's idempotency key, remembered as the
+-- session's last (`last_key`); with ARGV[5] = 'again' (a retry after an
+-- ambiguous failure), a call whose key is the last logged one is answered
+-- with its entry instead of appending a duplicate.
 local function append(keys, args)
   local event, event_type, attempt = args[1], args[2], args[3] or ''
   local key, again = args[4] or '', args[5] == 'again'
@@ -440,7 +443,7 @@ local function append(keys, args)
   local call = open_call(keys)
   if not call then return {0, 'unknown'} end
   if again and key ~= '' then
-    local id = already_logged(keys[1], key, 16)
+    local id = already_logged(keys[2], key)
     if id then return {1, id, 0} end
   end
   local id, refusal = admit(call, event, event_type, attempt, key)
@@ -458,9 +461,10 @@ end
 -- the next event was refused (unknown | ended | not_acked | foreign | busy
 -- | lost); an error reply, before anything is appended, when an event is
 -- not what the call says.
--- `key` (optional) is the batch's idempotency key, stored with its first
--- logged event; with again = 'again', a batch already logged under that key
--- is answered with its entries' ids instead of being appended twice.
+-- `key` (optional) is the batch's idempotency key, remembered with its
+-- first logged entry; with again = 'again', a batch that was the last one
+-- logged under that key is answered with its entries' ids instead of being
+-- appended twice.
 local function append_batch(keys, args)
   local attempt, key, again = args[1] or '', args[2] or '', args[3] == 'again'
   local count = math.floor((#args - 3) / 2)
@@ -474,7 +478,7 @@ local function append_batch(keys, args)
   local call = open_call(keys)
   if not call then return {{}, 'unknown', 0} end
   if again and key ~= '' then
-    local first = already_logged(keys[1], key, count + 16)
+    local first = already_logged(keys[2], key)
     if first then
       local entries = redis.call('XRANGE', keys[1], first, '+', 'COUNT', count)
       local ids, next_entry = {}, 1

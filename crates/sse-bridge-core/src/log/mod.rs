@@ -254,9 +254,10 @@ pub trait EventLog: EventBus + ThreadStore {
     async fn append(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError>;
 
     /// The same append again after an ambiguous failure (a timeout: the
-    /// first try may have been applied). An event with a [`Event::key`]
-    /// already in the log's last entries is not appended twice: its first
-    /// entry is answered instead. The default suits logs whose appends
+    /// first try may have been applied). An event whose [`Event::key`] is
+    /// the key of the session's last logged call is not appended twice:
+    /// that call's entry is answered instead (a retry comes right after the
+    /// call it repeats). The default suits logs whose appends
     /// cannot fail ambiguously (in-process).
     async fn append_again(&self, id: SessionId, event: &Event) -> Result<Appended, BrokerError> {
         self.append(id, event).await
