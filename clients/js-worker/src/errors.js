@@ -6,7 +6,7 @@
  * right reaction is to stop working on the job; the worker does the rest.
  */
 
-/** What `sse_bridge_v3_append` answers `[0, reason]` with (PROTOCOL §4). */
+/** What `sse_bridge_v4_append` answers `[0, reason]` with (PROTOCOL §4). */
 export const REFUSAL_REASONS = Object.freeze(['unknown', 'ended', 'not_acked', 'foreign', 'busy', 'lost']);
 
 /** Base class of every error the kit throws. */

@@ -6,21 +6,25 @@
  *   heartbeats, cancel, reclaim, graceful stop);
  * - `Session` — what the handler gets: the job's request in, events out
  *   (`answer`, `thought`, `toolStart`/`toolEnd`, `requestApproval`, ...);
- * - `publishEvent` — one event to a session, for workers of your own;
+ * - `publishEvent` / `publishBatch` — one event, or several in one call, to
+ *   a session, for workers of your own;
  * - `sse-bridge-worker/ai-sdk` — a Vercel AI SDK `streamText` run as a session.
  */
 export { createWorker, newAttemptId, Worker } from './worker.js';
 export { Session } from './session.js';
 export { JobQueue, newConsumerName, parseJob } from './queue.js';
 export {
+  APPEND_BATCH_FUNCTION,
   APPEND_FUNCTION,
   TERMINAL_EVENT_TYPES,
   appendOutcome,
+  batchOutcomes,
   controlChannel,
   encodeEvent,
   foldedKey,
   logKey,
   metaKey,
+  publishBatch,
   publishEvent,
 } from './publish.js';
 export { FUNCTIONS, isLibraryMissing, loadLibrary } from './library.js';

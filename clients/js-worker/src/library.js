@@ -1,5 +1,5 @@
 /**
- * The Redis function library `sse_bridge_v3` that every publish goes through.
+ * The Redis function library `sse_bridge_v4` that every publish goes through.
  *
  * `functions.lua` at the package's root is a copy of the gateway's
  * `crates/sse-bridge-redis/src/functions.lua` (a test holds the two

@@ -7,22 +7,57 @@
  * the helpers `requestApproval` and `callClientTool`); the run that resumes
  * it reads the answers from `resume` (PROTOCOL §8).
  *
- * Every publish is logged and published as this run's *attempt*, with the
- * idempotency key `<attempt>:<n>`, so a retry after a connection failure
- * never logs an event twice. Once the session stops — the gateway sent
- * `cancel`, or the log refused an event — `cancelled` is true, `signal` is
- * aborted (hand it to `fetch`, `streamText`, ...) and every further publish
- * throws `SessionStopped`.
+ * Events leave through one send queue per session, batched
+ * opportunistically: while one append is in flight, the events sent
+ * meanwhile queue up and go to the log together in one
+ * `sse_bridge_v4_append_batch` call (at most 256 events / 256 KiB per
+ * call). A lone event goes at once; a burst of deltas costs Redis one
+ * function call per batch rather than per event. `send` queues an event and
+ * returns once it is queued (it waits only while more than 1 MiB is
+ * queued); `publish` queues one and resolves with its outcome; `flush`
+ * waits until everything queued is logged. Order is kept across all three.
+ *
+ * Every event is logged and published as this run's *attempt*, with the
+ * idempotency key `<attempt>:<n>` (a batch's key is its first event's), so
+ * a retry after a connection failure never logs an event twice. Once the
+ * session stops — the gateway sent `cancel`, the log refused an event, or a
+ * batch failed past its retries — `cancelled` is true, `signal` is aborted
+ * (hand it to `fetch`, `streamText`, ...), what is still queued is dropped
+ * and every further `send`, `publish` and `flush` throws (`SessionStopped`,
+ * or the failure).
  */
 import { SessionCancelled, SessionRefused } from './errors.js';
 import { CLIENT_EXECUTOR, ToolCall, interruptPayload } from './interrupts.js';
-import { TERMINAL_EVENT_TYPES, publishEvent } from './publish.js';
+import { TERMINAL_EVENT_TYPES, appendEncoded, encodeEvent } from './publish.js';
 import { Resume } from './resume.js';
 
 /**
  * @typedef {import('./publish.js').Published} Published
+ * @typedef {import('./publish.js').BatchOutcome} BatchOutcome
  * @typedef {import('./interrupts.js').Interrupt} Interrupt
  * @typedef {{ message?: string, toolCallId?: string, expiresAt?: string | Date }} AskOptions
+ */
+
+/** Bytes of events queued at most: a `send` waits while the queue holds more. */
+export const QUEUED_BYTES_MAX = 1 << 20;
+/** One append carries at most this many events… */
+export const BATCH_EVENTS_MAX = 256;
+/** …and this many bytes of them (the log publishes a batch as one message). */
+export const BATCH_BYTES_MAX = 256 << 10;
+
+/**
+ * An event in the session's queue: its JSON, its idempotency key, and who
+ * waits on it — `admit` for a `send` waiting for room, `settle` for a
+ * `publish` waiting for its outcome.
+ * @typedef {{ resolve: (value: any) => void, reject: (error: unknown) => void }} Waiter
+ * @typedef {{
+ *   eventType: string,
+ *   json: string,
+ *   bytes: number,
+ *   key: string,
+ *   admit: Waiter | null,
+ *   settle: Waiter | null,
+ * }} Pending
  */
 
 export class Session {
@@ -41,6 +76,11 @@ export class Session {
     this._lastPublish = Date.now();
     this._ended = false;
     /** @type {string | null} */ this._refusal = null;
+    /** @type {unknown} a batch that failed past its retries (`undefined`: none) */ this._failure = undefined;
+    /** @type {Pending[]} queued events (the batch in flight included), oldest first */ this._queue = [];
+    /** @type {Pending[]} events waiting for room in the queue, oldest first */ this._backlog = [];
+    /** JSON bytes of the queued events. */ this._queuedBytes = 0;
+    /** @type {Promise<void> | null} the drain loop, while it runs */ this._drainer = null;
     /** @type {string | null} */ this._cancelReason = null;
     this._abort = new AbortController();
     /** @type {ToolCall[]} calls started by this run and not ended yet, oldest first */
@@ -70,12 +110,12 @@ export class Session {
     return this._resume;
   }
 
-  /** Aborted once the session stops (cancel, a refusal, or shutdown). */
+  /** Aborted once the session stops (cancel, a refusal, a failed append, or shutdown). */
   get signal() {
     return this._abort.signal;
   }
 
-  /** True once the gateway cancelled the session or its log refused an event. */
+  /** True once the session stopped: the gateway cancelled it, its log refused an event, or an append failed past its retries. */
   get cancelled() {
     return this._abort.signal.aborted;
   }
@@ -86,33 +126,56 @@ export class Session {
   }
 
   /**
-   * Logs and publishes one event.
+   * Logs and publishes one event, after everything queued before it, and
+   * resolves with its outcome.
    * @param {string} eventType
    * @param {unknown} [payload] `{}` when omitted
    * @returns {Promise<Published>}
+   * @throws {SessionStopped} when the session stopped, or the log refused this event
    */
   async publish(eventType, payload = {}) {
-    if (this.cancelled) throw this._stoppedError();
-    const idempotencyKey = `${this.attempt}:${this._publishes}`;
-    this._publishes += 1;
-    this._lastPublish = Date.now();
-    let published;
+    return new Promise((resolve, reject) => {
+      this._enqueue(eventType, payload, { resolve, reject });
+    });
+  }
+
+  /**
+   * Queues one event to be logged and published with the events queued
+   * around it (see the module's doc), and resolves once it is queued:
+   * at once, unless more than `QUEUED_BYTES_MAX` bytes are queued
+   * (backpressure). Its outcome is not awaited: a refusal or failure stops
+   * the session, and the next `send`, `publish` or `flush` throws it. Suits
+   * the many small pieces of a stream (`FinalAnswerStream` deltas); end the
+   * run with `publish` (or return from the handler).
+   *
+   * The returned promise may be left unawaited: its rejection is never
+   * reported as unhandled.
+   * @param {string} eventType
+   * @param {unknown} [payload] `{}` when omitted
+   * @returns {Promise<void>}
+   * @throws {SessionStopped} when the session already stopped
+   */
+  send(eventType, payload = {}) {
+    /** @type {Promise<void>} */
+    let queued;
     try {
-      published = await publishEvent(this._redis, this.sessionId, eventType, payload ?? {}, {
-        attempt: this.attempt,
-        idempotencyKey,
-        retryForMs: this._publishRetryMs,
-      });
+      queued = this._enqueue(eventType, payload, null);
     } catch (error) {
-      // `busy` refuses an ack only: this attempt has not started.
-      if (error instanceof SessionRefused && error.reason !== 'busy') {
-        this._refusal = error.reason;
-        this.cancel(error.reason);
-      }
-      throw error;
+      queued = Promise.reject(error);
     }
-    if (TERMINAL_EVENT_TYPES.has(eventType)) this._ended = true;
-    return published;
+    queued.catch(() => {});
+    return queued;
+  }
+
+  /**
+   * Resolves once everything queued so far is logged (and published).
+   * @returns {Promise<void>}
+   * @throws {SessionStopped} the refusal (or the failure) that stopped the
+   *   session, or its cancel: what was queued may not all be logged
+   */
+  async flush() {
+    await this._idle();
+    if (this.cancelled) throw this._stoppedError();
   }
 
   /** @param {string} text the next piece of the agent's reasoning (`AgentThoughtStream`) */
@@ -265,7 +328,8 @@ export class Session {
 
   /**
    * Stops the session: the gateway's `cancel` arrived, the log refused an
-   * event, or the worker shuts down without waiting for the handler.
+   * event, an append failed, or the worker shuts down without waiting for
+   * the handler. What is still queued is dropped.
    * @param {string} [reason]
    */
   cancel(reason = 'cancelled') {
@@ -274,13 +338,148 @@ export class Session {
     this._abort.abort(new SessionCancelled(reason));
   }
 
-  /** Milliseconds since the last publish (or since the run started). */
+  /** Milliseconds since the last event was queued (or since the run started). */
   silentFor() {
     return Date.now() - this._lastPublish;
   }
 
   _stoppedError() {
-    return this._refusal !== null ? new SessionRefused(this._refusal) : new SessionCancelled(this._cancelReason ?? undefined);
+    if (this._refusal !== null) return new SessionRefused(this._refusal);
+    if (this._failure !== undefined) return this._failure;
+    return new SessionCancelled(this._cancelReason ?? undefined);
+  }
+
+  /**
+   * Queues the event (or backlogs it while the queue is full), with its
+   * idempotency key; starts the drain loop if it is not running. Throws
+   * when the session stopped or the event does not encode. Resolves once
+   * the event is queued.
+   * @param {string} eventType
+   * @param {unknown} payload
+   * @param {Waiter | null} settle the outcome's waiter (`publish`)
+   * @returns {Promise<void>}
+   */
+  _enqueue(eventType, payload, settle) {
+    if (this.cancelled) throw this._stoppedError();
+    const json = encodeEvent(eventType, payload ?? {}, this.attempt);
+    /** @type {Pending} */
+    const pending = { eventType, json, bytes: Buffer.byteLength(json), key: `${this.attempt}:${this._publishes}`, admit: null, settle };
+    this._publishes += 1;
+    this._lastPublish = Date.now();
+    if (this._backlog.length === 0 && this._hasRoom(pending.bytes)) {
+      this._admit(pending);
+      return Promise.resolve();
+    }
+    /** @type {Promise<void>} */
+    const admitted = new Promise((resolve, reject) => {
+      pending.admit = { resolve, reject };
+    });
+    admitted.catch(() => {}); // a publish waits on its outcome instead
+    this._backlog.push(pending);
+    return admitted;
+  }
+
+  /** @param {number} bytes an event of that size fits in the queue (a larger one fits an empty queue) */
+  _hasRoom(bytes) {
+    return this._queuedBytes === 0 || this._queuedBytes + bytes <= QUEUED_BYTES_MAX;
+  }
+
+  /** @param {Pending} pending */
+  _admit(pending) {
+    this._queue.push(pending);
+    this._queuedBytes += pending.bytes;
+    pending.admit?.resolve(undefined);
+    // Started on the next microtask: the events sent in the same tick go together.
+    this._drainer ??= Promise.resolve().then(() => this._drain());
+  }
+
+  /** Sends the queue, one batch per call, until it is empty (or the session stopped). */
+  async _drain() {
+    try {
+      while (this._queue.length > 0) {
+        if (this.cancelled) {
+          this._drop(this._stoppedError());
+          break;
+        }
+        const batch = this._takeBatch();
+        /** @type {BatchOutcome[] | null} */
+        let outcomes = null;
+        let failure;
+        try {
+          outcomes = await appendEncoded(this._redis, this.sessionId, batch, {
+            attempt: this.attempt,
+            idempotencyKey: batch[0].key,
+            retryForMs: this._publishRetryMs,
+          });
+        } catch (error) {
+          // Past its retries, or an error reply: going on would leave a gap.
+          failure = error;
+          if (!this.cancelled) {
+            this._failure = failure;
+            this.cancel('publish_failed');
+          }
+        }
+        this._queue.splice(0, batch.length);
+        for (const [i, pending] of batch.entries()) {
+          this._queuedBytes -= pending.bytes;
+          if (outcomes) this._settle(pending, outcomes[i]);
+          else pending.settle?.reject(failure);
+        }
+        while (this._backlog.length > 0 && this._hasRoom(this._backlog[0].bytes)) {
+          this._admit(/** @type {Pending} */ (this._backlog.shift()));
+        }
+      }
+    } finally {
+      this._drainer = null;
+    }
+  }
+
+  /** The next batch: the queue's oldest events, up to `BATCH_EVENTS_MAX` / `BATCH_BYTES_MAX`. */
+  _takeBatch() {
+    let bytes = 0;
+    let count = 0;
+    for (const pending of this._queue) {
+      if (count > 0 && (count === BATCH_EVENTS_MAX || bytes + pending.bytes > BATCH_BYTES_MAX)) break;
+      bytes += pending.bytes;
+      count += 1;
+    }
+    return this._queue.slice(0, count);
+  }
+
+  /**
+   * The event's outcome to whoever waits on it. A refusal stops the session
+   * (the signal aborts), except `busy`, which refuses an ack only (this
+   * attempt has not started).
+   * @param {Pending} pending
+   * @param {BatchOutcome} outcome
+   */
+  _settle(pending, outcome) {
+    if (outcome instanceof SessionRefused) {
+      if (outcome.reason !== 'busy' && this._refusal === null) {
+        this._refusal = outcome.reason;
+        this.cancel(outcome.reason);
+      }
+      pending.settle?.reject(outcome);
+      return;
+    }
+    if (TERMINAL_EVENT_TYPES.has(pending.eventType)) this._ended = true;
+    pending.settle?.resolve(outcome);
+  }
+
+  /** @param {unknown} error why the session dropped what it still had queued */
+  _drop(error) {
+    for (const pending of [...this._queue, ...this._backlog]) {
+      pending.admit?.reject(error);
+      pending.settle?.reject(error);
+    }
+    this._queue = [];
+    this._backlog = [];
+    this._queuedBytes = 0;
+  }
+
+  /** Resolves once the drain loop stopped (the queue is empty); never rejects. */
+  async _idle() {
+    while (this._drainer) await this._drainer;
   }
 
   /** @param {ToolCall} call */

@@ -13,7 +13,8 @@
  *    cannot be reached, the job is left for redelivery;
  * 5. run the handler, sending `worker_heartbeat` whenever it has been
  *    silent for `heartbeatMs`, and stop waiting for it on `cancel` or when
- *    the log refuses one of its events (`session.signal` aborts);
+ *    the log refuses one of its events (`session.signal` aborts); then wait
+ *    until everything it sent (`send` queues) is logged;
  * 6. end the session unless the handler did (a terminal event):
  *    `FinalAnswerStreamEnd` after it returned, `error`/`worker_error` after
  *    it threw;
@@ -281,8 +282,11 @@ export class Worker {
     } finally {
       heartbeats.abort();
     }
+    // The run is over once what it sent is logged: a refusal of a queued
+    // event (or a failed append) stops the session, as a refused publish does.
+    await session.flush().catch(() => {});
     if (session.cancelled || outcome.failure instanceof SessionStopped) {
-      this.log.info(`session ${sid}: stopped (cancelled, or refused by the session's log)`);
+      this.log.info(`session ${sid}: stopped (${session.cancelled ? session._stoppedError() : outcome.failure})`);
     } else if (outcome.failure !== undefined) {
       const failure = outcome.failure;
       this.log.warn(`session ${sid}: handler failed: ${failure instanceof Error ? failure.stack : String(failure)}`);

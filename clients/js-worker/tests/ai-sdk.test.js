@@ -309,8 +309,14 @@ function recordingSession(job = {}) {
   const events = [];
   const redis = {
     call: async (...args) => {
-      events.push(JSON.parse(args[6])); // FCALL name 3 k1 k2 k3 <event> ...
-      return [1, `${events.length}-0`, 1];
+      // FCALL sse_bridge_v4_append_batch 3 k1 k2 k3 <attempt> <key> <again> <event> <event_type> ...
+      assert.equal(args[1], 'sse_bridge_v4_append_batch');
+      const ids = [];
+      for (let i = 9; i < args.length; i += 2) {
+        events.push(JSON.parse(args[i]));
+        ids.push(`${events.length}-0`);
+      }
+      return [ids, '', 1];
     },
   };
   const session = new Session({ sessionId: 's', entryId: '1-0', createdAt: 0, request: { user_query: 'q' }, ...job }, 'a1', /** @type {any} */ (redis));

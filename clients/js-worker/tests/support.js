@@ -1,7 +1,8 @@
 /**
  * Test support: the real gateway binary (`SSE_BRIDGE_BIN`) on the real
  * Redis at 127.0.0.1:6379, each with a job stream and group of its own, an
- * SSE reader on `fetch`, and workers of the kit running in this process.
+ * SSE reader on `fetch`, workers of the kit running in this process, and
+ * sessions made by hand the way the gateway makes them.
  * Everything a test made in Redis is deleted afterwards, so the tests run
  * alongside the Rust suite on the same Redis.
  */
@@ -170,6 +171,42 @@ export function runWorker(gateway, handler, options = {}) {
       worker.stop();
       await running;
     },
+  };
+}
+
+/**
+ * A session as the gateway creates it (`create` in
+ * crates/sse-bridge-redis/src/log.rs: its metadata hash), without a
+ * gateway: for tests that publish by hand. `batches` says the session's
+ * gateways read a JSON array on the channel as a batch of events.
+ * `remove()` deletes its keys.
+ * @param {Redis} redis
+ * @param {{ batches?: boolean }} [options]
+ */
+export async function createSession(redis, { batches = false } = {}) {
+  const sessionId = unique('jskit_session');
+  const keys = [`sse_events:${sessionId}`, `sse_session_meta:${sessionId}`, `sse_folded:${sessionId}`];
+  const channel = `sse_session:${sessionId}`;
+  await redis.hset(keys[1], {
+    created_at: Date.now(),
+    principal: 'anonymous',
+    format: 'native',
+    on_disconnect: 'continue',
+    ttl_ms: 600_000,
+    tail_max: 2_097_152,
+    folded_max: 2_097_152,
+    channel,
+    publish: 'PUBLISH',
+    max_len: 1_073_741_824,
+    live_ms: 15_000,
+    ...(batches ? { batches: '1' } : {}),
+  });
+  await redis.pexpire(keys[1], 600_000);
+  return {
+    sessionId,
+    channel,
+    logKey: keys[0],
+    remove: () => redis.del(...keys),
   };
 }
 

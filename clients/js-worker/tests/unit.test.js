@@ -10,6 +10,7 @@ import {
   ToolCall,
   UnexpectedReply,
   appendOutcome,
+  batchOutcomes,
   encodeEvent,
   interruptPayload,
   parseJob,
@@ -18,7 +19,8 @@ import {
 test('functions.lua is a byte-identical copy of the gateway\'s library', () => {
   const gateways = readFileSync(new URL('../../../crates/sse-bridge-redis/src/functions.lua', import.meta.url), 'utf8');
   assert.ok(FUNCTIONS === gateways, 'clients/js-worker/functions.lua differs from crates/sse-bridge-redis/src/functions.lua: copy it again');
-  assert.match(FUNCTIONS, /redis\.register_function\('sse_bridge_v3_append', append\)/);
+  assert.match(FUNCTIONS, /redis\.register_function\('sse_bridge_v4_append', append\)/);
+  assert.match(FUNCTIONS, /redis\.register_function\('sse_bridge_v4_append_batch', append_batch\)/);
 });
 
 test('encodeEvent: compact JSON, event_type first, the attempt when given', () => {
@@ -32,6 +34,24 @@ test('appendOutcome reads the three replies and refuses anything else', () => {
   assert.deepEqual(appendOutcome([2, '', 0]), { logId: null, receivers: 0 });
   assert.throws(() => appendOutcome([0, 'foreign']), (e) => e instanceof SessionRefused && e.reason === 'foreign');
   assert.throws(() => appendOutcome('OK'), UnexpectedReply);
+});
+
+test('batchOutcomes reads the reply: one outcome per event, the refused ones as SessionRefused', () => {
+  assert.deepEqual(batchOutcomes([['1-0', '', '1-1'], '', 2], 3), [
+    { logId: '1-0', receivers: 2 },
+    { logId: null, receivers: 2 },
+    { logId: '1-1', receivers: 2 },
+  ]);
+  const [first, second, third] = batchOutcomes([['1-0'], 'foreign', 1], 3);
+  assert.deepEqual(first, { logId: '1-0', receivers: 1 });
+  assert.ok(second instanceof SessionRefused && second.reason === 'foreign');
+  assert.equal(third, second);
+  // A retried batch found logged answers fewer ids: the rest were refused as the session ended.
+  const retried = batchOutcomes([['1-0'], '', 0], 2);
+  assert.ok(retried[1] instanceof SessionRefused && retried[1].reason === 'ended');
+  assert.throws(() => batchOutcomes([['1-0', '1-1'], 'ended', 0], 2), /unexpected reply/);
+  assert.throws(() => batchOutcomes([['1-0', '1-1', '1-2'], '', 0], 2), /unexpected reply/);
+  assert.throws(() => batchOutcomes([1, '1-0', 1], 1), /unexpected reply/);
 });
 
 test('interruptPayload checks what the gateway checks and fills in ids', () => {

@@ -1,7 +1,8 @@
 /**
  * The worker loop against the real gateway binary and Redis: a session
- * streamed end to end, the handler's failure, cancel, an interrupt and its
- * resume, reclaim of a dead worker's job, graceful stop.
+ * streamed end to end, sends left unawaited flushed before the end, the
+ * handler's failure, cancel, an interrupt and its resume, reclaim of a dead
+ * worker's job, graceful stop.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -51,6 +52,27 @@ test('a session streams the handler\'s events and ends with FinalAnswerStreamEnd
     assert.equal(events[3].payload.output, '42');
     assert.equal(events.filter((e) => e.event_type === 'FinalAnswerStream').map((e) => e.payload.char).join(''), 'The answer is 42.');
     assert.ok(events.every((e) => !('attempt' in e) && !('log_id' in e)), 'the envelope fields are the gateway\'s');
+    await until(async () => (await redis.xpending(gateway.stream, gateway.group))[0] === 0, 'the XACK');
+  } finally {
+    await worker.stop();
+  }
+});
+
+test('sends the handler never awaited are all logged, in order, before the worker ends the session', async () => {
+  const pieces = Array.from({ length: 300 }, (_, i) => `${i} `);
+  const worker = runWorker(gateway, async (session) => {
+    await session.publish('AgentStepStart', { name: 'answer' });
+    for (const char of pieces) session.send('FinalAnswerStream', { char });
+    session.send('AgentStepEnd', { name: 'answer' });
+  });
+  try {
+    const { sessionId, events } = await gateway.session({ user_query: 'stream it' });
+    assert.deepEqual(
+      types(events).filter((t, i, all) => t !== all[i - 1]),
+      ['worker_ack', 'AgentStepStart', 'FinalAnswerStream', 'AgentStepEnd', 'FinalAnswerStreamEnd'],
+    );
+    assert.equal(events.filter((e) => e.event_type === 'FinalAnswerStream').map((e) => e.payload.char).join(''), pieces.join(''));
+    assert.equal(await redis.xlen(`sse_events:${sessionId}`), pieces.length + 4, 'each event logged once');
     await until(async () => (await redis.xpending(gateway.stream, gateway.group))[0] === 0, 'the XACK');
   } finally {
     await worker.stop();

@@ -12,9 +12,10 @@ import { AgentRun, errorText } from './run.js';
  */
 
 /**
- * Streams an AI SDK `fullStream` into the session. Resolves when the
- * stream ended; `interrupted` when the run ended with an interrupt. The
- * worker ends the session otherwise.
+ * Streams an AI SDK `fullStream` into the session (its deltas batched:
+ * `session.send`). Resolves when the stream ended and what it sent is
+ * logged; `interrupted` when the run ended with an interrupt. The worker
+ * ends the session otherwise.
  * @param {import('../session.js').Session} session
  * @param {AsyncIterable<any>} fullStream
  * @param {PipeOptions} [options]

@@ -63,16 +63,20 @@ export class AgentRun {
     this.openStep = null;
   }
 
+  // Deltas are sent (`session.send`): they batch while an append is in
+  // flight. Everything else is published and awaited, so the run learns
+  // of a refusal at once and a tool's start is logged before its end.
+
   /** @param {string | undefined} delta */
   async answer(delta) {
     if (!delta) return;
     this.text += delta;
-    await this.session.answer(delta);
+    await this.session.send('FinalAnswerStream', { char: delta });
   }
 
   /** @param {string | undefined} delta */
   async thought(delta) {
-    if (delta) await this.session.thought(delta);
+    if (delta) await this.session.send('AgentThoughtStream', { char: delta });
   }
 
   /** @param {string} id @param {string} toolName */
@@ -82,7 +86,7 @@ export class AgentRun {
 
   /** @param {string} id @param {string | undefined} delta */
   async inputDelta(id, delta) {
-    if (delta) await this.session.toolInput(id, this.inputs.get(id) ?? 'tool', delta);
+    if (delta) await this.session.send('AgentToolCallInputStream', { tool_call_id: id, tool_name: this.inputs.get(id) ?? 'tool', delta });
   }
 
   /**
@@ -120,7 +124,9 @@ export class AgentRun {
   }
 
   /**
-   * Ends the run: with one `interrupt` if calls wait (see the module's doc).
+   * Ends the run: with one `interrupt` if calls wait (see the module's doc),
+   * the terminal event after everything the run sent; without, once what it
+   * sent is logged (the worker then ends the session).
    * @returns {Promise<PipeResult>}
    */
   async end() {
@@ -135,7 +141,10 @@ export class AgentRun {
       asked.push(new ToolCall(call.name, call.input, call.id, CLIENT_EXECUTOR).interrupt());
     }
     const result = { text: this.text, finishReason: this.finishReason };
-    if (asked.length === 0) return { interrupted: false, ...result };
+    if (asked.length === 0) {
+      await this.session.flush();
+      return { interrupted: false, ...result };
+    }
     await this.session.interrupt(asked);
     return { interrupted: true, ...result };
   }

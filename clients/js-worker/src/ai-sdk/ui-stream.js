@@ -29,8 +29,9 @@ import { AgentRun } from './run.js';
  */
 
 /**
- * Streams a UI message stream into the session. Resolves when the stream
- * ended; `interrupted` when the run ended with an interrupt. The worker
+ * Streams a UI message stream into the session (its deltas batched:
+ * `session.send`). Resolves when the stream ended and what it sent is
+ * logged; `interrupted` when the run ended with an interrupt. The worker
  * ends the session otherwise.
  * @param {import('../session.js').Session} session
  * @param {AsyncIterable<any>} uiMessageStream
