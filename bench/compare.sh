@@ -10,6 +10,9 @@
 #   bash bench/compare.sh                # full run (~5 min)
 #   QUICK=1 bash bench/compare.sh        # small sizes, a smoke run (~2 min)
 #   ONLY_OURS=1 bash bench/compare.sh    # sse-bridge only, no reference
+#   ONLY_OURS=1 GATEWAY=../base/target/release/sse-bridge BENCH=../base/target/release/sse-bridge-bench \
+#     MODES="pubsub resumable" OUT=bench/results-before.jsonl bash bench/compare.sh
+#                                        # another build (a "before"), same machine, same run
 #
 # Writes bench/results.jsonl (one JSON line per scenario, gateway and mode),
 # bench/summary.md (tables, ratios) and bench/chart.png.
@@ -20,7 +23,9 @@ REDIS_URL=redis://127.0.0.1:6379
 OURS_PORT=18000
 REF_PORT=18080
 REFERENCE_DIR=${REFERENCE_DIR:-../shared/reference}
-OUT=bench/results.jsonl
+OUT=${OUT:-bench/results.jsonl}
+# The worker modes sse-bridge runs in (the bench's --mode).
+MODES=${MODES:-pubsub resumable batched}
 if [ "${QUICK:-0}" = 1 ]; then
     SESSIONS=300 EVENTS=100 CONC=50 LAT_SESSIONS=100 HOLD_OURS=1000 HOLD_REF=500 SETUP=200
 else
@@ -50,10 +55,12 @@ fi
 redis-cli -h 127.0.0.1 -p 6379 config set maxclients 20000 >/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 
-log "building (release)"
-cargo build --release -q -p sse-bridge -p sse-bridge-bench
-BENCH=target/release/sse-bridge-bench
-GATEWAY=target/release/sse-bridge
+if [ -z "${GATEWAY:-}" ]; then
+    log "building (release)"
+    cargo build --release -q -p sse-bridge -p sse-bridge-bench
+fi
+BENCH=${BENCH:-target/release/sse-bridge-bench}
+GATEWAY=${GATEWAY:-target/release/sse-bridge}
 
 VENV=target/reference-venv
 if [ "${ONLY_OURS:-0}" != 1 ] && ! "$VENV/bin/python" -c 'import fastapi, uvicorn, redis' >/dev/null 2>&1; then
@@ -145,9 +152,12 @@ run_scenarios() { # label hold_streams mode… (throughput and latency in each)
     stop_gateway
 }
 
-run_scenarios ours "$HOLD_OURS" pubsub resumable batched
+# shellcheck disable=SC2086 # MODES is a list
+run_scenarios ours "$HOLD_OURS" $MODES
 [ "${ONLY_OURS:-0}" = 1 ] || run_scenarios reference "$HOLD_REF" pubsub
 
-"$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee bench/summary.md
-"$BENCH" chart --input "$OUT" --ceiling "$CEILING" --output bench/chart.png
-log "wrote $OUT, bench/summary.md, bench/chart.png"
+summary=${OUT%.jsonl}-summary.md chart=${OUT%.jsonl}-chart.png
+if [ "$OUT" = bench/results.jsonl ]; then summary=bench/summary.md chart=bench/chart.png; fi
+"$BENCH" summary --input "$OUT" --ceiling "$CEILING" | tee "$summary"
+"$BENCH" chart --input "$OUT" --ceiling "$CEILING" --output "$chart"
+log "wrote $OUT, $summary, $chart"

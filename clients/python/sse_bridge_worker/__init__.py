@@ -6,7 +6,9 @@ redis-py:
 
 * :func:`publish_event` / :func:`publish_event_async` (``publish.py``) —
   one event to a session, logged and published by the gateway's own Redis
-  function (``FCALL sse_bridge_v3_append``), for a worker loop of your own;
+  function (``FCALL sse_bridge_v4_append``), for a worker loop of your own;
+  :func:`publish_batch` / :func:`publish_batch_async` — several in one call
+  (``FCALL sse_bridge_v4_append_batch``);
 * :class:`AsyncWorker` / :class:`Worker` (``worker.py``, over
   ``engine.py``, ``queue.py``, ``control.py``) — the whole worker loop
   around a handler: consumer group, one attempt per delivery,
@@ -14,7 +16,8 @@ redis-py:
   the jobs of dead workers, bounded concurrency, graceful stop;
 * :class:`AsyncSession` / :class:`Session` (``session.py``) — what a
   handler gets: ``request`` in; ``thought``, ``tool_start``, ``tool_end``,
-  ``answer`` and ``publish`` out;
+  ``answer`` and ``publish`` out, and ``send`` / ``flush`` for streaming
+  deltas (queued, and batched while an append is in flight);
 * human in the loop (PROTOCOL §8): :class:`ToolCall` and :class:`Interrupt`
   (``interrupts.py``) for ``session.interrupt``, ``request_approval`` and
   ``call_client_tool``, which end a run waiting for outside input;
@@ -42,7 +45,7 @@ from .errors import (
 )
 from .interrupts import Interrupt, ToolCall
 from .library import FUNCTIONS
-from .publish import Published, publish_event, publish_event_async
+from .publish import Published, publish_batch, publish_batch_async, publish_event, publish_event_async
 from .queue import Job
 from .resume import Answer, Approval, ClientToolResult, Resume
 from .session import AsyncSession, Session
@@ -70,6 +73,8 @@ __all__ = [
     "ToolCall",
     "UnexpectedReply",
     "Worker",
+    "publish_batch",
+    "publish_batch_async",
     "publish_event",
     "publish_event_async",
 ]

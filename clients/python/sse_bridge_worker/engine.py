@@ -18,12 +18,13 @@ SDK's ``run_worker`` does, in order:
    job is left for redelivery;
 5. run the handler, sending ``worker_heartbeat`` whenever it has been
    silent for ``heartbeat`` seconds, and stop it on ``cancel`` or when the
-   log refuses one of its events;
+   log refuses one of its events; once it returned, flush the session's
+   send queue (a failure there counts as the handler's);
 6. end the session unless the handler did (a terminal event:
    ``FinalAnswerStreamEnd``, ``error``, or an ``interrupt`` that pauses the
    run for outside input): ``FinalAnswerStreamEnd`` after it returned,
    ``error``/``worker_error`` after it raised;
-7. ``XACK`` the job.
+7. ``XACK`` the job, once nothing of the session is queued or in flight.
 
 At most ``concurrency`` jobs run at once. :meth:`Engine.stop` (thread-safe)
 stops taking jobs once the read in progress returned (within
@@ -255,10 +256,14 @@ class Engine:
                 return
             else:
                 await self._run_session(session)
+            await session._drained()
             await queue.ack(job)
         except (redis.RedisError, UnexpectedReply) as error:
             log.warning("session %s: cannot acknowledge the job: %s", job.session_id, error)
         finally:
+            # A stopped session's last call may still be in flight: nothing
+            # of the job's run outlives it.
+            await session._drained()
             queue.release(job)
             await control.unwatch(job.session_id)
 
@@ -280,7 +285,7 @@ class Engine:
 
     async def _run_session(self, session: AsyncSession) -> None:
         """Steps 5 and 6: the handler, its heartbeats, and the session's end."""
-        handler = asyncio.create_task(self._run_handler(session))
+        handler = asyncio.create_task(self._run_handler_and_flush(session))
         stopped = asyncio.create_task(session.wait_cancelled())
         heartbeats = asyncio.create_task(self._send_heartbeats(session))
         try:
@@ -308,10 +313,15 @@ class Engine:
             if not session.ended:
                 await self._end(session, "FinalAnswerStreamEnd", {})
 
+    async def _run_handler_and_flush(self, session: AsyncSession) -> None:
+        """The handler, then its queued events: the run is over once they are logged."""
+        await self._run_handler(session)
+        await session.flush()
+
     @staticmethod
     async def _end(session: AsyncSession, event_type: str, payload: Dict[str, Any]) -> None:
         try:
-            await session.publish(event_type, payload)
+            await session._publish(event_type, payload)
         except (SessionStopped, redis.RedisError, UnexpectedReply) as error:
             log.warning("session %s: cannot publish %s: %s", session.session_id, event_type, error)
 
@@ -326,7 +336,9 @@ class Engine:
                 await asyncio.sleep(every - silent)
                 continue
             try:
-                await session.publish("worker_heartbeat", {})
+                # Through the send queue, after the handler's events; an
+                # earlier send's failure is left for the handler to raise.
+                await session._publish("worker_heartbeat", {})
             except (SessionStopped, redis.RedisError, UnexpectedReply) as error:
                 log.warning("session %s: cannot publish worker_heartbeat: %s", session.session_id, error)
             await asyncio.sleep(every)

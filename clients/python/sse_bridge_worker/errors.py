@@ -19,7 +19,7 @@ __all__ = [
     "UnexpectedReply",
 ]
 
-#: What ``sse_bridge_v3_append`` answers ``[0, reason]`` with (PROTOCOL §4):
+#: What ``sse_bridge_v4_append`` answers ``[0, reason]`` with (PROTOCOL §4):
 #: the session ended, is unknown (or expired), has no ``worker_ack`` yet,
 #: belongs to another attempt, is served by another attempt that is still
 #: live (``busy``: refuses a ``worker_ack`` only; the kit asks again until

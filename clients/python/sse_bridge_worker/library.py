@@ -1,4 +1,4 @@
-"""The Redis function library ``sse_bridge_v3`` that every publish goes through.
+"""The Redis function library ``sse_bridge_v4`` that every publish goes through.
 
 ``functions.lua`` beside this module is a copy of the gateway's
 ``crates/sse-bridge-redis/src/functions.lua`` (the kit's tests hold the two

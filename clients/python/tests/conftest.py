@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import pytest
 import redis
@@ -233,6 +233,38 @@ def kit_options(gateway: Gateway, **overrides: Any) -> Dict[str, Any]:
     )
     options.update(overrides)
     return options
+
+
+@pytest.fixture
+def by_hand(redis_client: redis.Redis) -> Iterator[Callable[..., str]]:
+    """Makes sessions without a gateway: ``by_hand(batches=True)`` writes a
+    new session's metadata as a gateway does at creation (``batches 1``:
+    its gateways read a JSON array as a batch of events) and returns its
+    id. Their keys are deleted afterwards."""
+    made: List[str] = []
+
+    def create(batches: bool = True) -> str:
+        sid = str(uuid.uuid4())
+        fields: Dict[str, Any] = {
+            "created_at": 1,
+            "principal": "anonymous",
+            "ttl_ms": 60000,
+            "tail_max": 64 * 1024 * 1024,
+            "folded_max": 64 * 1024 * 1024,
+            "channel": f"sse_session:{sid}",
+            "publish": "PUBLISH",
+            "max_len": 100,
+            "live_ms": 30000,
+        }
+        if batches:
+            fields["batches"] = 1
+        redis_client.hset(f"sse_session_meta:{sid}", mapping=fields)
+        made.append(sid)
+        return sid
+
+    yield create
+    for sid in made:
+        redis_client.delete(*(f"{kind}:{sid}" for kind in ("sse_events", "sse_session_meta", "sse_folded")))
 
 
 @pytest.fixture(scope="module")

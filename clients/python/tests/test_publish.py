@@ -1,11 +1,13 @@
-"""``publish_event`` against the real gateway and Redis: the attempt rule's
-answers, idempotent retries after a lost reply, and the function library
-(the shipped copy is the gateway's, and it is loaded where it is missing)."""
+"""``publish_event`` (and ``publish_batch``) against the real gateway and
+Redis: the attempt rule's answers, idempotent retries after a lost reply,
+and the function library (the shipped copy is the gateway's, and it is
+loaded where it is missing)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -13,7 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import pytest
 import redis
@@ -22,7 +24,14 @@ from conftest import REDIS_URL, Gateway, free_port, running_gateway
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sse_bridge_worker import FUNCTIONS, SessionRefused, publish_event, publish_event_async
+from sse_bridge_worker import (
+    FUNCTIONS,
+    Published,
+    SessionRefused,
+    publish_batch,
+    publish_event,
+    publish_event_async,
+)
 from sse_bridge_worker.publish import log_key, meta_key
 
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -102,9 +111,10 @@ def test_events_follow_the_attempt_rule_and_reach_the_client(gateway: Gateway) -
 
 
 class ReplyDroppingProxy:
-    """A TCP proxy to Redis that, once, lets an ``sse_bridge_v3_append`` reach
-    Redis but closes the connection instead of passing on its reply: the
-    publish ran, and the client cannot know."""
+    """A TCP proxy to Redis that, once, lets an ``sse_bridge_v4_append`` (or
+    ``sse_bridge_v4_append_batch``) reach Redis but closes the connection
+    instead of passing on its reply: the publish ran, and the client cannot
+    know."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -141,7 +151,7 @@ class ReplyDroppingProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if to_redis and b"sse_bridge_v3_append" in data:
+                if to_redis and b"sse_bridge_v4_append" in data:
                     append_sent.set()
                 if not to_redis and append_sent.is_set() and self.dropped_replies == 0:
                     self.dropped_replies += 1
@@ -172,8 +182,8 @@ def test_a_publish_whose_reply_was_lost_is_logged_once(gateway: Gateway, retries
         proxy.close()
     assert proxy.dropped_replies == 1
     entries: List[Tuple[bytes, dict]] = direct.xrange(log_key(sid))
-    keyed = [entry_id.decode() for entry_id, fields in entries if fields.get(b"k") == b"a:1"]
-    assert keyed == [published.log_id], entries
+    pieces = [entry_id.decode() for entry_id, fields in entries if b'"FinalAnswerStream"' in fields[b"e"]]
+    assert pieces == [published.log_id], entries
     publish_event(direct, sid, "FinalAnswerStreamEnd", {}, attempt="a", idempotency_key="a:2")
     assert [f.event_type for f in stream.read_all()] == [
         "worker_ack",
@@ -181,6 +191,53 @@ def test_a_publish_whose_reply_was_lost_is_logged_once(gateway: Gateway, retries
         "FinalAnswerStreamEnd",
     ]
     direct.close()
+
+
+@pytest.mark.parametrize("retries", ["redis-py's", "the kit's"])
+def test_a_batch_whose_reply_was_lost_is_logged_once(
+    redis_client: redis.Redis, by_hand: Callable[..., str], retries: str
+) -> None:
+    sid = by_hand(batches=True)
+    live = redis_client.pubsub()
+    live.subscribe(f"sse_session:{sid}")
+    direct = redis.Redis.from_url(REDIS_URL)
+    publish_event(direct, sid, "worker_ack", {}, attempt="a", idempotency_key="a:0")
+    proxy = ReplyDroppingProxy()
+    options = {} if retries == "redis-py's" else {"retry": Retry(NoBackoff(), 0)}
+    lossy = redis.Redis(host="127.0.0.1", port=proxy.port, **options)
+    events = [
+        ("AgentThoughtStream", {"char": "hm"}),
+        ("worker_heartbeat", {}),
+        ("FinalAnswerStream", {"char": "x"}),
+        ("FinalAnswerStream", {"char": "y"}),
+    ]
+    try:
+        outcomes = publish_batch(lossy, sid, events, attempt="a", idempotency_key="a:1")
+    finally:
+        lossy.close()
+        proxy.close()
+        direct.close()
+    assert proxy.dropped_replies == 1
+    assert all(isinstance(outcome, Published) for outcome in outcomes), outcomes
+    entries = redis_client.xrange(log_key(sid))
+    assert [json.loads(fields["e"])["event_type"] for _, fields in entries] == [
+        "worker_ack",
+        "AgentThoughtStream",
+        "FinalAnswerStream",
+        "FinalAnswerStream",
+    ]
+    ids = [entry_id for entry_id, _ in entries]
+    assert [outcome.log_id for outcome in outcomes] == [ids[1], None, ids[2], ids[3]]
+    # Published once too: the ack, then the batch as one message.
+    published = []
+    while (message := live.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            published.append(json.loads(message["data"]))
+    live.close()
+    assert [m["event_type"] if isinstance(m, dict) else [e["event_type"] for e in m] for m in published] == [
+        "worker_ack",
+        [event_type for event_type, _ in events],
+    ]
 
 
 @pytest.fixture
@@ -220,6 +277,6 @@ def test_the_library_is_loaded_where_it_is_missing(bare_redis: redis.Redis) -> N
     )
     published = publish_event(bare_redis, sid, "worker_ack", {}, attempt="a")
     assert published.logged
-    (library,) = bare_redis.function_list()  # [b"library_name", b"sse_bridge_v3", ...]
-    assert library[library.index(b"library_name") + 1] == b"sse_bridge_v3"
+    (library,) = bare_redis.function_list()  # [b"library_name", b"sse_bridge_v4", ...]
+    assert library[library.index(b"library_name") + 1] == b"sse_bridge_v4"
     assert bare_redis.xlen(log_key(sid)) == 1

@@ -226,7 +226,8 @@ async fn run_session(mut ctx: Sessions, session: String) {
     // Batched: the events queue up, a task of their own sends them.
     let queue = (ctx.mode == Mode::Batched).then(|| {
         let (queue, queued) = mpsc::unbounded_channel();
-        let emitter = Emitter::new(events.redis.clone(), ctx.mode, ctx.cluster, &session);
+        // The same attempt: the events are made here, sent there.
+        let emitter = events.clone();
         let (faults, session) = (ctx.faults.clone(), session.clone());
         tokio::spawn(async move {
             if let Err(fault) = emitter.drain(queued).await {
@@ -298,6 +299,7 @@ fn fraction_of(session: &str) -> f64 {
 }
 
 /// Sends one session's events in the worker's [`Mode`].
+#[derive(Clone)]
 struct Emitter {
     redis: Conn,
     mode: Mode,

@@ -33,6 +33,11 @@ with ``stream_mode`` ``messages``, ``updates``, ``custom``, ``tasks`` and
   interrupt per LangGraph interrupt with LangGraph's id (see
   :func:`interrupt_of` for the value's fields), and the run ends.
 
+Model tokens, reasoning and tool call chunks are sent with ``session.send``
+(those that stream in while an append is in flight go to Redis in one
+call); the other events are published (waiting for Redis), and the run
+flushes the queue before it returns.
+
 A resumed job (``session.resume``) continues the thread with
 ``Command(resume={interrupt_id: value})`` (see :func:`resume_values`).
 Cancel stops the run: the kit cancels the handler's task, which stops the
@@ -185,6 +190,8 @@ class _Run:
                 self.interrupts.setdefault(interrupt.id, interrupt)
         if self.interrupts:
             await session.interrupt([await self._interrupt(i) for i in self.interrupts.values()])
+        # The deltas were sent (queued): the run is over once they are logged.
+        await session.flush()
 
     async def _remember_thread(self, config: Mapping[str, Any]) -> None:
         """What the thread held before this run: its messages are not this
@@ -259,7 +266,7 @@ class _Run:
         reasoning = message.additional_kwargs.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             await self._step()
-            await self.session.thought(reasoning)
+            await self.session.send("AgentThoughtStream", {"char": reasoning})
         for block in blocks or []:
             if isinstance(block, str):
                 block = {"type": "text", "text": block}
@@ -268,14 +275,14 @@ class _Run:
             kind = block.get("type")
             if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
                 await self._step()
-                await self.session.answer(block["text"])
+                await self.session.send("FinalAnswerStream", {"char": block["text"]})
             elif kind in ("reasoning", "thinking"):
                 text = block.get(kind)
                 if not isinstance(text, str):
                     text = "".join(s.get("text", "") for s in block.get("summary") or [] if isinstance(s, dict))
                 if text:
                     await self._step()
-                    await self.session.thought(text)
+                    await self.session.send("AgentThoughtStream", {"char": text})
 
     async def _tool_call_chunks(self, message: AIMessageChunk) -> None:
         for chunk in message.tool_call_chunks:
@@ -291,7 +298,7 @@ class _Run:
             args = chunk.get("args")
             if args and call_id not in self.started:
                 await self._step()
-                await self.session.publish(
+                await self.session.send(
                     "AgentToolCallInputStream",
                     {"tool_call_id": call_id, "tool_name": self.calls[call_id].name, "delta": args},
                 )

@@ -42,6 +42,11 @@ and maps the run's stream events to the native events (PROTOCOL §2, §8,
 * cancel (the client left) cancels the handler's task, which cancels the
   SDK's run (``result.cancel()``): no more model calls or tools.
 
+Text, reasoning and argument deltas are sent with ``session.send`` (those
+that stream in while an append is in flight go to Redis in one call); the
+other events are published (waiting for Redis), and the run flushes the
+queue before it returns.
+
 ``state_store=`` replaces the Redis store (anything with async ``save``,
 ``load``, ``delete``; see :class:`RedisRunStateStore`).
 """
@@ -133,6 +138,8 @@ def openai_agents_handler(
         else:
             query = input(session) if input is not None else session.request.get("user_query", "")
             await run.stream(Runner.run_streamed(agent, query, **run_options))
+        # The deltas were sent (queued): the run is over once they are logged.
+        await session.flush()
 
     return handle
 
@@ -316,11 +323,11 @@ class _Run:
         elif kind in _TEXT_DELTAS:
             if data.delta:
                 self.streamed_text.add(data.item_id)
-                await session.answer(data.delta)
+                await session.send("FinalAnswerStream", {"char": data.delta})
         elif kind in _REASONING_DELTAS:
             if data.delta:
                 self.streamed_reasoning.add(data.item_id)
-                await session.thought(data.delta)
+                await session.send("AgentThoughtStream", {"char": data.delta})
         elif kind == "response.output_item.added":
             item = data.item
             if getattr(item, "type", None) == "function_call":
@@ -350,7 +357,7 @@ class _Run:
         if known is None:
             return
         call_id, name = known
-        await self.session.publish(
+        await self.session.send(
             "AgentToolCallInputStream", {"tool_call_id": call_id, "tool_name": name, "delta": delta}
         )
 
@@ -388,13 +395,13 @@ class _Run:
                 for part in _field(raw, "content") or []:
                     text = _field(part, "text") or _field(part, "refusal")
                     if text:
-                        await session.answer(text)
+                        await session.send("FinalAnswerStream", {"char": text})
         elif name == "reasoning_item_created":
             item_id = _field(raw, "id")
             if item_id not in self.streamed_reasoning:
                 for part in _field(raw, "summary") or []:
                     text = _field(part, "text")
                     if text:
-                        await session.thought(text)
+                        await session.send("AgentThoughtStream", {"char": text})
         else:
             log.debug("session %s: %s not mapped", session.session_id, name)

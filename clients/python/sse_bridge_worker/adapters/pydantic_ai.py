@@ -28,6 +28,11 @@ the run's ``usage``                         ``Usage`` (once, before the run ends
 an output that is not text                  ``Data {"name": "output", "data": ...}``
 ==========================================  ====================================================
 
+The deltas (text, thinking, tool-call arguments) are sent with
+``session.send``, so those that stream in while an append is in flight go
+to Redis in one call; everything else is published (waiting for Redis),
+and the run flushes the queue before it returns.
+
 **Human in the loop.** A tool with ``requires_approval=True`` (or one that
 raises ``ApprovalRequired``) and an external tool (an ``ExternalToolset``,
 or ``CallDeferred``) end the run with an ``interrupt``, one per call, whose
@@ -207,17 +212,17 @@ class _Run:
             parts[event.index] = event.part
             part = event.part
             if isinstance(part, TextPart) and part.content:
-                await self.session.answer(part.content)
+                await self.session.send("FinalAnswerStream", {"char": part.content})
             elif isinstance(part, ThinkingPart) and part.content:
-                await self.session.thought(part.content)
+                await self.session.send("AgentThoughtStream", {"char": part.content})
             elif isinstance(part, ToolCallPart):
                 await self.tool_input(run, part, part.args)
         elif isinstance(event, PartDeltaEvent):
             delta = event.delta
             if isinstance(delta, TextPartDelta) and delta.content_delta:
-                await self.session.answer(delta.content_delta)
+                await self.session.send("FinalAnswerStream", {"char": delta.content_delta})
             elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
-                await self.session.thought(delta.content_delta)
+                await self.session.send("AgentThoughtStream", {"char": delta.content_delta})
             elif isinstance(delta, ToolCallPartDelta):
                 call = parts.get(event.index)
                 if isinstance(call, ToolCallPart):
@@ -234,7 +239,7 @@ class _Run:
             return  # arguments given whole (a dict): the start carries them
         if self.tool_kind(run, part.tool_name) == "output":
             return
-        await self.session.publish(
+        await self.session.send(
             "AgentToolCallInputStream",
             {"tool_call_id": part.tool_call_id, "tool_name": part.tool_name, "delta": delta},
         )
@@ -417,5 +422,7 @@ def pydantic_ai_handler(
                 await session.interrupt(mapping.interrupts(output))
             elif not isinstance(output, str):
                 await session.publish("Data", {"name": "output", "data": _jsonable(output)})
+        # The deltas were sent (queued): the run is over once they are logged.
+        await session.flush()
 
     return handle

@@ -563,6 +563,9 @@ def test_reasoning_and_text_content_blocks_are_thoughts_and_answer() -> None:
         async def publish(self, event_type: str, payload: Any = None) -> Any:
             self.events.append((event_type, payload))
 
+        async def send(self, event_type: str, payload: Any = None) -> None:  # deltas are sent
+            self.events.append((event_type, payload))
+
     session = Recording()
     run = _Run(session, graph=None, state=None)
     chunks = [
