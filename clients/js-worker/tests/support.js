@@ -206,6 +206,7 @@ export async function createSession(redis, { batches = false } = {}) {
     sessionId,
     channel,
     logKey: keys[0],
+    metaKey: keys[1],
     remove: () => redis.del(...keys),
   };
 }

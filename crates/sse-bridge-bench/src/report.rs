@@ -159,7 +159,10 @@ pub fn summary(results: &Results, ceiling: Option<f64>) -> String {
         ));
     }
     for (logged, how) in [
-        (OURS_RESUMABLE, "every event through `FCALL sse_bridge_v4_append`"),
+        (
+            OURS_RESUMABLE,
+            "every event through `FCALL sse_bridge_v4_append`",
+        ),
         (
             OURS_BATCHED,
             "the events queued while a call was in flight through one `FCALL sse_bridge_v4_append_batch`",

@@ -238,7 +238,9 @@ async fn malformed_messages_are_skipped_counted_and_the_session_completes() {
         .map(counter)
         .to_vec();
     let deltas: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    assert_eq!(deltas, [1.0, 1.0, 2.0, 1.0]);
+    // The array is read as a batch (the Redis log publishes batches so):
+    // its two strings are two events that are not objects.
+    assert_eq!(deltas, [1.0, 2.0, 2.0, 1.0]);
     gw.stop().await;
 }
 

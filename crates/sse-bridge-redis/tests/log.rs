@@ -143,6 +143,13 @@ async fn any_client_appends_with_one_fcall() {
     assert_eq!(event.json(), br#"{"event_type":"worker_ack","payload":{}}"#);
 }
 
+/// An event of attempt `a` with the idempotency key `key`.
+fn keyed(kind: &str, key: &str) -> Event {
+    Event::new(kind, serde_json::json!({"char": "x"}))
+        .from_attempt(Some("a"))
+        .with_key(key)
+}
+
 /// A retry after an ambiguous failure (the first FCALL may have been
 /// applied before the timeout) must not log or publish the event twice.
 #[tokio::test]
@@ -150,11 +157,6 @@ async fn a_retried_append_is_not_logged_twice() {
     let bus = bus(LogLimits::default()).await;
     let id = sse_bridge_testkit::log::created(&bus).await;
     let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
-    let keyed = |kind: &str, key: &str| {
-        Event::new(kind, serde_json::json!({"char": "x"}))
-            .from_attempt(Some("a"))
-            .with_key(key)
-    };
     let ack = bus.append(id, &keyed("worker_ack", "a:0")).await.unwrap();
     let piece = keyed("FinalAnswerStream", "a:1");
     let first = bus.append(id, &piece).await.unwrap();
@@ -199,11 +201,6 @@ async fn a_retried_batch_is_not_logged_twice() {
     let bus = bus(LogLimits::default()).await;
     let id = sse_bridge_testkit::log::created(&bus).await;
     let mut live = bus.subscribe(&id.event_channel()).await.unwrap();
-    let keyed = |kind: &str, key: &str| {
-        Event::new(kind, serde_json::json!({"char": "x"}))
-            .from_attempt(Some("a"))
-            .with_key(key)
-    };
     let batch = [
         keyed("worker_ack", "a:0"),
         keyed("FinalAnswerStream", "a:1"),
