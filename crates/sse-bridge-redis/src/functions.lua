@@ -333,6 +333,7 @@ end
 -- batches, one message each otherwise. Returns the receivers.
 local function commit(call)
   local keys, meta, changes = call.keys, call.meta, call.changes
+  if call.active then mark_active(call) end
   if call.logged then bound(keys, meta, call.state, changes) end
   local ttl = tonumber(meta.ttl_ms)
   local refreshed = tonumber(meta.refreshed_ms or '')
@@ -414,17 +415,17 @@ local function admit(call, event, event_type, attempt, key)
   elseif bound_attempt ~= attempt then
     return nil, 'foreign'
   elseif event_type == 'worker_heartbeat' then
-    mark_active(call)
+    call.active = true
     table.insert(call.messages, event)
     return ''
   elseif not meta.output then
     meta.output = '1'
     call.changes.output = '1'
   end
-  -- Logged first: the entry id gives the clock that marks the activity.
-  local id = log_event(call, event, is_terminal(event_type), key)
-  mark_active(call)
-  return id
+  -- The activity is marked once per call, by `commit` (the entry id of the
+  -- call's first event gives the clock).
+  call.active = true
+  return log_event(call, event, is_terminal(event_type), key)
 end
 
 -- A worker's event. Returns {1, log_id, receivers} when logged,
