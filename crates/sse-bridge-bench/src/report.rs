@@ -231,7 +231,7 @@ fn p99_verdict(results: &Results, series: Series, scenario: &str) -> String {
     };
     let ms = p99 * 1e-3;
     format!(
-        "- p99 {}, {scenario} at {rate:.0} events/s (half of its max): {ms:.2} ms (target < {RESUMABLE_MAX_P99_MS} ms: {})\n",
+        "- p99 {}, {scenario} at {rate:.0} events/s (half load): {ms:.2} ms (target < {RESUMABLE_MAX_P99_MS} ms: {})\n",
         series.title,
         verdict(ms < RESUMABLE_MAX_P99_MS)
     )
