@@ -192,12 +192,23 @@ test('the "research" chip shows steps, a streaming tool input, the state, source
   const origin = gateway('SSE_BRIDGE_URL');
   const { page, problems, close } = await openPage(origin);
   // Every state and input text the tool step goes through, as the page renders them.
+  // Each piece of input the page appends is a mutation record of its own, so
+  // the input as it stood after each piece is seen even when several pieces
+  // arrive in one read (a busy machine) and one observer callback gets them all.
   await page.evaluate(() => {
     window.toolSteps = [];
-    new MutationObserver(() => {
+    const push = (seen) => window.toolSteps.at(-1) !== seen && window.toolSteps.push(seen);
+    new MutationObserver((records) => {
+      for (const record of records) {
+        const input = record.target;
+        if (record.type !== 'childList' || input.dataset?.testid !== 'tool-input' || record.removedNodes.length > 0) continue;
+        for (const added of record.addedNodes) {
+          const upTo = [...input.childNodes].slice(0, [...input.childNodes].indexOf(added) + 1);
+          push(`streaming ${upTo.map((node) => node.textContent).join('')}`);
+        }
+      }
       for (const step of document.querySelectorAll('[data-testid="tool-step"]')) {
-        const seen = `${step.dataset.state} ${step.querySelector('[data-testid="tool-input"]').textContent}`;
-        if (window.toolSteps.at(-1) !== seen) window.toolSteps.push(seen);
+        push(`${step.dataset.state} ${step.querySelector('[data-testid="tool-input"]').textContent}`);
       }
     }).observe(document.getElementById('transcript'), { subtree: true, childList: true, characterData: true, attributes: true });
   });
