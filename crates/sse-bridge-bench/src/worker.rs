@@ -370,39 +370,38 @@ impl Emitter {
 
     /// One `FCALL sse_bridge_v4_append_batch` (event type, JSON each).
     async fn send_batch(&mut self, batch: &[(String, String)]) -> Result<(), String> {
-        {
-            let mut call = redis::cmd("FCALL");
-            call.arg("sse_bridge_v4_append_batch")
-                .arg(3)
-                .arg(&self.log_key)
-                .arg(&self.meta_key)
-                .arg(&self.folded_key)
-                .arg(&self.attempt)
-                .arg("")
-                .arg("");
-            for (event_type, event) in batch {
-                call.arg(event).arg(event_type);
-            }
-            let reply: Value = call
-                .query_async(&mut self.redis)
-                .await
-                .map_err(|e| format!("FCALL sse_bridge_v4_append_batch failed: {e}"))?;
-            match &reply {
-                Value::Array(parts) => match parts.as_slice() {
-                    [Value::Array(ids), Value::BulkString(refusal), Value::Int(_)]
-                        if refusal.is_empty() && ids.len() == batch.len() => {}
-                    [_, Value::BulkString(refusal), _] => {
-                        return Err(format!(
-                            "batch refused ({})",
-                            String::from_utf8_lossy(refusal)
-                        ));
-                    }
-                    _ => return Err(format!("unexpected reply {reply:?}")),
-                },
-                _ => return Err(format!("unexpected reply {reply:?}")),
-            }
+        let mut call = redis::cmd("FCALL");
+        call.arg("sse_bridge_v4_append_batch")
+            .arg(3)
+            .arg(&self.log_key)
+            .arg(&self.meta_key)
+            .arg(&self.folded_key)
+            .arg(&self.attempt)
+            .arg("")
+            .arg("");
+        for (event_type, event) in batch {
+            call.arg(event).arg(event_type);
         }
-        Ok(())
+        let reply: Value = call
+            .query_async(&mut self.redis)
+            .await
+            .map_err(|e| format!("FCALL sse_bridge_v4_append_batch failed: {e}"))?;
+        let parts = match &reply {
+            Value::Array(parts) => parts.as_slice(),
+            _ => &[],
+        };
+        match parts {
+            [Value::Array(ids), Value::BulkString(refusal), Value::Int(_)]
+                if refusal.is_empty() && ids.len() == batch.len() =>
+            {
+                Ok(())
+            }
+            [_, Value::BulkString(refusal), _] => Err(format!(
+                "batch refused ({})",
+                String::from_utf8_lossy(refusal)
+            )),
+            _ => Err(format!("unexpected reply {reply:?}")),
+        }
     }
 
     /// Delivers one event (`payload` is its compact JSON); `Err` says why not.
