@@ -10,6 +10,12 @@
 //! message larger than any reader would accept is dropped before it is
 //! queued, so a flood costs at most the bound per subscription.
 //!
+//! The map is sharded by channel name, each shard behind its own lock, so
+//! sessions subscribing and leaving block only the deliveries of their
+//! shard; and a delivery wakes the subscribers it queued for only after it
+//! let go of the shard (a woken driver on the other core would otherwise
+//! find the lock held and wait for it).
+//!
 //! Each subscription also watches a broker *link* ([`Subscription::link`]):
 //! one for the whole router when one connection carries every channel, or
 //! one per link group ([`Router::with_link_groups`]: a Redis Cluster's key
@@ -26,7 +32,7 @@ use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
-use crate::pipe::{PipeReceiver, PipeSender, pipe};
+use crate::pipe::{PipeReceiver, PipeSender, Pushed, Wake, pipe};
 
 mod links;
 
@@ -134,13 +140,21 @@ impl Subscription {
 
 /// Routes messages from a backend's read loop to the subscriptions in this process.
 pub struct Router {
-    /// Channel → its routes; the name is shared with each route's guard.
-    routes: Mutex<HashMap<Arc<str>, Routes>>,
+    /// Channel → its routes, spread over [`SHARDS`] maps by the channel's
+    /// hash; the name is shared with each route's guard.
+    shards: Box<[Mutex<ChannelRoutes>]>,
     next_id: AtomicU64,
     bound: SubscriptionBound,
     links: Links,
     on_last_unsubscribe: Box<dyn Fn(&str) + Send + Sync>,
 }
+
+/// Shards of the router's map: enough that 100,000 channels churning
+/// rarely meet on one lock, few enough to cost nothing when idle.
+const SHARDS: usize = 64;
+
+/// One shard of the router's map.
+type ChannelRoutes = HashMap<Arc<str>, Routes>;
 
 /// The routes of one channel: nearly always one, held inline.
 type Routes = SmallVec<[Route; 1]>;
@@ -163,25 +177,13 @@ struct RouteShared {
     held_elsewhere: AtomicUsize,
 }
 
-/// What [`Route::offer`] did with a message.
-enum Offer {
-    Queued,
-    /// Over the bound in messages or bytes.
-    Full,
-    Closed,
-}
-
 impl Route {
     /// Queues `message` if the queue, with what its reader holds
     /// elsewhere, stays within `bound`.
-    fn offer(&self, message: &Bytes, bound: &SubscriptionBound) -> Offer {
+    fn offer(&self, message: &Bytes, bound: &SubscriptionBound) -> Pushed {
         let held_elsewhere = self.shared.held_elsewhere.load(Ordering::Relaxed);
         let bytes = bound.bytes.saturating_sub(held_elsewhere);
-        match self.tx.push_within(message.clone(), bound.messages, bytes) {
-            Some(true) => Offer::Queued,
-            Some(false) => Offer::Full,
-            None => Offer::Closed,
-        }
+        self.tx.push_within(message.clone(), bound.messages, bytes)
     }
 }
 
@@ -236,7 +238,7 @@ impl Router {
         on_last_unsubscribe: impl Fn(&str) + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Router {
-            routes: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(0),
             bound: SubscriptionBound {
                 messages: bound.messages.max(1),
@@ -254,7 +256,7 @@ impl Router {
         let shared = Arc::new(RouteShared::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (channel, first, link) = {
-            let mut routes = self.lock();
+            let mut routes = self.shard(channel);
             let (channel, new_entry) = match routes.get_key_value(channel) {
                 Some((name, _)) => (name.clone(), false),
                 None => (Arc::from(channel), true),
@@ -266,7 +268,7 @@ impl Router {
                 shared: shared.clone(),
             });
             let first = list.len() == 1;
-            // Under the routes lock, so a group never loses its link while
+            // Under the shard's lock, so a group never loses its link while
             // one of its channels is being added.
             let link = self.links.watch(&channel, new_entry);
             (channel, first, link)
@@ -301,40 +303,51 @@ impl Router {
             );
             return routed;
         }
-        let mut routes = self.lock();
-        let Some(list) = routes.get_mut(channel) else {
-            return routed;
-        };
-        list.retain(|route| match route.offer(&message, &self.bound) {
-            Offer::Queued => {
-                routed.delivered += 1;
-                true
-            }
-            Offer::Full => {
-                route.shared.overflowed.store(true, Ordering::Release);
-                routed.overflowed += 1;
-                false
-            }
-            // The subscription is being dropped; its guard removes the route.
-            Offer::Closed => true,
-        });
-        // An emptied list stays until the cut-off subscriptions are dropped,
-        // whose guards then unsubscribe at the broker.
+        let mut wakes = SmallVec::<[Wake; 1]>::new();
+        {
+            let mut routes = self.shard(channel);
+            let Some(list) = routes.get_mut(channel) else {
+                return routed;
+            };
+            list.retain(|route| match route.offer(&message, &self.bound) {
+                Pushed::Queued(wake) => {
+                    wakes.push(wake);
+                    routed.delivered += 1;
+                    true
+                }
+                Pushed::Full => {
+                    route.shared.overflowed.store(true, Ordering::Release);
+                    routed.overflowed += 1;
+                    false
+                }
+                // The subscription is being dropped; its guard removes the route.
+                Pushed::ReceiverGone => true,
+            });
+            // An emptied list stays until the cut-off subscriptions are
+            // dropped, whose guards then unsubscribe at the broker.
+        }
+        for wake in wakes {
+            wake.wake();
+        }
         routed
     }
 
     /// Channels with at least one subscription.
     pub fn channels(&self) -> Vec<String> {
-        self.lock().keys().map(|c| c.to_string()).collect()
+        let mut channels = Vec::new();
+        for shard in &self.shards {
+            channels.extend(lock(shard).keys().map(|c| c.to_string()));
+        }
+        channels
     }
 
     /// Whether `channel` has at least one subscription.
     pub fn contains(&self, channel: &str) -> bool {
-        self.lock().contains_key(channel)
+        self.shard(channel).contains_key(channel)
     }
 
     pub fn channel_count(&self) -> usize {
-        self.lock().len()
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
     }
 
     /// Marks the broker link up or down for every subscription.
@@ -361,7 +374,7 @@ impl Router {
 
     fn remove(&self, channel: &str, id: u64) {
         let now_empty = {
-            let mut routes = self.lock();
+            let mut routes = self.shard(channel);
             let Some(list) = routes.get_mut(channel) else {
                 return;
             };
@@ -378,8 +391,14 @@ impl Router {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Routes>> {
-        lock(&self.routes)
+    /// The locked shard that holds `channel`'s routes.
+    fn shard(&self, channel: &str) -> std::sync::MutexGuard<'_, ChannelRoutes> {
+        // A fixed hash suffices: crowding one shard costs only the sharding
+        // (each shard's map keeps its own random hasher).
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(channel, &mut hasher);
+        let index = std::hash::Hasher::finish(&hasher) as usize % SHARDS;
+        lock(&self.shards[index])
     }
 }
 
@@ -503,6 +522,52 @@ mod tests {
             1,
             "what was taken frees its share"
         );
+    }
+
+    /// On wake, records whether the shard of channel `c` was locked.
+    struct LockProbe {
+        router: Arc<Router>,
+        woken_under_lock: Mutex<Vec<bool>>,
+    }
+
+    impl std::task::Wake for LockProbe {
+        fn wake(self: Arc<Self>) {
+            let locked = self.router.shards.iter().any(|s| s.try_lock().is_err());
+            self.woken_under_lock.lock().unwrap().push(locked);
+        }
+    }
+
+    #[test]
+    fn subscribers_are_woken_after_the_router_let_go_of_its_locks() {
+        let (router, _) = counting_router(8);
+        let (mut sub, _) = router.add("c");
+        let probe = Arc::new(LockProbe {
+            router: router.clone(),
+            woken_under_lock: Mutex::default(),
+        });
+        let waker = std::task::Waker::from(probe.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(sub.messages.poll_recv(&mut cx).is_pending());
+        assert_eq!(router.deliver("c", Bytes::from_static(b"m")).delivered, 1);
+        assert_eq!(*probe.woken_under_lock.lock().unwrap(), [false]);
+    }
+
+    #[test]
+    fn channels_spread_over_shards_are_all_counted_listed_and_removed() {
+        let (router, unsubscribed) = counting_router(8);
+        let subs: Vec<_> = (0..500).map(|i| router.add(&format!("c{i}")).0).collect();
+        let used = router.shards.iter().filter(|s| !lock(s).is_empty()).count();
+        assert!(used > SHARDS / 2, "500 channels use {used} shards");
+        assert_eq!(router.channel_count(), 500);
+        assert_eq!(router.channels().len(), 500);
+        assert!(router.contains("c499") && !router.contains("c500"));
+        assert_eq!(
+            router.deliver("c250", Bytes::from_static(b"m")).delivered,
+            1
+        );
+        drop(subs);
+        assert_eq!(router.channel_count(), 0);
+        assert_eq!(unsubscribed.load(Ordering::SeqCst), 500);
     }
 
     #[tokio::test]

@@ -72,6 +72,36 @@ impl Shared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverGone;
 
+/// What [`PipeSender::push_within`] did with an item.
+#[must_use]
+pub enum Pushed {
+    Queued(Wake),
+    /// Over the bounds: not queued.
+    Full,
+    ReceiverGone,
+}
+
+/// The receiver a push must wake, if it was waiting. Wakes on
+/// [`Wake::wake`] or on drop, whichever comes first: a wake-up is never lost.
+#[must_use = "dropping it wakes the receiver at once"]
+pub struct Wake(Option<Waker>);
+
+impl Wake {
+    pub fn wake(mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+}
+
 /// The sending end.
 pub struct PipeSender {
     shared: Arc<Shared>,
@@ -82,31 +112,31 @@ pub struct PipeSender {
 impl PipeSender {
     /// Queues `item`, whatever the queue holds.
     pub fn push(&self, item: Bytes) -> Result<(), ReceiverGone> {
-        self.push_within(item, usize::MAX, usize::MAX)
-            .map(|_| ())
-            .ok_or(ReceiverGone)
+        match self.push_within(item, usize::MAX, usize::MAX) {
+            Pushed::Queued(wake) => {
+                wake.wake();
+                Ok(())
+            }
+            Pushed::Full => unreachable!("an unbounded push always fits"),
+            Pushed::ReceiverGone => Err(ReceiverGone),
+        }
     }
 
     /// Queues `item` if the queue then holds at most `max_items` items and
-    /// `max_bytes` bytes; `Some(queued)` tells whether it did, `None` that
-    /// the receiver is gone.
-    pub fn push_within(&self, item: Bytes, max_items: usize, max_bytes: usize) -> Option<bool> {
-        let waker = {
-            let mut state = self.shared.lock();
-            if state.receiver_gone {
-                return None;
-            }
-            if state.items.len() >= max_items || state.bytes + item.len() > max_bytes {
-                return Some(false);
-            }
-            state.bytes += item.len();
-            state.items.push_back(item);
-            state.receiver_waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+    /// `max_bytes` bytes. The receiver is woken only when the returned
+    /// [`Wake`] is used or dropped, so a caller that holds a lock of its own
+    /// can wake it after letting go.
+    pub fn push_within(&self, item: Bytes, max_items: usize, max_bytes: usize) -> Pushed {
+        let mut state = self.shared.lock();
+        if state.receiver_gone {
+            return Pushed::ReceiverGone;
         }
-        Some(true)
+        if state.items.len() >= max_items || state.bytes + item.len() > max_bytes {
+            return Pushed::Full;
+        }
+        state.bytes += item.len();
+        state.items.push_back(item);
+        Pushed::Queued(Wake(state.receiver_waker.take()))
     }
 
     /// Bytes queued and not yet taken.
@@ -300,19 +330,30 @@ mod tests {
     #[test]
     fn bounds_refuse_without_queuing() {
         let (tx, mut rx) = pipe();
-        assert_eq!(tx.push_within(item("abcd"), 2, 6), Some(true));
-        assert_eq!(
-            tx.push_within(item("abc"), 2, 6),
-            Some(false),
+        assert!(matches!(
+            tx.push_within(item("abcd"), 2, 6),
+            Pushed::Queued(_)
+        ));
+        assert!(
+            matches!(tx.push_within(item("abc"), 2, 6), Pushed::Full),
             "7 bytes > 6"
         );
-        assert_eq!(tx.push_within(item("ab"), 2, 6), Some(true));
-        assert_eq!(tx.push_within(item(""), 2, 6), Some(false), "3 items > 2");
+        assert!(matches!(
+            tx.push_within(item("ab"), 2, 6),
+            Pushed::Queued(_)
+        ));
+        assert!(
+            matches!(tx.push_within(item(""), 2, 6), Pushed::Full),
+            "3 items > 2"
+        );
         assert_eq!(tx.queued_bytes(), 6);
         assert_eq!(rx.try_recv(), Ok(Some(item("abcd"))));
         assert_eq!(tx.queued_bytes(), 2);
         drop(rx);
-        assert_eq!(tx.push_within(item("a"), 2, 6), None);
+        assert!(matches!(
+            tx.push_within(item("a"), 2, 6),
+            Pushed::ReceiverGone
+        ));
         assert_eq!(tx.push(item("a")), Err(ReceiverGone));
         assert_eq!(tx.queued_bytes(), 0, "a gone receiver's items are freed");
     }
@@ -342,6 +383,35 @@ mod tests {
         assert!(tx.receiver_gone().now_or_never().is_none());
         drop(rx);
         assert_eq!(tx.receiver_gone().now_or_never(), Some(()));
+    }
+
+    /// Counts the times it was woken.
+    #[derive(Default)]
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_bounded_push_wakes_the_receiver_when_its_wake_is_used_or_dropped() {
+        let (tx, mut rx) = pipe();
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let woken = || counter.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(rx.poll_recv(&mut Context::from_waker(&waker)).is_pending());
+        let Pushed::Queued(wake) = tx.push_within(item("a"), 8, 8) else {
+            panic!("it fits");
+        };
+        assert_eq!(woken(), 0, "not before the caller says so");
+        wake.wake();
+        assert_eq!(woken(), 1);
+        rx.try_recv().unwrap();
+        assert!(rx.poll_recv(&mut Context::from_waker(&waker)).is_pending());
+        drop(tx.push_within(item("b"), 8, 8));
+        assert_eq!(woken(), 2, "a dropped wake still wakes");
     }
 
     #[test]
