@@ -1,12 +1,15 @@
 //! The per-event hot path of the gateway: parse a worker message and frame
-//! it for the client. Compares the shipped `Event::parse` (validate without a
+//! it for the client, in each output format. Compares the shipped `Event::parse` (validate without a
 //! tree, keep the minified text) with the straightforward alternative it
 //! replaced (parse into a `serde_json::Value`, serialise it again).
 
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
-use sse_bridge_core::Event;
+use sse_bridge_core::format::Format;
+use sse_bridge_core::log::SessionMeta;
+use sse_bridge_core::protocol::OnDisconnect;
 use sse_bridge_core::sse::{Framing, write_event};
+use sse_bridge_core::{Event, SessionId};
 use std::hint::black_box;
 
 const PIECE: &[u8] =
@@ -48,5 +51,43 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// A streamed answer of 100 one-word pieces, as the log publishes them.
+fn answer_pieces() -> Vec<Vec<u8>> {
+    (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"event_type":"FinalAnswerStream","payload":{{"char":"word{i} "}},"attempt":"4f1c2a9e","log_id":"1764000000000-{i}"}}"#
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Parse and encode a streamed answer in each format: what a stream's
+/// driver does per event.
+fn formats(c: &mut Criterion) {
+    let pieces = answer_pieces();
+    let mut group = c.benchmark_group("answer_100_pieces");
+    for format in [Format::Native, Format::AgUi, Format::AiSdk] {
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        group.bench_function(format.as_str(), |b| {
+            b.iter(|| {
+                out.clear();
+                let id = SessionId::new();
+                let mut encoder = format.encoder(
+                    id,
+                    &SessionMeta::new("bench", format.as_str(), OnDisconnect::Cancel),
+                    Framing::WithIds,
+                );
+                for raw in &pieces {
+                    let event = Event::parse(black_box(raw), 1 << 20).unwrap();
+                    encoder.event(&event, &mut out);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, formats);
 criterion_main!(benches);

@@ -27,9 +27,11 @@
 //! nothing open at `RUN_FINISHED`) accepts every stream.
 
 use bytes::BytesMut;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
+use super::parts::{CallStart, Part, Parts, tool_call_id};
+use super::{Encoder, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
 
@@ -38,14 +40,8 @@ use crate::thread::Interrupt;
 pub struct AgUi {
     thread_id: String,
     run_id: String,
-    /// Scoped by the session id: replays make the same ids.
-    ids: Ids,
-    reasoning: Option<String>,
-    text: Option<String>,
-    /// Tool calls waiting for their result: (toolCallId, tool name).
-    calls: Vec<(String, String)>,
-    /// Tool calls whose input is streaming (started, not ended).
-    streaming: Vec<String>,
+    /// Ids scoped by the session id: replays make the same ids.
+    parts: Parts,
     /// Steps started and not finished, oldest first.
     steps: Vec<String>,
     /// Token usage reported so far (`TokenUsage` objects).
@@ -59,11 +55,7 @@ impl AgUi {
         AgUi {
             thread_id: thread_id.to_owned(),
             run_id: run_id.to_owned(),
-            ids: Ids::new(Some(ids)),
-            reasoning: None,
-            text: None,
-            calls: Vec::new(),
-            streaming: Vec::new(),
+            parts: Parts::new(Some(ids)),
             steps: Vec::new(),
             usage: Vec::new(),
         }
@@ -73,7 +65,7 @@ impl AgUi {
     /// calls whose input was streaming, steps.
     fn close_run(&mut self, out: &mut BytesMut) {
         self.close_all(out);
-        for id in std::mem::take(&mut self.streaming) {
+        for id in self.parts.take_streaming() {
             write_data(out, &json!({"type": "TOOL_CALL_END", "toolCallId": id}));
         }
         while let Some(name) = self.steps.pop() {
@@ -99,14 +91,13 @@ impl AgUi {
         let Some(id) = tool_call_id(payload) else {
             return Self::custom(out, event_type::TOOL_INPUT, payload.clone());
         };
-        if !self.streaming.contains(&id) {
+        if self.parts.stream_input(&id) {
             self.close_all(out);
             let name = text_of(&payload["tool_name"]);
             write_data(
                 out,
                 &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
             );
-            self.streaming.push(id.clone());
         }
         let delta = text_of(&payload["delta"]);
         if !delta.is_empty() {
@@ -117,8 +108,43 @@ impl AgUi {
         }
     }
 
+    /// A thought or answer piece: its message opens (closing the other
+    /// kind's) and the text goes in it.
+    fn piece(&mut self, kind: &str, delta: &str, out: &mut BytesMut) {
+        let (part, content) = if kind == event_type::THOUGHT {
+            self.close_text(out);
+            let id = self.parts.open(Part::Reasoning, "reasoning", out, |id, out| {
+                write_data(out, &json!({"type": "REASONING_START", "messageId": id}));
+                write_data(
+                    out,
+                    &json!({"type": "REASONING_MESSAGE_START", "messageId": id, "role": "reasoning"}),
+                );
+            });
+            (id, "REASONING_MESSAGE_CONTENT")
+        } else {
+            self.close_reasoning(out);
+            let id = self.parts.open(Part::Text, "message", out, |id, out| {
+                write_data(
+                    out,
+                    &json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"}),
+                );
+            });
+            (id, "TEXT_MESSAGE_CONTENT")
+        };
+        if !delta.is_empty() {
+            write_data(
+                out,
+                &Content {
+                    kind: content,
+                    message_id: part,
+                    delta,
+                },
+            );
+        }
+    }
+
     fn close_reasoning(&mut self, out: &mut BytesMut) {
-        if let Some(id) = self.reasoning.take() {
+        if let Some(id) = self.parts.close(Part::Reasoning) {
             write_data(
                 out,
                 &json!({"type": "REASONING_MESSAGE_END", "messageId": id}),
@@ -128,7 +154,7 @@ impl AgUi {
     }
 
     fn close_text(&mut self, out: &mut BytesMut) {
-        if let Some(id) = self.text.take() {
+        if let Some(id) = self.parts.close(Part::Text) {
             write_data(out, &json!({"type": "TEXT_MESSAGE_END", "messageId": id}));
         }
     }
@@ -155,71 +181,36 @@ impl Encoder for AgUi {
     }
 
     fn event(&mut self, event: &Event, out: &mut BytesMut) {
+        if let Some(text) = event.text() {
+            return self.piece(event.event_type(), text, out);
+        }
         let payload = event.payload();
         match event.event_type() {
             event_type::WORKER_ACK => Self::custom(out, event_type::WORKER_ACK, payload),
-            event_type::THOUGHT => {
-                self.close_text(out);
-                let id = open_part(
-                    &mut self.reasoning,
-                    &mut self.ids,
-                    "reasoning",
-                    out,
-                    |id, out| {
-                        write_data(out, &json!({"type": "REASONING_START", "messageId": id}));
-                        write_data(
-                            out,
-                            &json!({"type": "REASONING_MESSAGE_START", "messageId": id, "role": "reasoning"}),
-                        );
-                    },
-                );
-                let delta = text_of(&payload["char"]);
-                if !delta.is_empty() {
-                    write_data(
-                        out,
-                        &json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": id, "delta": delta}),
-                    );
-                }
-            }
             event_type::TOOL_CALL_START => {
                 self.close_all(out);
                 let name = text_of(&payload["tool_name"]);
-                let streamed = tool_call_id(&payload)
-                    .and_then(|id| self.streaming.iter().position(|s| *s == id))
-                    .map(|at| self.streaming.remove(at));
-                let id = match streamed {
-                    // Its input went out as it streamed: only the end now.
-                    Some(id) => id,
-                    None => {
-                        let id = tool_call_id(&payload).unwrap_or_else(|| self.ids.next("call"));
-                        write_data(
-                            out,
-                            &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
-                        );
-                        let args = payload.get("tool_input").cloned().unwrap_or(Value::Null);
-                        write_data(
-                            out,
-                            &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": args.to_string()}),
-                        );
-                        id
-                    }
-                };
+                let CallStart { id, streamed } = self.parts.start_call(&payload, &name);
+                // A streamed input went out as it streamed: only the end now.
+                if !streamed {
+                    write_data(
+                        out,
+                        &json!({"type": "TOOL_CALL_START", "toolCallId": id, "toolCallName": name}),
+                    );
+                    let args = payload.get("tool_input").cloned().unwrap_or(Value::Null);
+                    write_data(
+                        out,
+                        &json!({"type": "TOOL_CALL_ARGS", "toolCallId": id, "delta": args.to_string()}),
+                    );
+                }
                 write_data(out, &json!({"type": "TOOL_CALL_END", "toolCallId": id}));
-                self.calls.push((id, name));
             }
             event_type::TOOL_CALL_END => {
                 self.close_all(out);
                 let name = text_of(&payload["tool_name"]);
-                let call = match tool_call_id(&payload) {
-                    Some(id) => {
-                        self.calls.retain(|(open, _)| *open != id);
-                        Some(id)
-                    }
-                    None => take_call(&mut self.calls, &name),
-                };
-                match call {
+                match self.parts.end_call(&payload, &name) {
                     Some(call) => {
-                        let message = self.ids.next("result");
+                        let message = self.parts.next_id("result");
                         let content = text_of(tool_result(&payload));
                         write_data(
                             out,
@@ -229,22 +220,6 @@ impl Encoder for AgUi {
                     }
                     // A result with no call to pair it with: pass it on as is.
                     None => Self::custom(out, event_type::TOOL_CALL_END, payload),
-                }
-            }
-            event_type::ANSWER => {
-                self.close_reasoning(out);
-                let id = open_part(&mut self.text, &mut self.ids, "message", out, |id, out| {
-                    write_data(
-                        out,
-                        &json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"}),
-                    );
-                });
-                let delta = text_of(&payload["char"]);
-                if !delta.is_empty() {
-                    write_data(
-                        out,
-                        &json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": id, "delta": delta}),
-                    );
                 }
             }
             event_type::ANSWER_END => self.run_finished(Value::Null, out),
@@ -345,15 +320,6 @@ fn ag_ui_interrupt(interrupt: &Interrupt) -> Value {
     Value::Object(fields)
 }
 
-/// The worker's `tool_call_id`, when it sent one (PROTOCOL §8).
-pub(super) fn tool_call_id(payload: &Value) -> Option<String> {
-    payload
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-}
-
 /// What a tool call ended with: its `output`, or its `error` instead.
 fn tool_result(payload: &Value) -> &Value {
     match payload.get("output") {
@@ -362,12 +328,12 @@ fn tool_result(payload: &Value) -> &Value {
     }
 }
 
-/// Takes the oldest open call of tool `name` (of any tool when no call of
-/// that name is open).
-pub(super) fn take_call(calls: &mut Vec<(String, String)>, name: &str) -> Option<String> {
-    let index = calls
-        .iter()
-        .position(|(_, tool)| tool == name)
-        .or(if calls.is_empty() { None } else { Some(0) })?;
-    Some(calls.remove(index).0)
+/// A reasoning or text delta: `{"type", "messageId", "delta"}`.
+#[derive(Serialize)]
+struct Content<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "messageId")]
+    message_id: &'a str,
+    delta: &'a str,
 }

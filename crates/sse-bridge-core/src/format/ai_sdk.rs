@@ -30,10 +30,11 @@
 //! part is ended before any other part starts.
 
 use bytes::{BufMut, BytesMut};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::ag_ui::{take_call, tool_call_id};
-use super::{Encoder, Ids, open_part, text_of, token_counts, write_data};
+use super::parts::{Part, Parts, tool_call_id};
+use super::{Encoder, text_of, token_counts, write_data};
 use crate::protocol::{Event, event_type};
 use crate::thread::Interrupt;
 
@@ -58,15 +59,9 @@ const STATE_MAX_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub struct AiSdk {
     message_id: String,
-    ids: Ids,
-    reasoning: Option<String>,
-    text: Option<String>,
-    /// Tool calls waiting for their output: (toolCallId, tool name).
-    calls: Vec<(String, String)>,
+    parts: Parts,
     /// Calls of tools the client runs (`"executor": "client"`).
     client_calls: Vec<String>,
-    /// Calls whose input is streaming (`tool-input-start` sent).
-    streaming: Vec<String>,
     /// A step is open (`start-step` sent, no `finish-step` yet).
     step_open: bool,
     /// The state `StateDelta`s patch (the client gets it whole).
@@ -79,12 +74,8 @@ impl AiSdk {
     pub fn new(message_id: &str) -> Self {
         AiSdk {
             message_id: message_id.to_owned(),
-            ids: Ids::new(None),
-            reasoning: None,
-            text: None,
-            calls: Vec::new(),
+            parts: Parts::new(None),
             client_calls: Vec::new(),
-            streaming: Vec::new(),
             step_open: false,
             state: Value::Null,
         }
@@ -102,14 +93,13 @@ impl AiSdk {
             let kind = format!("data-{}", event_type::TOOL_INPUT);
             return write_data(out, &json!({"type": kind, "data": payload}));
         };
-        if !self.streaming.contains(&id) {
+        if self.parts.stream_input(&id) {
             self.close_parts(out);
             let name = text_of(&payload["tool_name"]);
             write_data(
                 out,
                 &json!({"type": "tool-input-start", "toolCallId": id, "toolName": name, "dynamic": true}),
             );
-            self.streaming.push(id.clone());
         }
         let delta = text_of(&payload["delta"]);
         write_data(
@@ -152,12 +142,64 @@ impl AiSdk {
     }
 
     fn close_parts(&mut self, out: &mut BytesMut) {
-        if let Some(id) = self.reasoning.take() {
-            write_data(out, &json!({"type": "reasoning-end", "id": id}));
+        self.close(Part::Reasoning, out);
+        self.close(Part::Text, out);
+    }
+
+    fn close(&mut self, part: Part, out: &mut BytesMut) {
+        if let Some(id) = self.parts.close(part) {
+            let end = match part {
+                Part::Reasoning => "reasoning-end",
+                Part::Text => "text-end",
+            };
+            write_data(
+                out,
+                &Delta {
+                    kind: end,
+                    id: &id,
+                    delta: None,
+                },
+            );
         }
-        if let Some(id) = self.text.take() {
-            write_data(out, &json!({"type": "text-end", "id": id}));
-        }
+    }
+
+    /// A thought or answer piece: its part opens (ending the other kind's)
+    /// and the text goes in it.
+    fn piece(&mut self, kind: &str, delta: &str, out: &mut BytesMut) {
+        let (part, other, name, start, delta_kind) = if kind == event_type::THOUGHT {
+            (
+                Part::Reasoning,
+                Part::Text,
+                "reasoning",
+                "reasoning-start",
+                "reasoning-delta",
+            )
+        } else {
+            (
+                Part::Text,
+                Part::Reasoning,
+                "text",
+                "text-start",
+                "text-delta",
+            )
+        };
+        self.close(other, out);
+        let id = self.parts.open(part, name, out, |id, out| {
+            write_data(
+                out,
+                &Delta {
+                    kind: start,
+                    id,
+                    delta: None,
+                },
+            );
+        });
+        let delta = Delta {
+            kind: delta_kind,
+            id,
+            delta: Some(delta),
+        };
+        write_data(out, &delta);
     }
 
     fn done(out: &mut BytesMut) {
@@ -225,62 +267,37 @@ impl Encoder for AiSdk {
     }
 
     fn event(&mut self, event: &Event, out: &mut BytesMut) {
-        let payload = event.payload();
         if is_step_content(event.event_type()) && !self.step_open {
             write_data(out, &json!({"type": "start-step"}));
             self.step_open = true;
         }
+        if let Some(text) = event.text() {
+            return self.piece(event.event_type(), text, out);
+        }
+        let payload = event.payload();
         match event.event_type() {
             event_type::WORKER_ACK => write_data(
                 out,
                 &json!({"type": "data-worker_ack", "data": payload, "transient": true}),
             ),
-            event_type::THOUGHT => {
-                if let Some(id) = self.text.take() {
-                    write_data(out, &json!({"type": "text-end", "id": id}));
-                }
-                let id = open_part(
-                    &mut self.reasoning,
-                    &mut self.ids,
-                    "reasoning",
-                    out,
-                    |id, out| {
-                        write_data(out, &json!({"type": "reasoning-start", "id": id}));
-                    },
-                );
-                let delta = text_of(&payload["char"]);
-                write_data(
-                    out,
-                    &json!({"type": "reasoning-delta", "id": id, "delta": delta}),
-                );
-            }
             event_type::TOOL_CALL_START => {
                 self.close_parts(out);
-                let id = tool_call_id(&payload).unwrap_or_else(|| self.ids.next("call"));
                 let name = text_of(&payload["tool_name"]);
+                let id = self.parts.start_call(&payload, &name).id;
                 if payload.get("executor").and_then(Value::as_str) == Some("client") {
                     self.client_calls.push(id.clone());
                 }
-                self.streaming.retain(|streaming| *streaming != id);
                 let input = payload.get("tool_input").cloned().unwrap_or(Value::Null);
                 write_data(
                     out,
                     &json!({"type": "tool-input-available", "toolCallId": id, "toolName": name,
                             "input": input, "dynamic": true}),
                 );
-                self.calls.push((id, name));
             }
             event_type::TOOL_CALL_END => {
                 self.close_parts(out);
                 let name = text_of(&payload["tool_name"]);
-                let call = match tool_call_id(&payload) {
-                    Some(id) => {
-                        self.calls.retain(|(open, _)| *open != id);
-                        Some(id)
-                    }
-                    None => take_call(&mut self.calls, &name),
-                };
-                let Some(id) = call else {
+                let Some(id) = self.parts.end_call(&payload, &name) else {
                     let kind = format!("data-{}", event_type::TOOL_CALL_END);
                     return write_data(out, &json!({"type": kind, "data": payload}));
                 };
@@ -296,19 +313,6 @@ impl Encoder for AiSdk {
                                                   "output": output.cloned().unwrap_or(Value::Null), "dynamic": true}),
                 };
                 write_data(out, &chunk);
-            }
-            event_type::ANSWER => {
-                if let Some(id) = self.reasoning.take() {
-                    write_data(out, &json!({"type": "reasoning-end", "id": id}));
-                }
-                let id = open_part(&mut self.text, &mut self.ids, "text", out, |id, out| {
-                    write_data(out, &json!({"type": "text-start", "id": id}));
-                });
-                let delta = text_of(&payload["char"]);
-                write_data(
-                    out,
-                    &json!({"type": "text-delta", "id": id, "delta": delta}),
-                );
             }
             event_type::ANSWER_END => self.finish("stop", out),
             event_type::INTERRUPT => self.interrupt(&payload, out),
@@ -371,4 +375,14 @@ fn message_usage(payload: &Value) -> Value {
         metadata["model"] = model.clone();
     }
     metadata
+}
+
+/// A reasoning or text part's start, delta or end: `{"type", "id", "delta"?}`.
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<&'a str>,
 }

@@ -22,9 +22,11 @@
 mod ag_ui;
 mod ai_sdk;
 mod native;
+mod parts;
 mod requests;
 
 use bytes::{BufMut, BytesMut};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::log::SessionMeta;
@@ -88,53 +90,10 @@ impl Format {
     }
 }
 
-/// Makes a stream's ids: `<kind>-<n>`, or `<kind>-<scope>-<n>` when ids
-/// must be unique beyond the stream (AG-UI messages accumulate across runs).
-#[derive(Debug)]
-struct Ids {
-    scope: Option<String>,
-    made: u64,
-}
-
-impl Ids {
-    fn new(scope: Option<&str>) -> Self {
-        Ids {
-            scope: scope.map(str::to_owned),
-            made: 0,
-        }
-    }
-
-    fn next(&mut self, kind: &str) -> String {
-        self.made += 1;
-        match &self.scope {
-            Some(scope) => format!("{kind}-{scope}-{}", self.made),
-            None => format!("{kind}-{}", self.made),
-        }
-    }
-}
-
-/// The id of the part open in `slot`; when none is, a new one (`kind`) is
-/// made and announced with `open` first.
-fn open_part(
-    slot: &mut Option<String>,
-    ids: &mut Ids,
-    kind: &str,
-    out: &mut BytesMut,
-    open: impl FnOnce(&str, &mut BytesMut),
-) -> String {
-    if let Some(id) = slot {
-        return id.clone();
-    }
-    let id = ids.next(kind);
-    open(&id, out);
-    *slot = Some(id.clone());
-    id
-}
-
-/// Appends `data: <json>\n\n`.
-fn write_data(out: &mut BytesMut, value: &Value) {
+/// Appends `data: <json>\n\n`, serialised straight into `out`.
+fn write_data(out: &mut BytesMut, value: &impl Serialize) {
     out.put_slice(b"data: ");
-    out.put_slice(&serde_json::to_vec(value).expect("serialising a Value cannot fail"));
+    serde_json::to_writer((&mut *out).writer(), value).expect("serialising to memory cannot fail");
     out.put_slice(b"\n\n");
 }
 

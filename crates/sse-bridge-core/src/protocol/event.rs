@@ -4,11 +4,15 @@
 //! `event_type` and the reserved envelope fields (`log_id`, `attempt`;
 //! PROTOCOL §4) and keeps the compact text *without* the reserved fields, so
 //! what a client receives is byte for byte what the worker meant, on every
-//! endpoint.
+//! endpoint. The text of a thought or answer piece (most of a stream's
+//! events) is read the first time an encoder or the coalescing asks, and
+//! kept with the event for the others: the native format, which needs only
+//! the text as it is, never pays for it.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -33,7 +37,7 @@ pub mod reserved {
 /// included (PROTOCOL §2), in the publisher's key order, minus the reserved
 /// envelope fields, which are read into [`Event::log_id`] and
 /// [`Event::attempt`] instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     event_type: Box<str>,
     /// Compact JSON: no whitespace outside strings, so no raw newline at all
@@ -44,6 +48,142 @@ pub struct Event {
     /// Idempotency key of a worker's publish, stored with its log entry (not
     /// part of the JSON): a retry after an ambiguous failure finds it.
     key: Option<Box<str>>,
+    /// A thought or answer piece's text, once read (see [`Event::text`]).
+    piece: OnceLock<Option<TextPiece>>,
+}
+
+/// Events are equal by what they are, whether or not their text was read yet.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.event_type,
+            &self.json,
+            self.log_id,
+            &self.attempt,
+            &self.key,
+        ) == (
+            &other.event_type,
+            &other.json,
+            other.log_id,
+            &other.attempt,
+            &other.key,
+        )
+    }
+}
+
+impl Eq for Event {}
+
+/// The text of a thought or answer piece, read once per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TextPiece {
+    /// `payload.char` as text: a string as it is, nothing as empty, any
+    /// other value as its JSON.
+    text: Box<str>,
+    /// The event is exactly `{"event_type", "payload": {"char": <string>}}`.
+    plain: bool,
+}
+
+impl TextPiece {
+    /// The piece of a parsed piece's compact `json`.
+    fn read(json: &[u8]) -> Option<Self> {
+        let mut reader = serde_json::Deserializer::from_slice(json);
+        let envelope = (&mut reader)
+            .deserialize_map(EnvelopeVisitor { input: json })
+            .ok()?;
+        Some(Self::of(envelope.payload, envelope.others))
+    }
+
+    /// The piece whose payload is `payload`, with `others` top-level
+    /// members besides its type and payload.
+    fn of(payload: Option<&RawValue>, others: usize) -> Self {
+        let members = payload.and_then(|raw| {
+            let mut reader = serde_json::Deserializer::from_str(raw.get());
+            (&mut reader).deserialize_any(PayloadVisitor).ok()
+        });
+        let Some(PayloadMembers {
+            count,
+            char: Some(char),
+        }) = members
+        else {
+            return TextPiece {
+                text: "".into(),
+                plain: false,
+            };
+        };
+        let char = char.get();
+        let is_string = char.starts_with('"');
+        let text: Box<str> = if is_string {
+            match char[1..char.len() - 1].contains('\\') {
+                // Validated JSON: a string without escapes is its own text.
+                false => char[1..char.len() - 1].into(),
+                true => serde_json::from_str::<Cow<str>>(char)
+                    .map(Into::into)
+                    .unwrap_or_default(),
+            }
+        } else {
+            match serde_json::from_str::<Value>(char) {
+                Ok(Value::Null) | Err(_) => "".into(),
+                Ok(other) => other.to_string().into(),
+            }
+        };
+        TextPiece {
+            text,
+            plain: is_string && count == 1 && others == 0,
+        }
+    }
+
+    /// The piece of a gateway-made event (see [`Event::new`]).
+    fn of_value(event_type: &str, payload: &Value) -> Option<Self> {
+        if !is_piece(event_type) {
+            return None;
+        }
+        let char = payload.get("char");
+        let text: Box<str> = match char {
+            Some(Value::String(text)) => text.as_str().into(),
+            None | Some(Value::Null) => "".into(),
+            Some(other) => other.to_string().into(),
+        };
+        let plain = matches!(char, Some(Value::String(_)))
+            && payload
+                .as_object()
+                .is_some_and(|members| members.len() == 1);
+        Some(TextPiece { text, plain })
+    }
+}
+
+fn is_piece(kind: &str) -> bool {
+    matches!(kind, event_type::THOUGHT | event_type::ANSWER)
+}
+
+/// What a piece's payload holds: how many members, and its `char`.
+struct PayloadMembers<'a> {
+    count: usize,
+    char: Option<&'a RawValue>,
+}
+
+struct PayloadVisitor;
+
+impl<'de> Visitor<'de> for PayloadVisitor {
+    type Value = PayloadMembers<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = PayloadMembers {
+            count: 0,
+            char: None,
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.count += 1;
+            if key == "char" {
+                members.char = Some(value);
+            }
+        }
+        Ok(members)
+    }
 }
 
 /// Why a channel message is not an [`Event`]; each variant is a metric label.
@@ -81,6 +221,9 @@ struct Envelope<'a> {
     event_type: Option<&'a RawValue>,
     log_id: Option<&'a RawValue>,
     attempt: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+    /// Members besides the event type, the reserved ones and one payload.
+    others: usize,
     /// Byte ranges of the reserved members, each with its leading comma (or,
     /// for the first member, everything after the `{`).
     cuts: Vec<Range<usize>>,
@@ -115,7 +258,13 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
                 "event_type" => &mut envelope.event_type,
                 reserved::LOG_ID => &mut envelope.log_id,
                 reserved::ATTEMPT => &mut envelope.attempt,
+                "payload" if envelope.payload.is_none() => {
+                    envelope.payload = Some(value);
+                    previous_end = end;
+                    continue;
+                }
                 _ => {
+                    envelope.others += 1;
                     previous_end = end;
                     continue;
                 }
@@ -138,6 +287,7 @@ impl Event {
             event_type: &'a str,
             payload: Value,
         }
+        let piece = OnceLock::from(TextPiece::of_value(event_type, &payload));
         let json = serde_json::to_vec(&Parts {
             event_type,
             payload,
@@ -149,6 +299,7 @@ impl Event {
             log_id: None,
             attempt: None,
             key: None,
+            piece,
         }
     }
 
@@ -245,6 +396,7 @@ impl Event {
             log_id,
             attempt,
             key: None,
+            piece: OnceLock::new(),
         })
     }
 
@@ -255,6 +407,36 @@ impl Event {
     /// The compact JSON text a client receives (no reserved fields).
     pub fn json(&self) -> &[u8] {
         &self.json
+    }
+
+    /// The text of a thought or answer piece (`AgentThoughtStream`,
+    /// `FinalAnswerStream`): its `payload.char`, a string as it is, absent
+    /// or null as empty, any other value as JSON; `None` for other events.
+    pub fn text(&self) -> Option<&str> {
+        self.piece().map(|piece| &*piece.text)
+    }
+
+    /// The text of a *plain* piece, one that is exactly `{"event_type",
+    /// "payload": {"char": <string>}}`: pieces that may be merged.
+    pub fn plain_text(&self) -> Option<&str> {
+        self.piece()
+            .filter(|piece| piece.plain)
+            .map(|piece| &*piece.text)
+    }
+
+    /// Bytes the event holds on the heap, for budgets.
+    pub fn heap_bytes(&self) -> usize {
+        let text = self.piece.get().and_then(Option::as_ref);
+        self.json.len() + text.map_or(0, |piece| piece.text.len())
+    }
+
+    fn piece(&self) -> Option<&TextPiece> {
+        if !is_piece(&self.event_type) {
+            return None;
+        }
+        self.piece
+            .get_or_init(|| TextPiece::read(&self.json))
+            .as_ref()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -393,6 +575,72 @@ mod tests {
             Event::parse(br#"{"event_type":"X"}"#, 5),
             Err(MalformedEvent::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_pieces_text_is_read_once_and_plain_only_when_nothing_else_is_there() {
+        let parse = |raw: &str| Event::parse(raw.as_bytes(), 1024).unwrap();
+        let piece = parse(
+            r#"{ "payload" : {"char":"a\"\u00e9"}, "event_type":"FinalAnswerStream","log_id":"1-2"}"#,
+        );
+        assert_eq!(piece.text(), Some("a\"é"));
+        assert_eq!(
+            piece.plain_text(),
+            Some("a\"é"),
+            "reserved fields do not count"
+        );
+        for (raw, text) in [
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":"x","seq":1}}"#,
+                "x",
+            ),
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":"x"},"trace":1}"#,
+                "x",
+            ),
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":7}}"#,
+                "7",
+            ),
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":null}}"#,
+                "",
+            ),
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":{"a": [1, 2]}}}"#,
+                r#"{"a":[1,2]}"#,
+            ),
+            (r#"{"event_type":"AgentThoughtStream","payload":"x"}"#, ""),
+            (r#"{"event_type":"AgentThoughtStream"}"#, ""),
+            (
+                r#"{"event_type":"AgentThoughtStream","payload":{"char":"x"},"payload":{"char":"y"}}"#,
+                "x",
+            ),
+        ] {
+            let event = parse(raw);
+            assert_eq!(event.text(), Some(text), "{raw}");
+            assert_eq!(event.plain_text(), None, "{raw}");
+            // What the encoders read from the payload before (`text_of`).
+            let from_payload = match &event.payload()["char"] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            let duplicate = raw.contains(r#""payload":{"char":"y"}"#);
+            assert!(duplicate || from_payload == text, "{raw}");
+        }
+        assert_eq!(
+            parse(r#"{"event_type":"X","payload":{"char":"x"}}"#).text(),
+            None
+        );
+        let made = Event::new("AgentThoughtStream", serde_json::json!({"char": "m"}));
+        assert_eq!((made.text(), made.plain_text()), (Some("m"), Some("m")));
+        let made = Event::new(
+            "AgentThoughtStream",
+            serde_json::json!({"char": "m", "i": 1}),
+        );
+        assert_eq!((made.text(), made.plain_text()), (Some("m"), None));
+        assert_eq!(made.heap_bytes(), made.json().len() + 1);
     }
 
     #[test]

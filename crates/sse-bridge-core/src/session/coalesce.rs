@@ -16,9 +16,6 @@
 //! order is kept. A merged event carries the log id of its last piece: a
 //! follower resuming after it has seen every piece it holds.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::log::LogId;
@@ -39,7 +36,7 @@ impl TextRun {
         let (event_type, text) = plain_piece(event)?;
         Some(TextRun {
             event_type,
-            text: text.into_owned(),
+            text: text.to_owned(),
             last_log_id: event.log_id(),
         })
     }
@@ -54,7 +51,7 @@ impl TextRun {
                 if self.text.capacity() - self.text.len() < text.len() {
                     self.text.reserve_exact(text.len().max(self.text.len() / 4));
                 }
-                self.text.push_str(&text);
+                self.text.push_str(text);
                 self.last_log_id = event.log_id().or(self.last_log_id);
                 true
             }
@@ -77,30 +74,14 @@ impl TextRun {
     }
 }
 
-/// The kind and text of a plain text piece: `{"event_type": <thought or
-/// answer>, "payload": {"char": <string>}}` and nothing else.
-fn plain_piece(event: &Event) -> Option<(&'static str, Cow<'_, str>)> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Piece<'a> {
-        #[serde(rename = "event_type")]
-        _event_type: serde::de::IgnoredAny,
-        #[serde(borrow)]
-        payload: Payload<'a>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Payload<'a> {
-        #[serde(borrow)]
-        char: Cow<'a, str>,
-    }
+/// The kind and text of a plain text piece (see [`Event::plain_text`]).
+fn plain_piece(event: &Event) -> Option<(&'static str, &str)> {
     let kind = match event.event_type() {
         event_type::THOUGHT => event_type::THOUGHT,
         event_type::ANSWER => event_type::ANSWER,
         _ => return None,
     };
-    let piece: Piece = serde_json::from_slice(event.json()).ok()?;
-    Some((kind, piece.payload.char))
+    Some((kind, event.plain_text()?))
 }
 
 #[cfg(test)]

@@ -422,14 +422,14 @@ impl SessionMachine {
                 self.forward(&event, now, out)
             }
             (Phase::AwaitingAck, _) => {
-                if self.held_bytes + event.json().len() > self.config.buffer_bytes {
+                if self.held_bytes + event.heap_bytes() > self.config.buffer_bytes {
                     // The worker's fault, not the client's.
                     return Progress::Expired(Failure::new(
                         ErrorCode::TooManyEvents,
                         "more events before worker_ack than the stream's buffer holds",
                     ));
                 }
-                self.held_bytes += event.json().len();
+                self.held_bytes += event.heap_bytes();
                 self.held.push(event);
                 Progress::Continue
             }
