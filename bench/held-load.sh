@@ -18,7 +18,9 @@
 # PHASE_SECONDS (per phase; 20), RAMP (streams opened per second; 2000),
 # SOURCES (loopback source addresses 127.0.0.2…; 16), GRACE (seconds to wait
 # for a phase's last events; 5); OUT (bench/held-load-results.jsonl), LABEL
-# (ours).
+# (ours); GATEWAY (the gateway binary; target/release/sse-bridge, e.g. an
+# earlier build's for a before/after pair), PRELOAD (a shared library the
+# gateway runs with, LD_PRELOAD: how bench/allocators.sh swaps allocators).
 # Bounded: the gateway has 5 s to come up, the bench a budget computed from
 # the ramp and the phases (then `timeout` stops it).
 set -euo pipefail
@@ -27,8 +29,9 @@ mode=${1:?h1 or h2}; streams=${2:?streams}; connections=${3:-$(( (streams + 255)
 case "$mode" in h1|h2) ;; *) echo "mode is h1 or h2" >&2; exit 1 ;; esac
 rates=${RATES:-20000}; seconds=${PHASE_SECONDS:-20}; ramp=${RAMP:-2000}
 sources=${SOURCES:-16}; grace=${GRACE:-5}; out=${OUT:-bench/held-load-results.jsonl}
+gateway_bin=${GATEWAY:-target/release/sse-bridge}
 ulimit -n "$(ulimit -Hn)"  # HTTP/1.1: one socket per stream, on each side
-[ -x target/release/sse-bridge ] && [ -x target/release/sse-bridge-bench ] \
+[ -x "$gateway_bin" ] && [ -x target/release/sse-bridge-bench ] \
     || cargo build --release -q -p sse-bridge -p sse-bridge-bench
 port=$((18500 + RANDOM % 1000))
 jobs="held_load_jobs_$$_$RANDOM"
@@ -36,7 +39,7 @@ jobs="held_load_jobs_$$_$RANDOM"
 # idle, duration and heartbeat timers; a start timeout that a loaded ramp
 # does not hit (503); room for every stream (--max-sessions). No auth, so
 # no per-principal limit applies.
-RUST_LOG=warn target/release/sse-bridge serve --listen "127.0.0.1:$port" \
+RUST_LOG=warn env ${PRELOAD:+LD_PRELOAD=$PRELOAD} "$gateway_bin" serve --listen "127.0.0.1:$port" \
     --redis-url redis://127.0.0.1:6379 --redis-stream "$jobs" \
     --ack-timeout 10m --idle-timeout 30m --max-duration 60m --heartbeat 10m \
     --start-timeout 60s --write-timeout 60s \

@@ -34,7 +34,7 @@ impl LiveSession {
     pub(super) async fn wait_for_room(&mut self) -> Progress {
         tokio::select! {
             biased;
-            _ = self.shutdown.cancelled() => {
+            _ = &mut self.shutdown => {
                 Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
             }
             moved = self.outbox.progress() => {

@@ -17,6 +17,7 @@
 //! with it, unsubscribing at once.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 mod catch_up;
@@ -86,12 +87,17 @@ pub struct LiveSession {
     preamble: BytesMut,
     log: Arc<dyn EventLog>,
     log_timeout: Duration,
-    shutdown: CancellationToken,
+    /// Resolves when the gateway shuts down: one future for the stream's
+    /// life, registered once, instead of one registered and dropped again
+    /// on every wake-up (a lock of the token's each time).
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     span: tracing::Span,
     on_disconnect: OnDisconnect,
     outcome: Option<Outcome>,
     /// Forwarded events already counted in the metrics.
     counted: u64,
+    /// The counter they are counted in (looked up once, not per chunk).
+    forwarded_counter: metrics::Counter,
     /// Where chunks wait for the client (see `outbox`).
     outbox: Outbox,
     /// The client went away (the body was dropped).
@@ -218,11 +224,12 @@ impl LiveSession {
             preamble: BytesMut::new(),
             log: ctx.bus.clone(),
             log_timeout: ctx.start_timeout,
-            shutdown: ctx.shutdown.clone(),
+            shutdown: Box::pin(ctx.shutdown.clone().cancelled_owned()),
             span,
             on_disconnect,
             outcome: None,
             counted: 0,
+            forwarded_counter: metrics::counter!(m::EVENTS_FORWARDED),
             outbox: Outbox::new(ctx.config.buffer_bytes),
             client_gone: false,
             thread: None,
@@ -337,7 +344,7 @@ impl LiveSession {
         let deadline = self.machine.deadline();
         tokio::select! {
             biased;
-            _ = self.shutdown.cancelled() => {
+            _ = &mut self.shutdown => {
                 Progress::Expired(Failure::new(ErrorCode::ServerShutdown, "the gateway is shutting down"))
             }
             changed = self.link.changed(), if self.link_open => match changed {
@@ -428,7 +435,7 @@ impl LiveSession {
     /// per chunk, not per event: the metric lookup is not free).
     fn count_forwarded(&mut self) {
         let forwarded = self.machine.stats().forwarded;
-        metrics::counter!(m::EVENTS_FORWARDED).increment(forwarded - self.counted);
+        self.forwarded_counter.increment(forwarded - self.counted);
         self.counted = forwarded;
     }
 
