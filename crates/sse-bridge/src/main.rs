@@ -5,6 +5,10 @@ mod backends;
 mod cli;
 mod config;
 mod memory;
+
+/// jemalloc, measured against glibc and mimalloc on held streams (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod publish;
 mod serve;
 mod streams;

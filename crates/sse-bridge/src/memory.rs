@@ -1,12 +1,14 @@
 //! Gives memory freed after a burst back to the system.
 //!
-//! glibc's malloc keeps what a burst freed (the requests, Redis commands
-//! and futures of thousands of session starts at once) in its arenas, and
-//! a process that then holds its streams keeps the burst's peak as RSS:
-//! 13.5 KB per held HTTP/2 stream after 10,000 opened at once, against
-//! 5.9 KB opened at a steady pace (BENCHMARKS.md). `malloc_trim(0)` returns
-//! every whole free page, inside the heap too, so it is called now and then
-//! from a blocking thread (it holds the allocator's locks while it scans).
+//! The gateway's own allocations go to jemalloc (`main.rs`), which returns
+//! freed pages by itself as they decay. What still uses glibc's malloc —
+//! the C libraries (librdkafka with the Kafka backend) and anything
+//! allocated before `main` — keeps a burst's peak in its arenas as RSS (with
+//! glibc for everything, 13.5 KB per held HTTP/2 stream after 10,000 opened
+//! at once against 5.9 KB opened at a steady pace: BENCHMARKS.md).
+//! `malloc_trim(0)` returns every whole free page of those arenas, so it is
+//! called now and then from a blocking thread (it holds glibc's locks while
+//! it scans).
 
 use std::time::Duration;
 
