@@ -26,7 +26,7 @@ use crate::config::RedisConfig;
 use crate::conn::{Commands, open_client};
 use crate::keyspace::Keyspace;
 use crate::presence::Presence;
-use crate::subscriber::{Command, SubscriberTask};
+use crate::subscriber::{Command, LATE_REPLY_PERIODS, SubscriberTask};
 
 /// Redis Pub/Sub event bus. Cheap to clone; the connections close when the
 /// last clone is dropped.
@@ -167,7 +167,12 @@ impl EventBus for RedisBus {
                 done,
             })
             .map_err(|_| BrokerError::Closed)?;
-        let limit = shared.config.command_timeout;
+        // A single node's subscriber task may take a late reply (see
+        // `subscriber::answered`) and answers within this.
+        let limit = match shared.keyspace.is_cluster() {
+            true => shared.config.command_timeout,
+            false => shared.config.command_timeout * (LATE_REPLY_PERIODS + 1),
+        };
         match tokio::time::timeout(limit, confirmed).await {
             Ok(Ok(Ok(()))) => Ok(subscription),
             Ok(Ok(Err(err))) => Err(err),

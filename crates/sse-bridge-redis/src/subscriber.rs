@@ -21,8 +21,14 @@
 //!   health-check PING) the router's link goes down, the task reconnects with
 //!   capped exponential backoff, resubscribes every routed channel, and only
 //!   then raises the link again.
+//! * A reply is late, not lost, while messages keep arriving ahead of it
+//!   ([`answered`]): an overloaded gateway reads its one connection seconds
+//!   behind, and taking that for a dead connection would drop the link of
+//!   every stream at once — and resubscribe them all, at the worst moment.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
@@ -33,12 +39,15 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::RedisConfig;
 use crate::conn::{Backoff, connect_named, connection_config};
-use crate::error::bounded;
+use crate::error::broker_error;
 
 /// Channels per SUBSCRIBE / UNSUBSCRIBE command, to keep each one small.
 const CHANNELS_PER_COMMAND: usize = 1000;
 /// Commands applied together: one round trip for a burst of new sessions.
 const COMMANDS_PER_BATCH: usize = 256;
+/// A reply may come this many command timeouts late while messages keep
+/// arriving ahead of it; after that the connection counts as lost.
+pub(crate) const LATE_REPLY_PERIODS: u32 = 10;
 
 /// A request to the subscriber task.
 pub(crate) enum Command {
@@ -55,12 +64,15 @@ pub(crate) enum Command {
 struct Inbound {
     router: Arc<Router>,
     lost: Arc<Notify>,
+    /// Messages read off the connection so far: its sign of life.
+    received: Arc<AtomicU64>,
 }
 
 impl AsyncPushSender for Inbound {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
         match info.kind {
             PushKind::Message => {
+                self.received.fetch_add(1, Ordering::Relaxed);
                 let mut data = info.data.into_iter();
                 if let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
                     (data.next(), data.next())
@@ -86,6 +98,7 @@ impl AsyncPushSender for Inbound {
 pub(crate) struct Live {
     conn: MultiplexedConnection,
     lost: Arc<Notify>,
+    received: Arc<AtomicU64>,
 }
 
 /// Owns the subscriber connection; see the module doc.
@@ -114,11 +127,14 @@ impl SubscriberTask {
     /// Connects and subscribes every routed channel.
     pub(crate) async fn connect(&self) -> Result<Live, BrokerError> {
         let lost = Arc::new(Notify::new());
-        let settings = connection_config(&self.config, self.config.command_timeout)
-            .set_push_sender(Inbound {
-                router: self.router.clone(),
-                lost: lost.clone(),
-            });
+        let received = Arc::new(AtomicU64::new(0));
+        // redis-rs's own deadline only backs up `answered`'s.
+        let latest = self.config.command_timeout * (LATE_REPLY_PERIODS + 1);
+        let settings = connection_config(&self.config, latest).set_push_sender(Inbound {
+            router: self.router.clone(),
+            lost: lost.clone(),
+            received: received.clone(),
+        });
         let name = format!("{}:sub", self.config.client_name);
         let mut conn = connect_named(
             &self.client,
@@ -129,9 +145,14 @@ impl SubscriberTask {
         .await?;
         let channels = self.router.channels();
         for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
-            bounded(self.config.command_timeout, conn.subscribe(chunk)).await?;
+            let limit = self.config.command_timeout;
+            answered(limit, &received, conn.subscribe(chunk)).await?;
         }
-        Ok(Live { conn, lost })
+        Ok(Live {
+            conn,
+            lost,
+            received,
+        })
     }
 
     /// Serves `live`, then reconnects whenever the connection is lost; runs
@@ -179,14 +200,15 @@ impl SubscriberTask {
                     if received == 0 {
                         return None;
                     }
-                    if let Err(err) = self.apply(&mut live.conn, &mut batch).await {
+                    if let Err(err) = self.apply(live, &mut batch).await {
                         tracing::warn!(%err, "SUBSCRIBE/UNSUBSCRIBE failed");
                         return Some("command failed");
                     }
                 }
                 _ = health.tick() => {
                     let ping = redis::cmd("PING").to_owned();
-                    let pong = bounded(self.config.command_timeout, ping.exec_async(&mut live.conn));
+                    let limit = self.config.command_timeout;
+                    let pong = answered(limit, &live.received, ping.exec_async(&mut live.conn));
                     if let Err(err) = pong.await {
                         tracing::warn!(%err, "health-check PING failed");
                         return Some("health check failed");
@@ -198,11 +220,9 @@ impl SubscriberTask {
 
     /// Brings Redis in line with the router for every channel in `batch`,
     /// then answers the batch's subscribe requests.
-    async fn apply(
-        &self,
-        conn: &mut MultiplexedConnection,
-        batch: &mut Vec<Command>,
-    ) -> Result<(), BrokerError> {
+    async fn apply(&self, live: &mut Live, batch: &mut Vec<Command>) -> Result<(), BrokerError> {
+        let (conn, received) = (&mut live.conn, &live.received);
+        let limit = self.config.command_timeout;
         let mut touched: Vec<String> = Vec::with_capacity(batch.len());
         let mut waiters = Vec::new();
         let mut any_unsubscribe = false;
@@ -229,7 +249,7 @@ impl SubscriberTask {
         };
         let mut result = Ok(());
         for chunk in subscribe.chunks(CHANNELS_PER_COMMAND) {
-            result = bounded(self.config.command_timeout, conn.subscribe(chunk)).await;
+            result = answered(limit, received, conn.subscribe(chunk)).await;
             if result.is_err() {
                 break;
             }
@@ -240,8 +260,33 @@ impl SubscriberTask {
         }
         result?;
         for chunk in unsubscribe.chunks(CHANNELS_PER_COMMAND) {
-            bounded(self.config.command_timeout, conn.unsubscribe(chunk)).await?;
+            answered(limit, received, conn.unsubscribe(chunk)).await?;
         }
         Ok(())
     }
+}
+
+/// Waits for a reply on the subscriber connection: a [`BrokerError::Timeout`]
+/// once `limit` passed without a single message read off the connection
+/// (the server or the link hangs), or once the reply is
+/// [`LATE_REPLY_PERIODS`] × `limit` late. While messages keep coming the
+/// reply is only queued behind them (replies come in order).
+async fn answered<T>(
+    limit: Duration,
+    received: &AtomicU64,
+    reply: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
+    let mut reply = std::pin::pin!(reply);
+    let mut seen = received.load(Ordering::Relaxed);
+    for _ in 0..LATE_REPLY_PERIODS {
+        if let Ok(result) = tokio::time::timeout(limit, reply.as_mut()).await {
+            return result.map_err(broker_error);
+        }
+        let now = received.load(Ordering::Relaxed);
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    Err(BrokerError::Timeout(limit))
 }
