@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::log::SessionMeta;
-use crate::protocol::{Event, SessionId};
+use crate::protocol::{Event, SessionId, text_of};
 use crate::sse::Framing;
 
 pub use ag_ui::AgUi;
@@ -95,15 +95,6 @@ fn write_data(out: &mut BytesMut, value: &impl Serialize) {
     out.put_slice(b"data: ");
     serde_json::to_writer((&mut *out).writer(), value).expect("serialising to memory cannot fail");
     out.put_slice(b"\n\n");
-}
-
-/// A payload field as text: strings as they are, anything else as JSON.
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 /// A `Usage` payload's counts in the agent-UI clients' spelling

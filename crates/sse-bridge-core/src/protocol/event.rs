@@ -121,10 +121,8 @@ impl TextPiece {
                     .unwrap_or_default(),
             }
         } else {
-            match serde_json::from_str::<Value>(char) {
-                Ok(Value::Null) | Err(_) => "".into(),
-                Ok(other) => other.to_string().into(),
-            }
+            let value = serde_json::from_str(char).unwrap_or(Value::Null);
+            text_of(&value).into()
         };
         TextPiece {
             text,
@@ -138,16 +136,22 @@ impl TextPiece {
             return None;
         }
         let char = payload.get("char");
-        let text: Box<str> = match char {
-            Some(Value::String(text)) => text.as_str().into(),
-            None | Some(Value::Null) => "".into(),
-            Some(other) => other.to_string().into(),
-        };
+        let text = text_of(char.unwrap_or(&Value::Null)).into();
         let plain = matches!(char, Some(Value::String(_)))
             && payload
                 .as_object()
                 .is_some_and(|members| members.len() == 1);
         Some(TextPiece { text, plain })
+    }
+}
+
+/// A payload field as text: strings as they are, nothing as empty,
+/// anything else as JSON.
+pub(crate) fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
@@ -621,11 +625,7 @@ mod tests {
             assert_eq!(event.text(), Some(text), "{raw}");
             assert_eq!(event.plain_text(), None, "{raw}");
             // What the encoders read from the payload before (`text_of`).
-            let from_payload = match &event.payload()["char"] {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
+            let from_payload = text_of(&event.payload()["char"]);
             let duplicate = raw.contains(r#""payload":{"char":"y"}"#);
             assert!(duplicate || from_payload == text, "{raw}");
         }

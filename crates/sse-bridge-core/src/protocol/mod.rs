@@ -19,6 +19,7 @@ mod batch;
 mod event;
 
 pub use batch::batch;
+pub(crate) use event::text_of;
 pub use event::{Event, MalformedEvent, reserved};
 
 /// Unix milliseconds now.
